@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs (idempotent) and fetches the small test model.
+# Services themselves are started by the tests' fixtures, on loopback and temporary directories.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql"; do
+  bin="${spec%%:*}"; pkg="${spec##*:}"
+  if ! command -v "$bin" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$bin" >/dev/null 2>&1 \
+     && ! [ -x "/usr/sbin/$bin" ]; then
+    need_pkgs+=("$pkg")
+  fi
+done
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing system packages: ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    echo "warning: missing ${need_pkgs[*]} (run as root with apt to install); dependent tests will skip" >&2
+  fi
+fi
+
+if [ -f scripts/test-models.sh ]; then
+  scripts/test-models.sh
+fi

@@ -1,0 +1,270 @@
+"""One typed settings object for FazAI.
+
+Sources, lowest priority first: built-in defaults, the TOML file, then ``FAZAI_<SECTION>__<KEY>``
+environment variables (e.g. ``FAZAI_WORKER__THREADS=4``). The file is ``$FAZAI_CONFIG`` when set,
+otherwise ``/etc/fazai/fazai.toml`` for root and ``$XDG_CONFIG_HOME/fazai/fazai.toml`` for others.
+
+A bad value fails at start with :class:`ConfigError`, whose message names the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_config_file() -> Path:
+    """Where the TOML settings file lives when ``$FAZAI_CONFIG`` is not set."""
+    if _is_root():
+        return Path("/etc/fazai/fazai.toml")
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "fazai" / "fazai.toml"
+
+
+def default_state_dir() -> Path:
+    """Persistent state: models, session store, knowledge base, generated tools."""
+    if _is_root():
+        return Path("/var/lib/fazai")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fazai"
+
+
+def default_runtime_dir() -> Path:
+    """Sockets and pid files: ``/run/fazai`` as root, ``$XDG_RUNTIME_DIR/fazai`` otherwise."""
+    if _is_root():
+        return Path("/run/fazai")
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/fazai-{os.getuid()}"
+    return Path(base) / "fazai"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(_Section):
+    """Where FazAI keeps things. Every path is configurable."""
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    runtime_dir: Path = Field(default_factory=default_runtime_dir)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def worker_socket(self) -> Path:
+        return self.runtime_dir / "worker.sock"
+
+
+class ProviderSpec(_Section):
+    """One model provider; ``[[ai_provider.fallback]]`` entries use the same shape."""
+
+    provider: Literal["worker", "openai", "anthropic", "scripted"] = "worker"
+    model: str = "qwen2.5-coder-0.5b"
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the API key"
+    )
+    timeout_s: float = Field(default=120.0, gt=0)
+    script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
+
+
+class AIProviderSettings(ProviderSpec):
+    """The primary provider, plus an ordered fallback chain (the seeds' external arbiter)."""
+
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    repeat_penalty: float = Field(default=1.05, gt=0)
+    max_tokens: int = Field(default=512, gt=0)
+    fallback: list[ProviderSpec] = Field(default_factory=list)
+
+
+class WorkerSettings(_Section):
+    """The resident ``fazai-worker`` process."""
+
+    socket: Path | None = Field(default=None, description="default: <runtime_dir>/worker.sock")
+    model: str = Field(default="qwen2.5-coder-0.5b", description="catalog name or path to a .gguf")
+    threads: int = Field(default=0, ge=0, description="0 = all cores")
+    ctx_size: int = Field(default=8192, ge=512)
+    slots: int = Field(default=4, ge=1, le=64)
+    cache_ram_mib: int = Field(default=1024, ge=0)
+    system_prefix: str | None = Field(default=None, description="shared system prompt evaluated once")
+    autostart: bool = True
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+
+
+class AgentSettings(_Section):
+    """Limits of the think → act → observe loop."""
+
+    max_iterations: int = Field(default=32, ge=1, le=1000)
+    action_timeout_s: float = Field(default=300.0, gt=0)
+    session_timeout_s: float = Field(default=3600.0, gt=0)
+    max_format_errors: int = Field(default=3, ge=0)
+    observation_head_chars: int = Field(default=2000, ge=100)
+    observation_tail_chars: int = Field(default=2000, ge=100)
+    fallback_enabled: bool = True
+    stream: Literal["sse"] = "sse"
+
+
+class SafetySettings(_Section):
+    """Which risk classes run without asking. Forbidden never runs."""
+
+    auto_approve: list[Literal["read_only", "changes_state", "destructive"]] = Field(
+        default_factory=lambda: ["read_only"]
+    )
+    extra_forbidden: list[str] = Field(default_factory=list, description="extra regexes that are forbidden")
+
+    @field_validator("auto_approve")
+    @classmethod
+    def _read_only_always(cls, v: list[str]) -> list[str]:
+        return sorted(set(v) | {"read_only"})
+
+
+class KBSettings(_Section):
+    """Knowledge base: embedded Qdrant by default, a server by URL."""
+
+    url: str | None = Field(default=None, description="Qdrant server URL; empty = embedded store")
+    api_key_env: str | None = None
+    collection: str = "fazai_kb"
+    top_k: int = Field(default=4, ge=0, le=50)
+    token_budget: int = Field(default=600, ge=0)
+
+
+class DaemonSettings(_Section):
+    """The ``fazaid`` HTTP daemon."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3120, ge=1, le=65535)
+    database_url: str | None = Field(default=None, description="default: sqlite in the state dir")
+    token_file: Path | None = Field(default=None, description="default: <state_dir>/daemon.token")
+    sse_queue_size: int = Field(default=10000, ge=10)
+
+
+class AskSettings(_Section):
+    """``fazai ask``: the question mode (seed defaults)."""
+
+    max_iterations: int = Field(default=5, ge=1, le=100)
+    max_time_s: float = Field(default=30.0, gt=0)
+    command_timeout_s: float = Field(default=15.0, gt=0)
+    cache_enabled: bool = True
+    cache_ttl_s: float = Field(default=300.0, ge=0)
+    debug: bool = False
+
+
+class Settings(_Section):
+    """Everything FazAI reads from its configuration."""
+
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    ai_provider: AIProviderSettings = Field(default_factory=AIProviderSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    kb: KBSettings = Field(default_factory=KBSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    ask: AskSettings = Field(default_factory=AskSettings)
+
+    # Where these settings came from, for error messages and `fazai config`.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def worker_socket(self) -> Path:
+        return self.worker.socket or self.paths.worker_socket
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the key and the file."""
+
+
+ENV_PREFIX = "FAZAI_"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``FAZAI_AGENT__MAX_ITERATIONS=5`` → ``{"agent": {"max_iterations": "5"}}``.
+
+    Values stay strings; pydantic coerces them. Lists accept JSON (``'["read_only"]'``)
+    or a comma-separated string.
+    """
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = _parse_env_value(value)
+    return out
+
+
+def _parse_env_value(value: str) -> Any:
+    v = value.strip()
+    if v.startswith("[") or v.startswith("{"):
+        import json
+
+        try:
+            return json.loads(v)
+        except ValueError:
+            return value
+    return value
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _describe(err: ValidationError, file: Path | None, env_keys: set[str]) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        env_name = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
+        where = f"environment variable {env_name}" if env_name in env_keys else f"file {file or '(defaults)'}"
+        got = e.get("input")
+        lines.append(f"  [{key}] {e['msg']} (got {got!r}) — from {where}")
+    return "invalid FazAI configuration:\n" + "\n".join(lines) + "\nfix the value(s) above and start again."
+
+
+def load_settings(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load settings from the TOML file and ``FAZAI_*`` environment.
+
+    A missing file is fine (defaults apply) unless it was named explicitly.
+    Raises :class:`ConfigError` naming the key and the file on any bad value.
+    """
+    env = dict(os.environ if environ is None else environ)
+    explicit = path is not None or "FAZAI_CONFIG" in env
+    file = Path(path or env.get("FAZAI_CONFIG") or default_config_file())
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"cannot parse {file}: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"cannot read {file}: {e}") from e
+    elif explicit:
+        raise ConfigError(f"configuration file {file} does not exist (set FAZAI_CONFIG or create it)")
+    env_over = _env_overrides(env)
+    merged = _merge(data, env_over)
+    env_keys = {k for k in env if k.startswith(ENV_PREFIX)}
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, file if file.exists() else None, env_keys)) from e
+    settings.source = file if file.exists() else None
+    return settings
