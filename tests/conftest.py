@@ -1,0 +1,20 @@
+"""Shared fixtures. Real things only: models come from the packaged GGUFs that
+`scripts/test-models.sh` (run by `make test`) stores in .cache/models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_MODELS_DIR = REPO / ".cache" / "models"
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """The Gemma 3 270M GGUF (the fast test model)."""
+    path = TEST_MODELS_DIR / "gemma3-270m.gguf"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run scripts/test-models.sh (make test does it)")
+    return path
