@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
         ),
-        sa.Column(
-            "session", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("session", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("ts", sa.String(32), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),

@@ -1,0 +1,340 @@
+"""Session runner: drives the agent loop for a session and turns its events into the stored log.
+
+For every run it assigns ``seq``, stores each event (group-committed by :class:`EventWriter`) and only
+then publishes it to followers, resolves approvals and questions through futures that
+``POST /agent/reply`` (or the embedded CLI) completes, and aborts on request. No HTTP here: the daemon
+and the embedded CLI both use this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from fazai.config import Settings
+from fazai.protocol import Event
+from fazai.server.hub import Hub
+from fazai.server.metrics import AgentMetrics, RunTracker
+from fazai.store import EventWriter, SessionRecord, Store
+
+log = structlog.get_logger("fazai.runner")
+
+# (goal, session_id, interaction, abort, prior_events, options) -> events
+LoopFn = Callable[..., AsyncIterator[Event]]
+
+TERMINAL_KINDS = {"done", "aborted"}
+
+
+class RunnerError(Exception):
+    """A request the runner cannot honour; ``status`` is the HTTP status the daemon answers with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """Per-run choices of the operator."""
+
+    yes: bool = False
+    max_iterations: int | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "approval" | "ask"
+    future: asyncio.Future[Any]
+    default: str | None = None
+
+
+@dataclass
+class Run:
+    """One run of a session (one goal) in progress."""
+
+    session_id: str
+    goal: str
+    options: RunOptions
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[str] | None = None
+    pending: dict[Any, _Pending] = field(default_factory=dict)
+    announced: set[tuple[str, Any]] = field(default_factory=set)
+    next_seq: int = 1
+    status: str = "running"
+
+
+class RunInteraction:
+    """The loop's ``Interaction``: approvals and questions become futures answered by a reply."""
+
+    def __init__(self, manager: SessionManager, run: Run):
+        self._m = manager
+        self._run = run
+
+    async def approve(self, action_id: Any, summary: str, risk: str, reasons: Sequence[str]) -> bool:
+        run = self._run
+        if run.options.yes:
+            await self._m._emit(run, "reply", {"action": action_id, "approved": True, "by": "--yes"})
+            return True
+        if ("approval_required", action_id) not in run.announced:
+            data = {"action": action_id, "summary": summary, "risk": risk, "reasons": list(reasons)}
+            await self._m._emit(run, "approval_required", data)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        run.pending[action_id] = _Pending("approval", fut)
+        try:
+            approved = bool(await fut)
+        finally:
+            run.pending.pop(action_id, None)
+        await self._m._emit(run, "reply", {"action": action_id, "approved": approved, "by": "operator"})
+        return approved
+
+    async def answer(
+        self, action_id: Any, question: str, options: Sequence[str] | None, default: str | None
+    ) -> str | None:
+        run = self._run
+        if run.options.yes:
+            # Non-interactive: the question's default, or nothing (the loop then stops).
+            await self._m._emit(run, "reply", {"action": action_id, "answer": default, "by": "--yes"})
+            return default
+        if ("ask", action_id) not in run.announced:
+            data = {
+                "action": action_id,
+                "question": question,
+                "options": list(options or []),
+                "default": default,
+            }
+            await self._m._emit(run, "ask", data)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        run.pending[action_id] = _Pending("ask", fut, default)
+        try:
+            answer = await fut
+        finally:
+            run.pending.pop(action_id, None)
+        await self._m._emit(run, "reply", {"action": action_id, "answer": answer, "by": "operator"})
+        return answer
+
+
+def _status_of(ev: Event | None) -> str:
+    if ev is None:
+        return "failed"
+    if ev.kind == "aborted":
+        return "aborted"
+    if ev.kind == "done":
+        return "done" if ev.data.get("status", "success") == "success" else "failed"
+    return "failed"
+
+
+class SessionManager:
+    """Owns the runs of the sessions in one process (the daemon, or the embedded CLI)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        hub: Hub | None = None,
+        metrics: AgentMetrics | None = None,
+        loop_fn: LoopFn | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.hub = hub or Hub(settings.daemon.sse_queue_size)
+        self.metrics = metrics or AgentMetrics()
+        self.writer = EventWriter(store, self.hub.publish)
+        self._loop_fn = loop_fn
+        self.runs: dict[str, Run] = {}
+        self._trackers: dict[str, RunTracker] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, *, recover: bool = True) -> list[str]:
+        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``."""
+        self.writer.start()
+        ids = await self.store.mark_running_interrupted() if recover else []
+        for sid in ids:
+            log.warning("session_interrupted", session=sid, why="left running by a previous process")
+        return ids
+
+    async def stop(self) -> None:
+        """Interrupt every run (they stay resumable), flush the log and stop the writer."""
+        for run in list(self.runs.values()):
+            if run.task and not run.task.done():
+                run.task.cancel()
+        for run in list(self.runs.values()):
+            if run.task:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run.task
+        await self.writer.stop()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def create(self, goal: str, *, mode: str = "agent", model: str | None = None) -> SessionRecord:
+        """Create a session without running it."""
+        if not goal.strip():
+            raise RunnerError("the goal is empty: say what FazAI should do")
+        return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
+
+    async def start_run(
+        self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
+    ) -> Run:
+        """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
+        options = options or RunOptions()
+        prior: list[Event] = []
+        if session_id is None:
+            if not goal or not goal.strip():
+                raise RunnerError("the goal is empty: say what FazAI should do")
+            rec = await self.create(goal, model=options.model)
+        else:
+            found = await self.store.get_session(session_id)
+            if found is None:
+                raise RunnerError(f"no session {session_id} (list them with `fazai sessions`)", 404)
+            rec = found
+            if session_id in self.runs:
+                raise RunnerError(f"session {session_id} is already running (abort it first)", 409)
+            goal = goal if goal and goal.strip() else rec.goal
+            prior = await self.store.events(session_id)
+            await self.store.update_session(
+                session_id, status="running", goal=goal, model=options.model or self._model_name()
+            )
+        assert goal is not None
+        run = Run(session_id=rec.id, goal=goal, options=options)
+        run.next_seq = (prior[-1].seq + 1) if prior else 1
+        self.runs[rec.id] = run
+        self._trackers[rec.id] = self.metrics.run_tracker()
+        run.task = asyncio.create_task(self._drive(run, prior), name=f"fazai-run-{rec.id}")
+        return run
+
+    async def abort(self, session_id: str) -> bool:
+        """Ask the run to stop at once (the loop kills what it runs); False when not running."""
+        run = self.runs.get(session_id)
+        if run is None:
+            return False
+        run.abort.set()
+        for p in list(run.pending.values()):
+            if not p.future.done():
+                p.future.set_result(False if p.kind == "approval" else None)
+        return True
+
+    def reply(
+        self, session_id: str, action_id: Any, *, approved: bool | None = None, answer: str | None = None
+    ) -> None:
+        """Answer a pending approval or question of a running session."""
+        run = self.runs.get(session_id)
+        if run is None:
+            raise RunnerError(f"session {session_id} is not running", 409)
+        pending = run.pending.get(action_id)
+        if pending is None:
+            waiting = ", ".join(str(k) for k in run.pending) or "none"
+            raise RunnerError(
+                f"action {action_id} of {session_id} is not waiting for a reply (waiting: {waiting})", 409
+            )
+        if pending.kind == "approval":
+            if approved is None:
+                raise RunnerError("this action waits for an approval: send approved=true|false")
+            pending.future.set_result(approved)
+        else:
+            pending.future.set_result(answer if answer is not None else pending.default)
+
+    async def wait(self, session_id: str) -> str:
+        """Wait for the session's current run to finish; its final status."""
+        run = self.runs.get(session_id)
+        if run is None or run.task is None:
+            rec = await self.store.get_session(session_id)
+            return rec.status if rec else "unknown"
+        return await asyncio.shield(run.task)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def _emit(self, run: Run, kind: str, data: dict[str, Any], *, wait: bool = True) -> Event:
+        ev = Event(session=run.session_id, kind=kind, data=data)  # type: ignore[arg-type]
+        await self._store_event(run, ev, wait=wait)
+        return ev
+
+    async def _store_event(self, run: Run, ev: Event, *, wait: bool = True) -> None:
+        ev.session = run.session_id
+        ev.seq = run.next_seq
+        run.next_seq += 1
+        if ev.kind in ("approval_required", "ask"):
+            run.announced.add((ev.kind, ev.data.get("action", ev.data.get("action_id"))))
+        tracker = self._trackers.get(run.session_id)
+        if tracker:
+            tracker.observe(ev)
+        fut = self.writer.submit(ev)
+        # Tokens are not awaited (the writer batches them); everything else is durable before the loop
+        # moves on, so e.g. an action is in the log before its command runs.
+        if wait or ev.kind != "token":
+            await fut
+
+    async def _drive(self, run: Run, prior: list[Event]) -> str:
+        sid = run.session_id
+        structlog.contextvars.bind_contextvars(session=sid)
+        t0 = time.perf_counter()
+        last: Event | None = None
+        status = "failed"
+        log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
+        try:
+            stream = self._open_loop(run, prior)
+            try:
+                async for ev in stream:
+                    await self._store_event(run, ev, wait=False)
+                    if ev.kind != "token":
+                        last = ev
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            if run.abort.is_set() and (last is None or last.kind not in TERMINAL_KINDS):
+                last = await self._emit(run, "aborted", {"reason": "aborted by the operator"})
+            elif last is None or (last.kind not in TERMINAL_KINDS and last.kind != "error"):
+                last = await self._emit(run, "error", {"message": "the agent loop ended without `done`"})
+            status = _status_of(last)
+        except asyncio.CancelledError:
+            status = "interrupted"
+            with contextlib.suppress(Exception):
+                await self.store.update_session(sid, status=status)
+            raise
+        except Exception as e:
+            log.exception("run_crashed", error=str(e))
+            with contextlib.suppress(Exception):
+                last = await self._emit(run, "error", {"message": f"internal error: {e}", "fatal": True})
+            status = "failed"
+        finally:
+            tracker = self._trackers.pop(sid, None)
+            if tracker:
+                tracker.finish(status)
+            self.runs.pop(sid, None)
+            self.hub.end_run(sid, status)
+            structlog.contextvars.unbind_contextvars("session")
+        summary = None
+        if last is not None and last.kind == "done":
+            summary = str(last.data.get("answer") or "")[:1000]
+        elif last is not None:
+            summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
+        await self.store.update_session(sid, status=status, summary=summary)
+        log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
+        run.status = status
+        return status
+
+    def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
+        interaction = RunInteraction(self, run)
+        if self._loop_fn is not None:
+            return self._loop_fn(
+                run.goal,
+                session_id=run.session_id,
+                interaction=interaction,
+                abort=run.abort,
+                prior_events=tuple(prior),
+                options=run.options,
+            )
+        from fazai.server.agent_glue import open_agent_loop
+
+        return open_agent_loop(self.settings, run, interaction, prior)
+
+    def _model_name(self) -> str:
+        ap = self.settings.ai_provider
+        return f"{ap.provider}:{ap.model}"
