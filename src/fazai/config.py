@@ -110,6 +110,9 @@ class AgentSettings(_Section):
     max_format_errors: int = Field(default=3, ge=0)
     observation_head_chars: int = Field(default=2000, ge=100)
     observation_tail_chars: int = Field(default=2000, ge=100)
+    history_budget_chars: int = Field(
+        default=20000, ge=1000, description="history size before old observations are shortened in the prompt"
+    )
     fallback_enabled: bool = True
     stream: Literal["sse"] = "sse"
 
