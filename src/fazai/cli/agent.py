@@ -20,6 +20,7 @@ from rich.table import Table
 from fazai.cli.client import AgentClient, ClientError, End, Lagged, connect
 from fazai.cli.render import Renderer
 from fazai.protocol import Event
+from fazai.server import logs
 from fazai.server.runner import RunOptions
 
 err = Console(stderr=True)
@@ -62,6 +63,7 @@ class _Session:
         self.interrupts = 0
         self.main_task: asyncio.Task[Any] | None = None
         self.prompts: set[asyncio.Task[Any]] = set()
+        self.yes = False
 
     def on_sigint(self) -> None:
         self.interrupts += 1
@@ -117,7 +119,7 @@ class _Session:
                     self.session = item.session
                     last = item.seq
                     self.r.handle(item)
-                    if item.kind in ("approval_required", "ask"):
+                    if item.kind in ("approval_required", "ask") and not self.yes:
                         t = asyncio.create_task(self._answer(item))
                         self.prompts.add(t)
                         t.add_done_callback(self.prompts.discard)
@@ -143,6 +145,8 @@ async def _run_agent(
     embedded: bool | None,
 ) -> int:
     settings = _settings()
+    # Embedded runs log only problems, on stderr: stdout belongs to the renderer (and --json).
+    logs.configure("warning")
     try:
         client = await connect(settings, embedded=embedded)
     except ClientError as e:
@@ -151,6 +155,7 @@ async def _run_agent(
     renderer = Renderer(json_mode=json_mode)
     s = _Session(client, renderer, interactive=sys.stdin.isatty() and not options.yes, json_mode=json_mode)
     s.session = session
+    s.yes = options.yes
     loop = asyncio.get_running_loop()
     s.main_task = asyncio.current_task()
     installed = False

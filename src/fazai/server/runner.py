@@ -65,13 +65,19 @@ class Run:
     abort: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[str] | None = None
     pending: dict[Any, _Pending] = field(default_factory=dict)
-    announced: set[tuple[str, Any]] = field(default_factory=set)
     next_seq: int = 1
     status: str = "running"
 
 
 class RunInteraction:
-    """The loop's ``Interaction``: approvals and questions become futures answered by a reply."""
+    """The loop's ``Interaction``: approvals and questions become futures answered by a reply.
+
+    The loop itself records ``approval_required`` / ``ask`` before asking and ``reply`` after; this
+    class only waits (or answers at once for ``--yes``).
+    """
+
+    # What --yes approves; anything the policy could not classify still needs a human.
+    YES_RISKS = frozenset({"read_only", "changes_state", "destructive"})
 
     def __init__(self, manager: SessionManager, run: Run):
         self._m = manager
@@ -80,44 +86,27 @@ class RunInteraction:
     async def approve(self, action_id: Any, summary: str, risk: str, reasons: Sequence[str]) -> bool:
         run = self._run
         if run.options.yes:
-            await self._m._emit(run, "reply", {"action": action_id, "approved": True, "by": "--yes"})
-            return True
-        if ("approval_required", action_id) not in run.announced:
-            data = {"action": action_id, "summary": summary, "risk": risk, "reasons": list(reasons)}
-            await self._m._emit(run, "approval_required", data)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        run.pending[action_id] = _Pending("approval", fut)
-        try:
-            approved = bool(await fut)
-        finally:
-            run.pending.pop(action_id, None)
-        await self._m._emit(run, "reply", {"action": action_id, "approved": approved, "by": "operator"})
-        return approved
+            ok = str(risk) in self.YES_RISKS
+            log.info("auto_reply", action=action_id, approved=ok, risk=str(risk), by="--yes")
+            return ok
+        return bool(await self._wait(action_id, "approval", None))
 
     async def answer(
         self, action_id: Any, question: str, options: Sequence[str] | None, default: str | None
     ) -> str | None:
-        run = self._run
-        if run.options.yes:
-            # Non-interactive: the question's default, or nothing (the loop then stops).
-            await self._m._emit(run, "reply", {"action": action_id, "answer": default, "by": "--yes"})
+        if self._run.options.yes:
+            # Non-interactive: the question's default, or nothing (the loop then stops, blocked).
             return default
-        if ("ask", action_id) not in run.announced:
-            data = {
-                "action": action_id,
-                "question": question,
-                "options": list(options or []),
-                "default": default,
-            }
-            await self._m._emit(run, "ask", data)
+        return await self._wait(action_id, "ask", default)
+
+    async def _wait(self, action_id: Any, kind: str, default: str | None) -> Any:
+        run = self._run
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        run.pending[action_id] = _Pending("ask", fut, default)
+        run.pending[action_id] = _Pending(kind, fut, default)
         try:
-            answer = await fut
+            return await fut
         finally:
             run.pending.pop(action_id, None)
-        await self._m._emit(run, "reply", {"action": action_id, "answer": answer, "by": "operator"})
-        return answer
 
 
 def _status_of(ev: Event | None) -> str:
@@ -148,6 +137,7 @@ class SessionManager:
         self.metrics = metrics or AgentMetrics()
         self.writer = EventWriter(store, self.hub.publish)
         self._loop_fn = loop_fn
+        self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
         self._trackers: dict[str, RunTracker] = {}
 
@@ -171,6 +161,9 @@ class SessionManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run.task
         await self.writer.stop()
+        if self._owned_loop is not None:
+            with contextlib.suppress(Exception):
+                await self._owned_loop.aclose()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -197,10 +190,11 @@ class SessionManager:
             rec = found
             if session_id in self.runs:
                 raise RunnerError(f"session {session_id} is already running (abort it first)", 409)
-            goal = goal if goal and goal.strip() else rec.goal
+            # No goal = resume: the loop picks up the session's latest goal from its history.
+            goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
             await self.store.update_session(
-                session_id, status="running", goal=goal, model=options.model or self._model_name()
+                session_id, status="running", goal=goal or None, model=options.model or self._model_name()
             )
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
@@ -260,8 +254,6 @@ class SessionManager:
         ev.session = run.session_id
         ev.seq = run.next_seq
         run.next_seq += 1
-        if ev.kind in ("approval_required", "ask"):
-            run.announced.add((ev.kind, ev.data.get("action", ev.data.get("action_id"))))
         tracker = self._trackers.get(run.session_id)
         if tracker:
             tracker.observe(ev)
@@ -322,18 +314,18 @@ class SessionManager:
 
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
         interaction = RunInteraction(self, run)
-        if self._loop_fn is not None:
-            return self._loop_fn(
-                run.goal,
-                session_id=run.session_id,
-                interaction=interaction,
-                abort=run.abort,
-                prior_events=tuple(prior),
-                options=run.options,
-            )
-        from fazai.server.agent_glue import open_agent_loop
+        if self._loop_fn is None:
+            from fazai.server.agent_glue import AgentLoop
 
-        return open_agent_loop(self.settings, run, interaction, prior)
+            self._loop_fn = self._owned_loop = AgentLoop(self.settings)
+        return self._loop_fn(
+            run.goal,
+            session_id=run.session_id,
+            interaction=interaction,
+            abort=run.abort,
+            prior_events=tuple(prior),
+            options=run.options,
+        )
 
     def _model_name(self) -> str:
         ap = self.settings.ai_provider
