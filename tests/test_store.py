@@ -45,7 +45,9 @@ def pg_url() -> Iterator[str]:
         shutil.chown(root, "postgres")
         as_pg = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    subprocess.run([*as_pg, initdb, "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_pg, initdb, "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
     subprocess.run(
         [*as_pg, pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(root, "log"), "-w", "start"],

@@ -160,9 +160,7 @@ def create_app(
         except Exception:
             m.hub.unsubscribe(sub)
             raise
-        stream = sse.follow(m, sid, after, sub=sub)
-
-        resp = _sse(settings, stream())
+        resp = _sse(settings, sse.follow(m, sid, after, sub=sub))
         resp.headers["X-Session-Id"] = sid
         return resp
 

@@ -56,9 +56,6 @@ class AgentMetrics:
         return RunTracker(self)
 
 
-_OUTCOME_KINDS = {"exec_end", "observe", "research_result", "tool_ready", "kb_commit", "reply"}
-
-
 class RunTracker:
     """Turns one run's events into metric observations."""
 
@@ -84,18 +81,19 @@ class RunTracker:
             self.m.iterations.inc()
             if self.first_token is not None and self.n_tokens > 1 and now > self.first_token:
                 self.m.tokens_per_s.observe(self.n_tokens / (now - self.first_token))
-            action = ev.data.get("action") if isinstance(ev.data.get("action"), dict) else ev.data
-            kind = str(action.get("action") or ev.data.get("kind") or "unknown")
-            aid = action.get("id", ev.data.get("id"))
-            if kind in ("plan", "done"):
-                self.m.actions.labels(kind, "ok").inc()
+            inner = ev.data.get("action")
+            kind = str(ev.data.get("kind") or (inner.get("action") if isinstance(inner, dict) else "unknown"))
+            if kind == "done":
+                status = inner.get("status", "success") if isinstance(inner, dict) else "success"
+                self.m.actions.labels(kind, str(status)).inc()
             else:
-                self.pending[aid] = kind
-        elif ev.kind in _OUTCOME_KINDS or ev.kind == "error":
-            aid = ev.data.get("action", ev.data.get("action_id"))
-            kind = self.pending.pop(aid, None) if aid is not None else None
-            if kind is not None:
-                self.m.actions.labels(kind, _outcome(ev)).inc()
+                self.pending[ev.data.get("id")] = kind
+        elif ev.kind == "observe":
+            aid = ev.data.get("action")
+            if aid is None and ev.data.get("status") == "format_error":
+                self.m.actions.labels("invalid", "format_error").inc()
+            elif aid in self.pending:
+                self.m.actions.labels(self.pending.pop(aid), str(ev.data.get("status") or "ok")).inc()
         # Anything but a token closes the current generation; the next one starts now.
         self.first_token = None
         self.n_tokens = 0
@@ -103,24 +101,10 @@ class RunTracker:
 
     def finish(self, status: str) -> None:
         for kind in self.pending.values():
-            self.m.actions.labels(kind, status if status in ("aborted", "interrupted") else "unknown").inc()
+            # Actions cut short by the end of the run (abort, restart, error).
+            outcome = status if status in ("aborted", "interrupted") else "unfinished"
+            self.m.actions.labels(kind, outcome).inc()
         self.pending.clear()
         self.m.running.dec()
         self.m.sessions.labels(status).inc()
         self.m.session_duration.observe(time.perf_counter() - self.start)
-
-
-def _outcome(ev: Event) -> str:
-    d = ev.data
-    if ev.kind == "error":
-        return "error"
-    if ev.kind == "reply":
-        return "approved" if d.get("approved", True) else "denied"
-    if d.get("timed_out"):
-        return "timeout"
-    if d.get("aborted"):
-        return "aborted"
-    code = d.get("exit_code")
-    if code is not None:
-        return "ok" if code == 0 else "failed"
-    return str(d.get("status") or d.get("outcome") or "ok")

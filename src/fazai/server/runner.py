@@ -68,6 +68,13 @@ class Run:
     next_seq: int = 1
     status: str = "running"
 
+    def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
+        """Register a reply this run waits for (idempotent)."""
+        if action_id not in self.pending:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.pending[action_id] = _Pending(kind, fut, default)
+        return self.pending[action_id]
+
 
 class RunInteraction:
     """The loop's ``Interaction``: approvals and questions become futures answered by a reply.
@@ -86,6 +93,7 @@ class RunInteraction:
     async def approve(self, action_id: Any, summary: str, risk: str, reasons: Sequence[str]) -> bool:
         run = self._run
         if run.options.yes:
+            run.pending.pop(action_id, None)
             ok = str(risk) in self.YES_RISKS
             log.info("auto_reply", action=action_id, approved=ok, risk=str(risk), by="--yes")
             return ok
@@ -95,16 +103,18 @@ class RunInteraction:
         self, action_id: Any, question: str, options: Sequence[str] | None, default: str | None
     ) -> str | None:
         if self._run.options.yes:
+            self._run.pending.pop(action_id, None)
             # Non-interactive: the question's default, or nothing (the loop then stops, blocked).
             return default
         return await self._wait(action_id, "ask", default)
 
     async def _wait(self, action_id: Any, kind: str, default: str | None) -> Any:
         run = self._run
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        run.pending[action_id] = _Pending(kind, fut, default)
+        # Usually registered already, when the loop's approval_required / ask event was stored: a
+        # client may reply as soon as it sees that event, before the loop gets here.
+        pending = run.pending.get(action_id) or run.expect(action_id, kind, default)
         try:
-            return await fut
+            return await pending.future
         finally:
             run.pending.pop(action_id, None)
 
@@ -231,8 +241,9 @@ class SessionManager:
         if pending.kind == "approval":
             if approved is None:
                 raise RunnerError("this action waits for an approval: send approved=true|false")
-            pending.future.set_result(approved)
-        else:
+            if not pending.future.done():
+                pending.future.set_result(approved)
+        elif not pending.future.done():
             pending.future.set_result(answer if answer is not None else pending.default)
 
     async def wait(self, session_id: str) -> str:
@@ -254,6 +265,10 @@ class SessionManager:
         ev.session = run.session_id
         ev.seq = run.next_seq
         run.next_seq += 1
+        if ev.kind == "approval_required" and not run.options.yes:
+            run.expect(ev.data.get("action"), "approval")
+        elif ev.kind == "ask" and not run.options.yes:
+            run.expect(ev.data.get("action"), "ask", ev.data.get("default"))
         tracker = self._trackers.get(run.session_id)
         if tracker:
             tracker.observe(ev)
@@ -265,6 +280,7 @@ class SessionManager:
 
     async def _drive(self, run: Run, prior: list[Event]) -> str:
         sid = run.session_id
+        # The run's task has its own context copy: the binding stays with this run's log lines.
         structlog.contextvars.bind_contextvars(session=sid)
         t0 = time.perf_counter()
         last: Event | None = None
@@ -301,7 +317,6 @@ class SessionManager:
                 tracker.finish(status)
             self.runs.pop(sid, None)
             self.hub.end_run(sid, status)
-            structlog.contextvars.unbind_contextvars("session")
         summary = None
         if last is not None and last.kind == "done":
             summary = str(last.data.get("answer") or "")[:1000]
