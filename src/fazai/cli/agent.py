@@ -11,17 +11,22 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fazai.cli.client import AgentClient, ClientError, End, Lagged, connect
-from fazai.cli.render import Renderer
+from fazai.cli.client_types import ClientError, End, Lagged
 from fazai.protocol import Event
-from fazai.server import logs
-from fazai.server.runner import RunOptions
+
+if TYPE_CHECKING:
+    from fazai.cli.client import AgentClient
+    from fazai.cli.render import Renderer
+    from fazai.server.runner import RunOptions
+
+# The store, the server and the agent are imported inside the commands: registering this group must
+# not slow down every other `fazai` command.
 
 err = Console(stderr=True)
 
@@ -144,6 +149,10 @@ async def _run_agent(
     json_mode: bool,
     embedded: bool | None,
 ) -> int:
+    from fazai.cli.client import connect
+    from fazai.cli.render import Renderer
+    from fazai.server import logs
+
     settings = _settings()
     # Embedded runs log only problems, on stderr: stdout belongs to the renderer (and --json).
     logs.configure("warning")
@@ -209,6 +218,8 @@ def agent_cmd(
     if not goal and not resume:
         err.print('[red]error:[/] say what to do: fazai agent "how much disk is free?"')
         raise typer.Exit(2)
+    from fazai.server.runner import RunOptions
+
     options = RunOptions(yes=yes, max_iterations=max_iterations, model=model)
     code = asyncio.run(
         _run_agent(goal, session=session or resume, options=options, json_mode=json_mode, embedded=embedded)
@@ -221,6 +232,8 @@ def sessions_cmd(
     json_mode: bool = typer.Option(False, "--json", help="JSON list"),
 ) -> None:
     """List agent sessions, most recent first."""
+
+    from fazai.cli.client import connect
 
     async def go() -> list[dict[str, Any]]:
         client = await connect(_settings(), runner=False)
@@ -266,6 +279,9 @@ def replay_cmd(
     follow: bool = typer.Option(False, "--follow", "-f", help="keep following while the session runs"),
 ) -> None:
     """Re-render a session from its event log."""
+
+    from fazai.cli.client import connect
+    from fazai.cli.render import Renderer
 
     async def go() -> int:
         client = await connect(_settings(), runner=False)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
+from fazai.cli.client_types import ClientError, End, Lagged
 from fazai.config import Settings
 from fazai.protocol import Event
 from fazai.server.auth import read_token
@@ -20,28 +20,6 @@ from fazai.server.hub import Lagged as HubLagged
 from fazai.server.hub import RunEnded
 from fazai.server.runner import RunnerError, RunOptions, SessionManager
 from fazai.store import SessionRecord, Store
-
-
-class ClientError(Exception):
-    """The daemon (or the embedded runner) refused or failed; the message says what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class End:
-    """The run finished with ``status``."""
-
-    session: str
-    status: str | None
-    last_seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Lagged:
-    """The daemon dropped this follower after ``last_seq`` (it resumes from there)."""
-
-    session: str
-    last_seq: int
-
 
 Item = Event | End | Lagged
 
