@@ -518,14 +518,13 @@ async def research(
         finally:
             result.timings_ms[b.name] = (time.perf_counter() - t0) * 1000
 
-    tasks = {b.name: asyncio.create_task(one(b)) for b in backends}
-    _, pending = await asyncio.wait(tasks.values(), timeout=timeout_s)
+    tasks = [asyncio.create_task(one(b)) for b in backends]
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
     for task in pending:
         task.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
-    for b in backends:
-        task = tasks[b.name]
+    for b, task in zip(backends, tasks, strict=True):
         if task in pending:
             result.unavailable.append(f"{b.label} unavailable: no answer within {timeout_s:g}s")
             continue

@@ -191,3 +191,88 @@ def check_args(schema: dict[str, Any], value: Any, path: str = "args") -> list[s
         if "pattern" in schema and not re.search(schema["pattern"], value):
             problems.append(f"{path}: does not match {schema['pattern']}")
     return problems
+
+
+# ------------------------------------------------------------------------------------ risk floor
+
+_RISK_ORDER = {"read_only": 0, "changes_state": 1, "destructive": 2}
+# Calls that can change the machine. A generated tool that declares itself read_only but uses one of
+# these is treated as changes_state until an operator promotes it (a model may under-declare).
+_WRITE_CALLS = frozenset(
+    {
+        "os.remove",
+        "os.unlink",
+        "os.rename",
+        "os.replace",
+        "os.rmdir",
+        "os.removedirs",
+        "os.makedirs",
+        "os.mkdir",
+        "os.chmod",
+        "os.chown",
+        "os.symlink",
+        "os.link",
+        "os.kill",
+        "os.system",
+        "os.popen",
+        "os.truncate",
+        "subprocess.run",
+        "subprocess.call",
+        "subprocess.check_call",
+        "subprocess.check_output",
+        "subprocess.Popen",
+        "shutil.rmtree",
+        "shutil.move",
+        "shutil.copy",
+        "shutil.copy2",
+        "shutil.copyfile",
+        "shutil.copytree",
+        "shutil.chown",
+    }
+)
+
+
+def stricter(a: Risk, b: Risk) -> Risk:
+    """The riskier of two classes."""
+    return a if _RISK_ORDER[a] >= _RISK_ORDER[b] else b
+
+
+def risk_floor(source: str) -> tuple[Risk, str | None]:
+    """The least risk class the code itself implies, and why (``("read_only", None)`` when nothing).
+
+    A static look, not a proof: it catches the obvious under-declaration (a "read_only" tool that
+    deletes files or runs commands), so such a tool needs approval like any change.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return "changes_state", "does not parse"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            if name in _WRITE_CALLS or (name and name.endswith((".write_text", ".write_bytes", ".unlink"))):
+                return "changes_state", f"calls {name}"
+            if name == "open" and _open_writes(node):
+                return "changes_state", "opens a file for writing"
+    return "read_only", None
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else f"?.{node.attr}"
+    return None
+
+
+def _open_writes(call: ast.Call) -> bool:
+    mode: ast.expr | None = call.args[1] if len(call.args) > 1 else None
+    for kw in call.keywords:
+        if kw.arg == "mode":
+            mode = kw.value
+    if mode is None:
+        return False
+    if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
+        return any(c in mode.value for c in "wax+")
+    return True  # a computed mode: assume it writes
