@@ -53,7 +53,7 @@ CONTEXT = {
         "codeSnippets": [
             {
                 "codeTitle": "Limit request rate per client IP",
-                "codeDescription": "Define a shared zone keyed by the client address and apply it to a location.",
+                "codeDescription": "Define a shared zone keyed by the client address, then apply it.",
                 "codeLanguage": "nginx",
                 "codeTokens": 64,
                 "codeId": "https://github.com/nginx/nginx/blob/master/docs/limit_req.md#_snippet_0",
@@ -71,7 +71,7 @@ CONTEXT = {
             {
                 "pageId": "https://nginx.org/en/docs/http/ngx_http_limit_req_module.html",
                 "breadcrumb": "Modules > ngx_http_limit_req_module",
-                "content": "The ngx_http_limit_req_module module is used to limit the request processing rate.",
+                "content": "The ngx_http_limit_req_module module limits the request processing rate.",
                 "contentTokens": 22,
             }
         ],

@@ -6,7 +6,6 @@ import asyncio
 import shutil
 
 import pytest
-from research_fakes import FakeState, free_port, serve
 
 from fazai.config import ResearchSettings
 from fazai.knowledge.research import (
@@ -20,6 +19,7 @@ from fazai.knowledge.research import (
     research,
     select_backends,
 )
+from research_fakes import FakeState, free_port, serve
 
 
 async def test_context7_search_then_context_with_bearer_key():

@@ -32,8 +32,8 @@ from fazai.tools.spec import ToolSpec, ToolSpecError, read_spec
 
 ProgressCallback = Callable[[str], Awaitable[None] | None]
 
-SYSTEM_PROMPT = """You write one Python 3.11 module: a FazAI tool. Answer with the complete module in a single \
-```python code block and nothing else.
+SYSTEM_PROMPT = """You write one Python 3.11 module: a FazAI tool. Answer with the complete module \
+in a single ```python code block and nothing else.
 
 The module must define, at module level:
 1. SPEC = {...}: a plain dict literal (no variables, no calls) with keys
@@ -246,7 +246,10 @@ class ToolSmith:
         build = ToolBuild(name=request.name, ok=False)
         taken = self.registry.name_taken(request.name)
         if taken:
-            build.error = f"a {taken} tool named {request.name!r} already exists: use it with use_tool, or pick another name"
+            build.error = (
+                f"a {taken} tool named {request.name!r} already exists: "
+                "use it with use_tool, or pick another name"
+            )
             return build
         messages = [Message("system", SYSTEM_PROMPT), Message("user", request.prompt())]
         plan: list[tuple[Provider, Literal["write", "repair", "fallback"]]] = [
