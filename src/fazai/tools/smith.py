@@ -93,6 +93,7 @@ class Validation:
             "isolation": self.isolation,
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
+            "tests": self.spec.tests if self.spec else [],
         }
 
 
