@@ -166,7 +166,8 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
         reasons = list(decision.reasons)
         if decision.verdict == "deny":
             yield Outcome(
-                f"FORBIDDEN by the safety policy ({risk}: {'; '.join(reasons) or 'forbidden'}). The tool did not run.",
+                f"FORBIDDEN by the safety policy ({risk}: {'; '.join(reasons) or 'forbidden'}). "
+                "The tool did not run.",
                 status="forbidden",
                 data={"risk": risk, "reasons": reasons, "tool": action.name},
             )
