@@ -27,8 +27,8 @@ class ToolContext:
     """What a tool's ``run(args, ctx)`` receives.
 
     ``ctx.log(msg)`` reports what the tool reads or changes (streamed live to the operator);
-    ``ctx.testing`` is True while declared tests run (in the sandbox); ``ctx.tmp`` is a private
-    scratch directory.
+    ``ctx.testing`` is True while declared tests run (in the sandbox, with the working directory set
+    to ``ctx.tmp``, a private scratch directory).
     """
 
     def __init__(self, out: TextIO, *, testing: bool, tmp: str):
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             _emit(out, {"t": "spec", "spec": module.SPEC})
             return 0
         if mode == "test":
+            # Relative paths in declared tests land in the scratch dir, sandboxed or not.
+            os.chdir(tmp)
             tests = request.get("tests")
             if tests is None:
                 tests = module.SPEC.get("tests") or []

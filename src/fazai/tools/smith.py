@@ -46,8 +46,9 @@ The module must define, at module level:
    - call ctx.log("...") for everything it reads or changes, as it happens;
    - be idempotent: running it twice leaves the same state as running it once;
    - raise an exception with a clear message on bad input or failure;
-   - ctx.testing is True while the tests run in a sandbox with a read-only filesystem, no network and
-     a private writable directory ctx.tmp: tests must only write under ctx.tmp.
+   - ctx.testing is True while the tests run in a sandbox with a read-only filesystem and no network;
+     the working directory is then a private writable directory (ctx.tmp): tests that write files
+     must use relative paths.
 Use only the Python standard library."""
 
 
