@@ -34,6 +34,13 @@ from fazai.tools.use import ToolRun, use_tool
 
 T = TypeVar("T")
 
+# The loop spreads Outcome.data into the observe event next to these keys.
+_RESERVED = frozenset({"action", "kind", "status", "text"})
+
+
+def _data(obs: dict[str, Any]) -> dict[str, Any]:
+    return {("tool_" + k if k in _RESERVED else k): v for k, v in obs.items()}
+
 
 @dataclass
 class ToolServices:
@@ -149,9 +156,9 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
                 f'Run it with {{"action": "use_tool", "name": "{build.name}", "args": {{...}}}}; '
                 f"inputs: {json.dumps(obs['inputs'])}"
             )
-            yield Outcome(text, data=obs)
+            yield Outcome(text, data=_data(obs))
         else:
-            yield Outcome(f"tool_spec failed: {build.error}", status="error", data=obs)
+            yield Outcome(f"tool_spec failed: {build.error}", status="error", data=_data(obs))
 
     async def execute_use_tool(action: UseToolAction, step: Step) -> AsyncIterator[Event | Outcome]:
         aid, deps = step.action_id, step.deps
@@ -228,7 +235,9 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
         obs = run.to_observation(services.tools.max_output_chars)
         status = "ok" if run.ok else ("timeout" if run.timed_out else "failed")
         yield Outcome(
-            f"action {aid} (use_tool {action.name}): " + json.dumps(obs, default=str), status=status, data=obs
+            f"action {aid} (use_tool {action.name}): " + json.dumps(obs, default=str),
+            status=status,
+            data=_data(obs),
         )
 
     return {"research": execute_research, "tool_spec": execute_tool_spec, "use_tool": execute_use_tool}
