@@ -22,7 +22,7 @@ runner = CliRunner()
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAZAI_CONFIG", str(tmp_path / "fazai.toml"))
     (tmp_path / "fazai.toml").write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
-    if not any(g.name == "tools" for g in app.registered_groups):
+    if not any(g.name == "tools" for g in app.registered_groups):  # once per process
         _register()
     return tmp_path / "state"
 
@@ -65,3 +65,25 @@ def test_errors_are_clear(state: Path):
     assert res.exit_code == 1 and "no tool named 'nope'" in res.output
     res = runner.invoke(app, ["tools", "promote", "nope"])
     assert res.exit_code == 1 and "no validated generated tool named 'nope'" in res.output
+
+
+def test_research_command_against_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from research_fakes import free_port, serve
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    with serve("searxng") as (web, _):
+        cfg = tmp_path / "fazai.toml"
+        cfg.write_text(
+            f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+            f'[research]\nsearxng_url = "{web}"\ncontext7_url = "{dead}"\ntimeout_s = 5\n'
+        )
+        monkeypatch.setenv("FAZAI_CONFIG", str(cfg))
+        if not any(c.name == "research" for c in app.registered_commands):
+            _register()
+        res = runner.invoke(app, ["research", "fail2ban banned", "-s", "web", "--json"])
+        assert res.exit_code == 0, res.output
+        body = json.loads(res.stdout)
+        assert [h["source"] for h in body["hits"]] == ["web", "web"] and body["unavailable"] == []
+        monkeypatch.setenv("FAZAI_RESEARCH__SEARXNG_URL", dead)
+        res = runner.invoke(app, ["research", "fail2ban banned", "-s", "web"])
+        assert res.exit_code == 1 and "web search unavailable: ConnectError" in res.stdout

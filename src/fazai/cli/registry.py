@@ -15,4 +15,5 @@ def register_all(app: typer.Typer) -> None:
 
 _GROUPS: list[str] = [
     "tools",
+    "research",
 ]
