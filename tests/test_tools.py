@@ -443,3 +443,16 @@ def test_tool_subprocess_does_not_inherit_pythonpath(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PYTHONPATH", "/somewhere")
     assert "PYTHONPATH" not in child_env()
     assert os.environ["PYTHONPATH"] == "/somewhere"
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "tools.md"
+
+
+async def test_the_hand_written_example_in_the_docs_validates():
+    import re
+
+    doc = DOCS.read_text()
+    source = re.search(r'```python\n("""Count the IPs.*?)```', doc, re.S)
+    assert source is not None
+    v = await validate_tool(source.group(1), "count_banned.py", expected_name="count_banned")
+    assert v.ok, v.errors
