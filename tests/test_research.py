@@ -16,6 +16,7 @@ from fazai.knowledge.research import (
     SearxngBackend,
     build_backends,
     keywords,
+    missing_sources,
     research,
     select_backends,
 )
@@ -139,6 +140,11 @@ async def test_build_and_select_backends_from_settings():
     assert no_kb == {}
     result = await research("x", select_backends(no_kb, ["kb"]))
     assert result.unavailable == ["no research backend is enabled (see [research] enabled)"]
+    assert missing_sources(backends, ["web", "kb"]) == []
+    assert missing_sources(no_kb, ["kb", "web"]) == [
+        "knowledge base unavailable: not enabled here (see [research] enabled)",
+        "web search unavailable: not enabled here (see [research] enabled)",
+    ]
 
 
 def test_keywords_drop_stop_words():

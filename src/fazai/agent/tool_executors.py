@@ -25,7 +25,13 @@ from typing import Any, TypeVar
 
 from fazai.agent.executors import Executor, Outcome, Step, race_abort
 from fazai.config import ResearchSettings, ToolsSettings
-from fazai.knowledge.research import ResearchBackend, build_backends, research, select_backends
+from fazai.knowledge.research import (
+    ResearchBackend,
+    build_backends,
+    missing_sources,
+    research,
+    select_backends,
+)
 from fazai.models.base import Provider
 from fazai.protocol import Event, ResearchAction, ToolSpecAction, UseToolAction
 from fazai.tools.registry import ToolNotFound, ToolRegistry
@@ -104,6 +110,7 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
         if aborted or result is None:
             yield Outcome(None, status="aborted", stop="aborted", during="research")
             return
+        result.unavailable += missing_sources(backends, action.sources)
         data = result.to_dict()
         yield step.event("research_result", action=step.action_id, **data)
         yield Outcome(

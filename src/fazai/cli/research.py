@@ -8,7 +8,7 @@ import json
 import typer
 from rich.console import Console
 
-from fazai.knowledge.research import build_backends, research, select_backends
+from fazai.knowledge.research import build_backends, missing_sources, research, select_backends
 
 out = Console()
 
@@ -27,10 +27,12 @@ def research_command(
     from fazai.cli.main import settings_or_exit
 
     settings = settings_or_exit()
-    backends = select_backends(build_backends(settings.research), source or None)
+    available = build_backends(settings.research)
+    backends = select_backends(available, source or None)
     result = asyncio.run(
         research(query, backends, k=settings.research.max_results, timeout_s=settings.research.timeout_s)
     )
+    result.unavailable += missing_sources(available, source or None)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

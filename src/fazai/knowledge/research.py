@@ -494,6 +494,18 @@ def select_backends(
     return [backends[n] for n in names]
 
 
+_SOURCE_LABELS = {"kb": "knowledge base", "docs": "documentation", "web": "web search"}
+
+
+def missing_sources(backends: dict[str, ResearchBackend], sources: Iterable[str] | None) -> list[str]:
+    """Lines for requested sources that have no backend here ("web search unavailable: not enabled")."""
+    out = []
+    for s in sources or ():
+        if not any(b in backends for b in SOURCE_TO_BACKENDS.get(s, (s,))):
+            out.append(f"{_SOURCE_LABELS.get(s, s)} unavailable: not enabled here (see [research] enabled)")
+    return out
+
+
 async def research(
     query: str,
     backends: Sequence[ResearchBackend],
