@@ -127,6 +127,14 @@ async def test_kb_adapter_sync_and_async_search():
     hits = await KBBackend(lambda q, k: items).search("disk", 5)
     assert [h.url for h in hits] == ["kb:r1", "kb:r2"]
 
+    class Facade:  # the KB facade's shape: search(query, filters=None, k=4) -> hits wrapping items
+        def search(self, query, filters=None, k=4):
+            assert filters is None
+            return [type("Hit", (), {"item": {**items[1], "notes": "look at Use%"}, "similarity": 0.7})()][:k]
+
+    hits = await KBBackend.from_facade(Facade()).search("disk full", 3)
+    assert hits == [ResearchHit("Disk usage", "kb:r2", "df -h\nlook at Use%", "kb")]
+
 
 async def test_build_and_select_backends_from_settings():
     s = ResearchSettings(searxng_url="http://127.0.0.1:1", enabled=["kb", "docs", "context7", "web"])

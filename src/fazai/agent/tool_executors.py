@@ -27,6 +27,7 @@ from fazai.agent.executors import Executor, Outcome, Step, race_abort
 from fazai.config import ResearchSettings, ToolsSettings
 from fazai.knowledge.research import (
     ResearchBackend,
+    SearchFn,
     build_backends,
     missing_sources,
     research,
@@ -55,8 +56,12 @@ class ToolServices:
     registry: ToolRegistry
     research: ResearchSettings = field(default_factory=ResearchSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
-    # Research backends by name; None = built from ``research`` (+ the loop's knowledge hook for kb).
+    # Research backends by name; None = built from ``research`` (+ ``kb_search`` or the loop's
+    # knowledge hook for kb).
     backends: dict[str, ResearchBackend] | None = None
+    # The KB's search as ``(query, k) -> hits`` (e.g. ``KBBackend.from_facade(kb)._search``); None =
+    # the loop's ``AgentDeps.knowledge`` hook.
+    kb_search: SearchFn | None = None
     # The second provider for tool_spec's last attempt (the session's provider writes first).
     fallback: Provider | None = None
     # Extra attributes for built-in tools' ctx (e.g. an OPNsense client).
@@ -100,7 +105,9 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
         backends = services.backends
         if backends is None:
             hook = step.deps.knowledge
-            kb_search = (lambda q, k: hook.search(q, limit=k)) if hook is not None else None
+            kb_search = services.kb_search
+            if kb_search is None and hook is not None:
+                kb_search = lambda q, k: hook.search(q, limit=k)  # noqa: E731
             backends = build_backends(services.research, kb_search=kb_search)
         chosen = select_backends(backends, action.sources)
         budget = min(services.research.timeout_s, max(step.remaining(), 0.1))

@@ -132,8 +132,9 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
 class KBBackend:
     """Adapter over the knowledge base facade's ``search(query, k)``.
 
-    Items may be objects or dicts with ``title``/``snippet``/``id``/``status``; ``(item, score)``
-    pairs and hits wrapping an ``item`` are unwrapped. Verified items say so in the title.
+    Items may be objects or dicts with ``title``/``snippet``/``id``/``status`` (and ``notes``);
+    ``(item, score)`` pairs and hits wrapping an ``item`` are unwrapped. Verified items say so in
+    the title. For the KB facade (``search(query, filters=None, k=4)``) use :meth:`from_facade`.
     """
 
     name = "kb"
@@ -141,6 +142,11 @@ class KBBackend:
 
     def __init__(self, search: SearchFn):
         self._search = search
+
+    @classmethod
+    def from_facade(cls, kb: Any) -> KBBackend:
+        """Adapter over an object whose ``search`` takes ``k`` by keyword (the KB facade)."""
+        return cls(lambda query, k: kb.search(query, k=k))
 
     async def search(self, query: str, k: int) -> list[ResearchHit]:
         found = self._search(query, k)
@@ -155,11 +161,11 @@ class KBBackend:
             if status == "verified":
                 title += " [verified]"
             ident = _field(item, "id", "")
-            hits.append(
-                ResearchHit(
-                    title=title, url=f"kb:{ident}", snippet=str(_field(item, "snippet", "")), source="kb"
-                )
-            )
+            snippet = str(_field(item, "snippet", ""))
+            notes = _field(item, "notes")
+            if notes:
+                snippet += f"\n{notes}"
+            hits.append(ResearchHit(title=title, url=f"kb:{ident}", snippet=snippet, source="kb"))
         return hits
 
 
