@@ -18,6 +18,9 @@ from typing import Any, Literal
 from fazai.tools.sandbox import Isolation, run_streaming
 
 LogStream = Literal["log", "stderr"]
+# Lines kept per stream in the outcome (the callback sees every line): a chatty tool cannot
+# exhaust the daemon's memory.
+KEEP_LINES = 2000
 LogCallback = Callable[[LogStream, str], Awaitable[None] | None]
 Mode = Literal["check", "test", "run"]
 
@@ -95,12 +98,14 @@ async def run_child(
             if isinstance(msg, dict) and "t" in msg:
                 if msg["t"] == "log":
                     text = str(msg.get("msg", ""))
-                    outcome_logs.append(text)
+                    if len(outcome_logs) < KEEP_LINES:
+                        outcome_logs.append(text)
                     await _call(on_log, "log", text)
-                else:
+                elif len(messages) < KEEP_LINES:
                     messages.append(msg)
                 return
-        outcome_stderr.append(line)
+        if len(outcome_stderr) < KEEP_LINES:
+            outcome_stderr.append(line)
         await _call(on_log, "stderr", line)
 
     res = await run_streaming(
