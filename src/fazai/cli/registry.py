@@ -13,4 +13,8 @@ def register_all(app: typer.Typer) -> None:
         module.register(app)
 
 
-_GROUPS: list[str] = ["agent"]
+_GROUPS: list[str] = [
+    "tools",
+    "research",
+    "agent",
+]
