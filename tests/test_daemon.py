@@ -264,7 +264,8 @@ def test_slow_client_is_dropped_and_never_stalls_the_loop(daemons) -> None:
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(("127.0.0.1", d.port))
     slow.sendall(
-        f"GET /agent/sessions/{sid}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {d.token}\r\n\r\n".encode()
+        f"GET /agent/sessions/{sid}/events HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {d.token}\r\n\r\n".encode()
     )
     t.join(120)
     assert not t.is_alive()

@@ -73,6 +73,19 @@ def build_policy(settings: Settings) -> Any:
     return cls(settings.safety)
 
 
+def build_executors(settings: Settings) -> dict[str, Any]:
+    """Executors beyond the loop's built-in ones (research, tool_spec, use_tool) when installed."""
+    try:
+        from fazai.agent.tool_executors import ToolServices, tool_executors
+        from fazai.tools.registry import ToolRegistry
+    except ImportError:
+        return {}
+    services = ToolServices(
+        registry=ToolRegistry(settings.paths.tools_dir), research=settings.research, tools=settings.tools
+    )
+    return dict(tool_executors(services))
+
+
 class AgentLoop:
     """Callable with the runner's loop signature; owns the provider(s) across runs."""
 
@@ -80,6 +93,7 @@ class AgentLoop:
         self.settings = settings
         self._providers: dict[str | None, Provider] = {}
         self._policy: Any = None
+        self._executors: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 
     def _provider(self, model: str | None) -> Provider:
@@ -99,6 +113,8 @@ class AgentLoop:
             agent = agent.model_copy(update={"max_iterations": options.max_iterations})
         if self._policy is None:
             self._policy = build_policy(s)
+        if self._executors is None:
+            self._executors = build_executors(s)
         ap = s.ai_provider
         params = SessionParams(
             temperature=ap.temperature,
@@ -111,6 +127,7 @@ class AgentLoop:
             policy=self._policy,
             settings=agent,
             params=params,
+            executors=self._executors,
         )
 
     async def __call__(
