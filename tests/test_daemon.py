@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon_harness import REPO, Daemon, action, find_procs, run_stream, sse_messages, wait_for
+from daemon_harness import REPO, Daemon, action, find_procs, run_stream, sse_messages, wait_for
 
 
 @pytest.fixture
@@ -361,7 +361,7 @@ def test_cli_through_daemon_then_replay(daemons, tmp_path: Path) -> None:
 
 
 def test_cli_embedded_without_daemon(tmp_path: Path) -> None:
-    from tests.daemon_harness import write_config
+    from daemon_harness import write_config
 
     with socket.socket() as s:  # a port where no daemon listens
         s.bind(("127.0.0.1", 0))

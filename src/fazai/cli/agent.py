@@ -253,7 +253,11 @@ def sessions_cmd(
     if not rows:
         err.print('no sessions yet: fazai agent "…" starts one')
         return
-    t = Table("id", "status", "updated", "goal", "summary", box=None, pad_edge=False)
+    t = Table(box=None, pad_edge=False)
+    for name in ("id", "status", "updated"):
+        t.add_column(name, no_wrap=True)  # ids must stay copyable whatever the terminal width
+    t.add_column("goal", overflow="ellipsis", no_wrap=True, max_width=50)
+    t.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=50)
     colors = {
         "done": "green",
         "failed": "red",
