@@ -303,8 +303,6 @@ class SessionManager:
             status = _status_of(last)
         except asyncio.CancelledError:
             status = "interrupted"
-            with contextlib.suppress(Exception):
-                await self.store.update_session(sid, status=status)
             raise
         except Exception as e:
             log.exception("run_crashed", error=str(e))
@@ -312,19 +310,24 @@ class SessionManager:
                 last = await self._emit(run, "error", {"message": f"internal error: {e}", "fatal": True})
             status = "failed"
         finally:
+            summary = None
+            if status != "interrupted" and last is not None:
+                if last.kind == "done":
+                    summary = str(last.data.get("answer") or "")[:1000]
+                else:
+                    summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
+            # The row is final before followers hear the run ended (they may read it at once).
+            try:
+                await self.store.update_session(sid, status=status, summary=summary)
+            except Exception as e:
+                log.error("status_update_failed", error=str(e), status=status)
             tracker = self._trackers.pop(sid, None)
             if tracker:
                 tracker.finish(status)
             self.runs.pop(sid, None)
             self.hub.end_run(sid, status)
-        summary = None
-        if last is not None and last.kind == "done":
-            summary = str(last.data.get("answer") or "")[:1000]
-        elif last is not None:
-            summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
-        await self.store.update_session(sid, status=status, summary=summary)
-        log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
-        run.status = status
+            run.status = status
+            log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
         return status
 
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
