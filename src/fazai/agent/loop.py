@@ -50,7 +50,7 @@ async def run_agent(
     deadline = time.monotonic() + s.session_timeout_s
     session: ModelSession | None = None
     try:
-        resuming = history.goal is not None and (not goal or (goal == history.goal and not history.ended))
+        resuming = history.goal is not None and not history.finished and goal in ("", history.goal)
         if history.interrupted_action is not None:
             aid = history.interrupted_action
             yield ev("observe", action=aid, status="interrupted", text=interrupted_note(aid))
@@ -63,8 +63,8 @@ async def run_agent(
             yield ev("context", goal=goal, **context)
         session = await deps.provider.open_session(deps.params)
         grammar = grammar_for(offered) if deps.provider.supports_grammar else None
-        format_errors = 0
-        while history.iterations < s.max_iterations:
+        format_errors, first_iteration = 0, history.iterations
+        while history.iterations - first_iteration < s.max_iterations:
             iteration = history.iterations + 1
             if abort.is_set():
                 yield ev("aborted", during="idle", iteration=iteration)
