@@ -119,6 +119,24 @@ def test_feed_after_action_is_ignored():
     assert parser.finish() is first
 
 
+@pytest.mark.parametrize(
+    "junk",
+    [
+        '{"a": ' * 1500,  # unclosed and deep
+        '{"a":' * 1500 + "}" * 1500,  # closed but absurdly deep
+        "[" * 5000 + '{"action": "done", "x": ' + "[" * 3000 + "]" * 3000 + "}",  # json's recursion limit
+        '{"' * 4000,
+    ],
+)
+def test_pathological_nesting_is_a_format_error_not_a_crash(junk):
+    result = parse_action(junk, OFFERED)
+    assert isinstance(result, ParseFailure)
+    # ...and an action after the junk is still found.
+    assert parse_action(junk.replace("{", "(") + '\n{"action": "done", "answer": "a"}') == DoneAction(
+        answer="a"
+    )
+
+
 # --- fuzzing -----------------------------------------------------------------------------------
 
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
@@ -186,3 +204,9 @@ def test_fuzz_serialization_roundtrip_with_default_json(action, cuts):
     for piece in _split(text, cuts):
         parser.feed(piece)
     assert parser.finish() == action
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from('{{{}["]:a, \\'), min_size=500, max_size=4000))
+def test_fuzz_long_bracket_soup_never_crashes(text):
+    parse_action(text, OFFERED)
