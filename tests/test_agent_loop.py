@@ -371,3 +371,13 @@ async def test_consumer_leaving_mid_command_kills_it():
             break
         await asyncio.sleep(0.02)
     assert _gone(pid)
+
+
+async def test_answer_cut_at_the_token_limit_is_explained():
+    from fazai.models.base import SessionParams
+
+    deps = make_deps(["let me think " * 50 + done(), done()], params=SessionParams(max_tokens=20))
+    events = await run(deps)
+    err = of(events, "observe")[0]
+    assert err["status"] == "format_error" and "token limit" in err["text"]
+    assert events[-1].kind == "done"

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, Interaction
@@ -25,6 +25,7 @@ from fazai.models.base import Constraint, Final, Message, ModelSession, Provider
 from fazai.protocol import ACTION_KINDS, ActionStreamParser, Event, ParseFailure, action_line
 
 log = logging.getLogger(__name__)
+_CUT = "the answer hit the token limit before an action was complete: keep the reasoning short"
 
 
 async def run_agent(
@@ -71,6 +72,8 @@ async def run_agent(
                 yield _stopped(ev, gen.stopped, n, s.session_timeout_s)
                 return
             parsed = parser.finish()
+            if isinstance(parsed, ParseFailure) and gen.final and gen.final.stop_reason == "length":
+                parsed = replace(parsed, problems=(*parsed.problems, _CUT))
             if isinstance(parsed, ParseFailure):  # a format error: tell the model, bounded retries
                 format_errors += 1
                 yield _format_error(ev, history, parsed, n)
