@@ -97,8 +97,8 @@ async def run_agent(
                     yield item
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
-                yield ev("observe", action=action.id, kind=action.action, status=outcome.status,
-                         text=outcome.observation, **outcome.data)  # fmt: skip
+                yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
+                                       "status": outcome.status, "text": outcome.observation})  # fmt: skip
             # 6. Stop on done, abort, or the session's wall time.
             if outcome.stop == "aborted":
                 yield ev("aborted", during=outcome.during, action=action.id, iteration=n)
