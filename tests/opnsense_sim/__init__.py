@@ -6,7 +6,7 @@ savepoint/apply/cancelRollback with a rollback timer on an injectable clock, ali
 IDS alerts, and version differences (25.1, 25.7, 26.1, 26.7).
 """
 
-from tests.opnsense_sim.app import ApiKey, Clock, Simulator
-from tests.opnsense_sim.server import serve
+from .app import ApiKey, Clock, Simulator
+from .server import serve
 
 __all__ = ["ApiKey", "Clock", "Simulator", "serve"]

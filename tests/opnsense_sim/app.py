@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.opnsense_sim.models import (
+from .models import (
     ALIAS_NAME,
     FQDN,
     PF_RESERVED,
@@ -259,6 +259,7 @@ class Simulator:
         self.clock = clock or Clock()
         self.keys: dict[str, ApiKey] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) log for assertions
+        self.fail_next: list[int] = []  # HTTP statuses to answer before handling (e.g. 503 from a proxy)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -359,6 +360,12 @@ class Simulator:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         client_ip = (scope.get("client") or ("", 0))[0]
         self.tick()
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            self.requests.append((scope["method"], f"{scope['path']} -> {status}"))
+            await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         # A lockout drops our packets: no answer until the rollback timer restores the rules.
         waited = 0.0
         while self.locked_out(client_ip) and waited < 5.0:
@@ -458,7 +465,7 @@ class RawReply:
 
 
 def _routes(sim: Simulator) -> dict[tuple[str, str, str], tuple[Callable[..., Any], int, int, Any, Any]]:
-    from tests.opnsense_sim.handlers import build_routes
+    from .handlers import build_routes
 
     cache = getattr(sim, "_route_cache", None)
     if cache is None:

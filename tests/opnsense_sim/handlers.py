@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tests.opnsense_sim.app import (
+from .app import (
     ROLLBACK_S,
     UUID_RE,
     RawReply,

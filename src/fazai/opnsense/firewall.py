@@ -257,29 +257,29 @@ class Firewall:
         self,
         verify: Verify | None = None,
         *,
+        change: Callable[[], Awaitable[Result]] | None = None,
         dry_run: bool = False,
         revert_now: bool = True,
         aliases: bool = True,
     ) -> Result:
         """Apply aliases and filter rules so that a change that cuts us off undoes itself.
 
-        ≤ 26.1: savepoint → apply/{rev} (60 s rollback timer) → verify (API answers + ``verify``)
-        → cancelRollback. A failed verify reverts at once when the API still answers, otherwise the
-        firewall's timer restores the rules. 26.7+: no savepoint, so a config.xml backup is taken first.
+        ≤ 26.1: savepoint → ``change()`` (the rule edits) → apply/{rev} (60 s rollback timer) →
+        verify (API answers + ``verify``) → cancelRollback. A failed verify reverts at once when the
+        API still answers, otherwise the firewall's timer restores the rules. The rollback restores
+        the rules as they were at the savepoint, so rule edits staged *before* this call (without
+        ``change``) are not undone. 26.7+: no savepoint, so a config.xml backup is taken first.
         """
         caps = await self.client.capabilities()
         res = Result()
         if dry_run:
+            if change is not None:
+                res.changes += (await change()).changes
             res.changes.append(Change("apply", "filter", "apply", dry_run=True, note="safe apply"))
             res.notes.append(
-                "savepoint + rollback timer"
-                if caps.savepoint
-                else "config backup first (no savepoint on this version)"
+                "savepoint + rollback timer" if caps.savepoint else "config backup first (no savepoint on this version)"
             )
             return res
-        if aliases:
-            res.changes += (await self.apply(["alias"])).changes
-            res.notes.append("aliases were applied first; the rollback covers filter rules only")
         if not caps.savepoint:
             backup = await pull_backup(self.client, self.backups, note="before apply")
             res.notes.append(
@@ -287,23 +287,29 @@ class Firewall:
                 "there is no automatic rollback on this version"
             )
             res.data["backup"] = backup.id
+            if change is not None:
+                res.changes += (await change()).changes
+            if aliases:
+                res.changes += (await self.apply(["alias"])).changes
             res.changes += (await self.apply(["filter"])).changes
             ok = await self._verify(verify, res)
             res.data["status"] = "applied" if ok else "verify_failed"
             if not ok:
-                res.notes.append(
-                    f"verify failed: restore with `fazai opnsense backup show {backup.id}` / the GUI"
-                )
+                res.notes.append(f"verify failed: compare with backup {backup.id} (`fazai opnsense backup diff`)")
             return res
         sp = await self.client.post("firewall/filter/savepoint")
-        rev = str((sp or {}).get("revision", "")) if isinstance(sp, dict) else ""
+        rev = str(sp.get("revision", "")) if isinstance(sp, dict) else ""
         if not rev:
             raise E.OperationFailed(f"filter savepoint failed ({sp!r}); nothing was applied.")
         res.data["revision"] = rev
+        if change is not None:
+            res.changes += (await change()).changes
+        if aliases:
+            res.changes += (await self.apply(["alias"])).changes
+            res.notes.append("aliases were applied first; the rollback covers filter rules only")
         reply = await self.client.post(f"firewall/filter/apply/{rev}")
         res.changes.append(Change("apply", "filter", "apply", note=f"rollback revision {rev}"))
-        applied = apply_ok(reply)
-        ok = applied and await self._verify(verify, res)
+        ok = apply_ok(reply) and await self._verify(verify, res)
         if ok:
             await self.client.post(f"firewall/filter/cancelRollback/{rev}")
             res.data["status"] = "applied"
@@ -312,9 +318,8 @@ class Firewall:
         if revert_now and await self.api_alive():
             r = await self.client.post(f"firewall/filter/revert/{rev}")
             res.data["status"] = "rolled_back"
-            res.notes.append(
-                f"verify failed: reverted the filter rules to savepoint {rev} ({(r or {}).get('status')})"
-            )
+            status = r.get("status") if isinstance(r, dict) else r
+            res.notes.append(f"verify failed: reverted the filter rules to savepoint {rev} ({status})")
         else:
             res.data["status"] = "rollback_pending"
             res.notes.append(f"verify failed: the firewall restores savepoint {rev} by itself within 60 s")
@@ -370,42 +375,36 @@ class Firewall:
 
     async def ensure_blocklist(self, *, interface: str = "wan", dry_run: bool = False) -> Result:
         """Create the ``fazai_block`` alias and its block rule if missing, and apply them safely."""
-        res = Result()
-        res.changes.append(
-            await self.aliases.ensure(
-                {"name": BLOCK_ALIAS, "type": "network", "description": "FazAI blocklist (managed by fazai)"},
-                dry_run=dry_run,
-            )
-        )
-        res.changes.append(
-            await self.rules.ensure(
-                {
-                    "description": BLOCK_RULE,
-                    "action": "block",
-                    "quick": "1",
-                    "interface": interface,
-                    "direction": "in",
-                    "ipprotocol": "inet46",
-                    "protocol": "any",
-                    "source_net": BLOCK_ALIAS,
-                    "destination_net": "any",
-                    "log": "1",
-                    "sequence": "1",
-                    "enabled": "1",
-                },
-                dry_run=dry_run,
-            )
-        )
-        if res.changed and not dry_run:
-            applied = await self.safe_apply()
-            res.changes += applied.changes
-            res.notes += applied.notes
-            res.data["apply"] = applied.data
-            if applied.data.get("status") != "applied":
-                raise E.OperationFailed(
-                    f"the blocklist rule could not be applied safely: {'; '.join(applied.notes)}"
-                )
-        return res
+        alias = {"name": BLOCK_ALIAS, "type": "network", "description": "FazAI blocklist (managed by fazai)"}
+        rule = {
+            "description": BLOCK_RULE,
+            "action": "block",
+            "quick": "1",
+            "interface": interface,
+            "direction": "in",
+            "ipprotocol": "inet46",
+            "protocol": "any",
+            "source_net": BLOCK_ALIAS,
+            "destination_net": "any",
+            "log": "1",
+            "sequence": "1",
+            "enabled": "1",
+        }
+
+        async def change() -> Result:
+            return Result([await self.aliases.ensure(alias, dry_run=dry_run), await self.rules.ensure(rule, dry_run=dry_run)])
+
+        planned = await change() if dry_run else None
+        if planned is not None:
+            return planned
+        # Check first without touching anything: an existing setup needs no savepoint or reload.
+        self_check = Result([await self.aliases.ensure(alias, dry_run=True), await self.rules.ensure(rule, dry_run=True)])
+        if not self_check.changed:
+            return self_check
+        applied = await self.safe_apply(change=change)
+        if applied.data.get("status") != "applied":
+            raise E.OperationFailed(f"the blocklist rule could not be applied safely: {'; '.join(applied.notes)}")
+        return applied
 
     async def block_ip(
         self,

@@ -1,0 +1,68 @@
+"""Fixtures for the OPNsense connector: simulators of several versions served over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from opnsense_sim import Simulator, serve
+
+from fazai.opnsense.client import ClientOptions, OPNsenseClient
+from fazai.opnsense.firewall import Firewall
+
+VERSIONS = ["25.1", "25.7", "26.1", "26.7"]
+KEY = "w86XNZob/8Oq8aC5r0kbNarNtdpoQU781fyoeaOBQsBwkXUt+Kb1UdXH9Phz1WUjJm4+1tcR5p9BIDR1"
+SECRET = "XeD26XVrJ5ilAc/EmglCRC+0j2e57tRsjHwFepOseySWLM53pJASeTA3OS9LTKVxdF9rRdL6PY+pfYSc"
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, tuple[Simulator, str]]]:
+    """One simulator per version, each on its own free port."""
+    out: dict[str, tuple[Simulator, str]] = {}
+    with ExitStack() as stack:
+        for v in VERSIONS:
+            sim = Simulator(v)
+            out[v] = (sim, stack.enter_context(serve(sim)))
+        yield out
+
+
+def _keys(sim: Simulator) -> None:
+    sim.keys.clear()
+    sim.add_key(KEY, SECRET)
+    sim.add_key("readonly", "ro-secret", user="auditor", readonly=True)
+    sim.add_key("aliasonly", "ao-secret", privileges=["api/firewall/alias/*", "api/core/firmware/*"])
+
+
+@pytest.fixture
+def make_fw(servers, tmp_path: Path):
+    """Factory: (version, key, secret, timeout) → (Firewall, Simulator), clean state."""
+    async def make(version: str, key: str = KEY, secret: str = SECRET, timeout: float = 5.0):
+        sim, url = servers[version]
+        sim.reset()
+        sim.clock.now = 1_750_000_000.0
+        _keys(sim)
+        client = OPNsenseClient(url, key, secret, ClientOptions(timeout_s=timeout, read_retries=2, backoff_s=0.01))
+        fw = Firewall(client, tmp_path / f"fw-{version}", clock=sim.clock)
+        return fw, sim
+
+    return make
+
+
+@pytest.fixture(params=VERSIONS)
+async def fw(request, make_fw) -> AsyncIterator[tuple[Firewall, Simulator]]:
+    """A connected Firewall on each simulated version."""
+    f, sim = await make_fw(request.param)
+    await f.connect()
+    yield f, sim
+    await f.client.aclose()
+
+
+@pytest.fixture(params=["25.1", "26.1"])
+async def fw2(request, make_fw) -> AsyncIterator[tuple[Firewall, Simulator]]:
+    """Two versions (for the less version-sensitive operations)."""
+    f, sim = await make_fw(request.param)
+    await f.connect()
+    yield f, sim
+    await f.client.aclose()
