@@ -38,12 +38,15 @@ def _keys(sim: Simulator) -> None:
 @pytest.fixture
 def make_fw(servers, tmp_path: Path):
     """Factory: (version, key, secret, timeout) → (Firewall, Simulator), clean state."""
+
     async def make(version: str, key: str = KEY, secret: str = SECRET, timeout: float = 5.0):
         sim, url = servers[version]
         sim.reset()
         sim.clock.now = 1_750_000_000.0
         _keys(sim)
-        client = OPNsenseClient(url, key, secret, ClientOptions(timeout_s=timeout, read_retries=2, backoff_s=0.01))
+        client = OPNsenseClient(
+            url, key, secret, ClientOptions(timeout_s=timeout, read_retries=2, backoff_s=0.01)
+        )
         fw = Firewall(client, tmp_path / f"fw-{version}", clock=sim.clock)
         return fw, sim
 

@@ -80,7 +80,9 @@ async def test_reads_retry_writes_do_not(make_fw):
 
 
 async def test_unreachable_firewall_is_a_transport_error():
-    c = OPNsenseClient("http://127.0.0.1:9", "k", "s", ClientOptions(timeout_s=1, read_retries=1, backoff_s=0.01))
+    c = OPNsenseClient(
+        "http://127.0.0.1:9", "k", "s", ClientOptions(timeout_s=1, read_retries=1, backoff_s=0.01)
+    )
     async with c:
         with pytest.raises(E.TransportError, match="cannot connect"):
             await c.connect()
@@ -100,7 +102,9 @@ def _cert_pair(tmp: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -113,7 +117,9 @@ def _cert_pair(tmp: Path) -> tuple[Path, Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
@@ -124,7 +130,9 @@ def _cert_pair(tmp: Path) -> tuple[Path, Path, Path]:
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return ca_file, cert_file, key_file
 

@@ -187,7 +187,9 @@ async def test_lockout_lets_the_firewall_roll_back(make_fw, version):
         f.client.options.read_retries = 0
 
         async def change():
-            return await f.ensure_rule("oops", action="block", interface="wan", source_net="127.0.0.0/8", sequence="1")
+            return await f.ensure_rule(
+                "oops", action="block", interface="wan", source_net="127.0.0.0/8", sequence="1"
+            )
 
         r = await f.safe_apply(change=change)
         assert r.data["status"] == "rollback_pending"
@@ -261,7 +263,11 @@ async def test_nat_rules(fw2):
     fields = {"interface": "wan", "source_net": "10.0.0.0/24", "target": "wanip"}
     assert (await f.ensure_nat("snat", "lan out", **fields)).changed
     assert not (await f.ensure_nat("snat", "lan out", **fields)).changed
-    assert (await f.ensure_nat("one_to_one", "web", interface="wan", external="192.0.2.10", source_net="10.0.0.10")).changed
+    assert (
+        await f.ensure_nat(
+            "one_to_one", "web", interface="wan", external="192.0.2.10", source_net="10.0.0.10"
+        )
+    ).changed
     assert (await f.delete_nat("snat", "lan out")).changed
     assert sim.cols["snat"].items == {}
     with pytest.raises(E.NotSupported):

@@ -221,7 +221,10 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
                 "rulesets": F("list", ""),
                 "content": F("list", ""),
                 "new_action": F(
-                    "option", "alert", opts("default=Default", "alert=Alert", "drop=Drop", "disable=Disable"), True
+                    "option",
+                    "alert",
+                    opts("default=Default", "alert=Alert", "drop=Drop", "disable=Disable"),
+                    True,
                 ),
                 "description": F(required=True),
             },
@@ -233,7 +236,11 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
             "blocklist",
             {
                 "enabled": F("bool", "1"),
-                "type": F("multi", "", opts("atf=Abuse.ch ThreatFox", "aa=AdAway", "ag=AdGuard", "hgz002=HaGeZi Pro")),
+                "type": F(
+                    "multi",
+                    "",
+                    opts("atf=Abuse.ch ThreatFox", "aa=AdAway", "ag=AdGuard", "hgz002=HaGeZi Pro"),
+                ),
                 "lists": F(),
                 "allowlists": F(),
                 "blocklists": F(),
@@ -274,8 +281,18 @@ class Simulator:
         self.backups: list[tuple[float, str]] = []  # (time, xml)
         self.dnsbl_legacy = {"enabled": "0", "type": "", "lists": "", "address": "", "nxdomain": "0"}
         self.ids_rules: dict[int, dict[str, Any]] = {
-            2001219: {"msg": "ET SCAN Potential SSH Scan", "action": "alert", "enabled": 1, "classtype": "attempted-recon"},
-            2013028: {"msg": "ET POLICY curl User-Agent Outbound", "action": "alert", "enabled": 1, "classtype": "policy"},
+            2001219: {
+                "msg": "ET SCAN Potential SSH Scan",
+                "action": "alert",
+                "enabled": 1,
+                "classtype": "attempted-recon",
+            },
+            2013028: {
+                "msg": "ET POLICY curl User-Agent Outbound",
+                "action": "alert",
+                "enabled": 1,
+                "classtype": "policy",
+            },
         }
         self.eve: list[dict[str, Any]] = []
         self.applied: list[str] = []  # which apply/reconfigure endpoints ran
@@ -363,7 +380,9 @@ class Simulator:
         if self.fail_next:
             status = self.fail_next.pop(0)
             self.requests.append((scope["method"], f"{scope['path']} -> {status}"))
-            await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+            await send(
+                {"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]}
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         # A lockout drops our packets: no answer until the rollback timer restores the rules.
@@ -372,8 +391,16 @@ class Simulator:
             await asyncio.sleep(0.05)
             waited += 0.05
             self.tick()
-        status, payload, ctype = self.handle(scope["method"], scope["path"], scope.get("query_string", b""), headers, body)
-        out = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
+        status, payload, ctype = self.handle(
+            scope["method"], scope["path"], scope.get("query_string", b""), headers, body
+        )
+        out = (
+            payload
+            if isinstance(payload, bytes)
+            else b""
+            if payload is None
+            else json.dumps(payload).encode()
+        )
         hdrs = [(b"content-type", ctype.encode()), (b"content-length", str(len(out)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": out})
@@ -538,7 +565,12 @@ def _validate_alias(sim: Simulator, item: dict[str, str], uuid: str, v: dict[str
 
 def _net_ok(sim: Simulator, value: str) -> bool:
     names = {a["name"] for a in sim.cols["alias"].items.values()}
-    return value in ("any", "(self)") or value in names or is_net(value) or value in {"lan", "wan", "opt1", "lanip", "wanip"}
+    return (
+        value in ("any", "(self)")
+        or value in names
+        or is_net(value)
+        or value in {"lan", "wan", "opt1", "lanip", "wanip"}
+    )
 
 
 def _validate_rule(sim: Simulator, item: dict[str, str], v: dict[str, Any], k: str) -> None:
@@ -553,7 +585,9 @@ def _validate_rule(sim: Simulator, item: dict[str, str], v: dict[str, Any], k: s
         if "any" in nets and len(nets) > 1:
             add_msg(v, f"{k}.{side}_net", "Any can not be combined with other aliases")
         if item.get(f"{side}_port") and item.get("protocol") not in ("TCP", "UDP", "TCP/UDP"):
-            add_msg(v, f"{k}.{side}_port", f"{side.capitalize()} ports are only valid for tcp or udp type rules.")
+            add_msg(
+                v, f"{k}.{side}_port", f"{side.capitalize()} ports are only valid for tcp or udp type rules."
+            )
 
 
 def new_uuid() -> str:

@@ -26,14 +26,18 @@ Route = tuple[Callable[..., Any], int, int, Any, Any]
 def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     routes: dict[tuple[str, str, str], Route] = {}
 
-    def add(path: str, fn: Callable[..., Any], lo: int = 0, hi: int = 0, since: Any = None, until: Any = None) -> None:
+    def add(
+        path: str, fn: Callable[..., Any], lo: int = 0, hi: int = 0, since: Any = None, until: Any = None
+    ) -> None:
         module, controller, action = path.split("/")
         routes[(module.lower(), controller.replace("_", "").lower(), action.replace("_", "").lower())] = (
             fn, lo, hi, since, until,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ generic CRUD
-    def crud(base: str, noun: str, colname: str, since: Any = None, on_delete: Callable | None = None) -> None:
+    def crud(
+        base: str, noun: str, colname: str, since: Any = None, on_delete: Callable | None = None
+    ) -> None:
         def col():  # noqa: ANN202
             return sim.cols[colname]
 
@@ -127,7 +131,9 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
             for u, r in sim.cols[colname].items.items()
             if name in r.get("source_net", "").split(",") + r.get("destination_net", "").split(",")
         ]
-        users += [a["name"] for a in sim.cols["alias"].items.values() if name in a.get("content", "").split("\n")]
+        users += [
+            a["name"] for a in sim.cols["alias"].items.values() if name in a.get("content", "").split("\n")
+        ]
         if users:
             raise UserException(
                 f"Cannot delete alias {name}. Currently in use by {', '.join(users)}", "Alias in use"
@@ -299,7 +305,9 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     add("firewall/alias_util/aliases", lambda req: sorted(sim.pf_tables))
 
     # ------------------------------------------------------------------ services
-    def service_ok(name: str, key: str = "status", value: str = "ok", fail: str = "failed") -> Callable[..., Any]:
+    def service_ok(
+        name: str, key: str = "status", value: str = "ok", fail: str = "failed"
+    ) -> Callable[..., Any]:
         def fn(req: Req) -> Any:
             if not req.is_post:
                 return {key: fail}
@@ -342,14 +350,23 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
                 filepos=fp,
                 fileid="",
             )
-            hay = " ".join(str(row.get(k, "")) for k in ("alert", "alert_action", "src_ip", "dest_ip")).lower()
+            hay = " ".join(
+                str(row.get(k, "")) for k in ("alert", "alert_action", "src_ip", "dest_ip")
+            ).lower()
             if phrase and phrase not in hay:
                 continue
             rows.append(row)
         limit = int(req.post.get("rowCount", 50))
         current = int(req.post.get("current", 1))
         sel = rows[(current - 1) * limit : current * limit]
-        return {"rows": sel, "rowCount": len(sel), "total": len(rows), "current": current, "filters": {}, "origin": "eve.json"}
+        return {
+            "rows": sel,
+            "rowCount": len(sel),
+            "total": len(rows),
+            "current": current,
+            "filters": {},
+            "origin": "eve.json",
+        }
 
     add("ids/service/queryAlerts", query_alerts)
 
@@ -362,7 +379,10 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
             "msg": r["msg"],
             "enabled": r["enabled"],
             "classtype": r["classtype"],
-            "action": {a: {"value": a.capitalize(), "selected": 1 if r["action"] == a else 0} for a in ("alert", "drop")},
+            "action": {
+                a: {"value": a.capitalize(), "selected": 1 if r["action"] == a else 0}
+                for a in ("alert", "drop")
+            },
         }
 
     def ids_set_rule(req: Req, sid: str) -> Any:
@@ -417,23 +437,45 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
 
     add(
         "core/firmware/info",
-        lambda req: {"product_id": "opnsense", "product_version": f"{sim.version_text}.2", "package": [], "plugin": [], "changelog": [], "product": product()},
+        lambda req: {
+            "product_id": "opnsense",
+            "product_version": f"{sim.version_text}.2",
+            "package": [],
+            "plugin": [],
+            "changelog": [],
+            "product": product(),
+        },
     )
     add(
         "core/firmware/status",
-        lambda req: {"product": product(), "status_msg": "Firmware status requires to check for update first to provide more information.", "status": "none"},
+        lambda req: {
+            "product": product(),
+            "status_msg": "Firmware status requires to check for update first to provide more information.",
+            "status": "none",
+        },
     )
     add(
         "core/system/status",
-        lambda req: {"metadata": {"system": {"status": "OK", "message": "No pending messages", "title": "System"}}, "subsystems": {}},
+        lambda req: {
+            "metadata": {"system": {"status": "OK", "message": "No pending messages", "title": "System"}},
+            "subsystems": {},
+        },
     )
     add(
         "diagnostics/system/systemResources",
-        lambda req: {"memory": {"total": "8589934592", "total_frmt": "8192", "used": 2147483648, "used_frmt": "2048"}},
+        lambda req: {
+            "memory": {"total": "8589934592", "total_frmt": "8192", "used": 2147483648, "used_frmt": "2048"}
+        },
     )
     add(
         "diagnostics/system/systemTime",
-        lambda req: {"uptime": "1 day", "datetime": "Mon Nov 23 11:00:00 UTC 2026", "boottime": "", "config": "", "loadavg": "0.10, 0.20, 0.30"},
+        lambda req: {
+            "uptime": "1 day",
+            "datetime": "Mon Nov 23 11:00:00 UTC 2026",
+            "boottime": "",
+            "config": "",
+            "loadavg": "0.10, 0.20, 0.30",
+        },
     )
     add(
         "interfaces/overview/interfacesInfo",
@@ -445,7 +487,21 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     )  # fmt: skip
     add(
         "routes/gateway/status",
-        lambda req: {"items": [{"name": "WAN_GW", "address": "192.0.2.254", "status": "none", "status_translated": "Online", "loss": "0.0 %", "delay": "1.2 ms", "stddev": "0.1 ms", "monitor": "192.0.2.254"}], "status": "ok"},
+        lambda req: {
+            "items": [
+                {
+                    "name": "WAN_GW",
+                    "address": "192.0.2.254",
+                    "status": "none",
+                    "status_translated": "Online",
+                    "loss": "0.0 %",
+                    "delay": "1.2 ms",
+                    "stddev": "0.1 ms",
+                    "monitor": "192.0.2.254",
+                }
+            ],
+            "status": "ok",
+        },
     )
     add(
         "core/service/search",

@@ -90,9 +90,25 @@ class Collection:
 
 # ------------------------------------------------------------------ validation helpers
 ALIAS_NAME = re.compile(r"^([a-zA-Z]|(([_a-zA-Z][a-zA-Z0-9]|[a-zA-Z][_a-zA-Z0-9])[_a-zA-Z0-9]{0,29}))$")
-PF_RESERVED = {"all", "any", "block", "pass", "in", "out", "port", "table", "from", "to", "self", "inet", "inet6"}
+PF_RESERVED = {
+    "all",
+    "any",
+    "block",
+    "pass",
+    "in",
+    "out",
+    "port",
+    "table",
+    "from",
+    "to",
+    "self",
+    "inet",
+    "inet6",
+}
 SERVICES = {"http", "https", "ssh", "tcp", "udp", "icmp", "smtp", "dns", "ftp", "ntp"}
-FQDN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9-_]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+FQDN = re.compile(
+    r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9-_]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
+)
 
 
 def is_ip(s: str) -> bool:

@@ -277,7 +277,9 @@ class Firewall:
                 res.changes += (await change()).changes
             res.changes.append(Change("apply", "filter", "apply", dry_run=True, note="safe apply"))
             res.notes.append(
-                "savepoint + rollback timer" if caps.savepoint else "config backup first (no savepoint on this version)"
+                "savepoint + rollback timer"
+                if caps.savepoint
+                else "config backup first (no savepoint on this version)"
             )
             return res
         if not caps.savepoint:
@@ -295,7 +297,9 @@ class Firewall:
             ok = await self._verify(verify, res)
             res.data["status"] = "applied" if ok else "verify_failed"
             if not ok:
-                res.notes.append(f"verify failed: compare with backup {backup.id} (`fazai opnsense backup diff`)")
+                res.notes.append(
+                    f"verify failed: compare with backup {backup.id} (`fazai opnsense backup diff`)"
+                )
             return res
         sp = await self.client.post("firewall/filter/savepoint")
         rev = str(sp.get("revision", "")) if isinstance(sp, dict) else ""
@@ -392,18 +396,27 @@ class Firewall:
         }
 
         async def change() -> Result:
-            return Result([await self.aliases.ensure(alias, dry_run=dry_run), await self.rules.ensure(rule, dry_run=dry_run)])
+            return Result(
+                [
+                    await self.aliases.ensure(alias, dry_run=dry_run),
+                    await self.rules.ensure(rule, dry_run=dry_run),
+                ]
+            )
 
         planned = await change() if dry_run else None
         if planned is not None:
             return planned
         # Check first without touching anything: an existing setup needs no savepoint or reload.
-        self_check = Result([await self.aliases.ensure(alias, dry_run=True), await self.rules.ensure(rule, dry_run=True)])
+        self_check = Result(
+            [await self.aliases.ensure(alias, dry_run=True), await self.rules.ensure(rule, dry_run=True)]
+        )
         if not self_check.changed:
             return self_check
         applied = await self.safe_apply(change=change)
         if applied.data.get("status") != "applied":
-            raise E.OperationFailed(f"the blocklist rule could not be applied safely: {'; '.join(applied.notes)}")
+            raise E.OperationFailed(
+                f"the blocklist rule could not be applied safely: {'; '.join(applied.notes)}"
+            )
         return applied
 
     async def block_ip(

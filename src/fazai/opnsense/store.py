@@ -8,9 +8,12 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
+
+if TYPE_CHECKING:
+    from fazai.opnsense.firewall import Firewall
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -131,3 +134,31 @@ class FirewallStore:
         entry = self.get(name)
         key, secret = self.credentials(name)
         return OPNsenseClient(entry.url, key, secret, entry.options())
+
+
+def resolve_name(store: FirewallStore, name: str | None) -> str:
+    """``name`` or, when omitted, the only registered firewall."""
+    if name:
+        return name
+    entries = store.list()
+    if len(entries) == 1:
+        return entries[0].name
+    if not entries:
+        raise StoreError("no firewall registered yet; run `fazai opnsense add NAME https://firewall`.")
+    raise StoreError(
+        f"several firewalls are registered ({', '.join(e.name for e in entries)}); pick one with --firewall."
+    )
+
+
+async def open_firewall(store: FirewallStore, name: str | None = None) -> Firewall:
+    """A connected :class:`Firewall` for a registered name (version detected)."""
+    from fazai.opnsense.firewall import Firewall
+
+    real = resolve_name(store, name)
+    fw = Firewall(store.client(real), store.firewall_dir(real))
+    try:
+        await fw.connect()
+    except BaseException:
+        await fw.client.aclose()
+        raise
+    return fw
