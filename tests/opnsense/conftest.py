@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from opnsense_sim import Simulator, serve
 
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
 from fazai.opnsense.firewall import Firewall
+from opnsense_sim import Simulator, serve
 
 VERSIONS = ["25.1", "25.7", "26.1", "26.7"]
 KEY = "w86XNZob/8Oq8aC5r0kbNarNtdpoQU781fyoeaOBQsBwkXUt+Kb1UdXH9Phz1WUjJm4+1tcR5p9BIDR1"
@@ -39,7 +39,7 @@ def _keys(sim: Simulator) -> None:
 def make_fw(servers, tmp_path: Path):
     """Factory: (version, key, secret, timeout) → (Firewall, Simulator), clean state."""
 
-    async def make(version: str, key: str = KEY, secret: str = SECRET, timeout: float = 5.0):
+    async def make(version: str, key: str = KEY, secret: str = SECRET, timeout: float = 5.0):  # noqa: ASYNC109
         sim, url = servers[version]
         sim.reset()
         sim.clock.now = 1_750_000_000.0

@@ -6,9 +6,9 @@ import json
 import stat
 
 import pytest
-from conftest import KEY, SECRET, _keys
 from typer.testing import CliRunner
 
+from conftest import KEY, SECRET, _keys
 from fazai.cli.main import _register, app
 
 _register()
@@ -34,7 +34,7 @@ def cli(servers, tmp_path, monkeypatch):
 
 
 def test_add_stores_secret_0600_and_never_prints_it(cli):
-    run, sim, tmp = cli
+    run, _, tmp = cli
     secrets = tmp / "state" / "opnsense" / "secrets.json"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
     assert json.loads(secrets.read_text())["fw1"] == {"key": KEY, "secret": SECRET}
@@ -47,7 +47,7 @@ def test_add_stores_secret_0600_and_never_prints_it(cli):
 
 
 def test_bad_key_is_reported(cli, servers):
-    run, sim, _ = cli
+    run, _, _ = cli
     _, url = servers["25.7"]
     r = run("opnsense", "add", "fw2", url, env={"OPNSENSE_KEY": "x", "OPNSENSE_SECRET": "y"}, code=1)
     assert "authentication failed" in r.stderr
@@ -55,13 +55,30 @@ def test_bad_key_is_reported(cli, servers):
 
 def test_alias_rule_apply_block_flow(cli):
     run, sim, _ = cli
-    r = run("opnsense", "alias", "ensure", "bad_hosts", "-t", "host", "-c", "203.0.113.7", "--dry-run", "--json")
+    r = run(
+        "opnsense", "alias", "ensure", "bad_hosts", "-t", "host", "-c", "203.0.113.7", "--dry-run", "--json"
+    )
     assert json.loads(r.stdout)["changes"][0]["action"] == "create" and sim.cols["alias"].items == {}
     run("opnsense", "alias", "ensure", "bad_hosts", "-t", "host", "-c", "203.0.113.7", "--apply")
     r = run("opnsense", "alias", "ensure", "bad_hosts", "-t", "host", "-c", "203.0.113.7", "--json")
     assert json.loads(r.stdout)["changed"] is False
-    r = run("opnsense", "rule", "ensure", "block bad ssh", "--action", "block", "-i", "wan", "-p", "TCP",
-            "--source", "bad_hosts", "--dport", "22", "--apply")  # fmt: skip
+    r = run(
+        "opnsense",
+        "rule",
+        "ensure",
+        "block bad ssh",
+        "--action",
+        "block",
+        "-i",
+        "wan",
+        "-p",
+        "TCP",
+        "--source",
+        "bad_hosts",
+        "--dport",
+        "22",
+        "--apply",
+    )
     assert "create rule block bad ssh" in r.stdout
     assert any(i["description"] == "block bad ssh" for i in sim.running["rule"].values())
     r = run("opnsense", "rule", "list", "--json")
@@ -91,9 +108,20 @@ def test_backups_and_alerts(cli, tmp_path):
     assert [b["note"] for b in json.loads(r.stdout)] == ["", "after web"]
     r = run("opnsense", "backup", "diff")
     assert "+" in r.stdout and "web" in r.stdout
-    sim.add_eve({"timestamp": "2025-03-01T10:15:02.123456+0000", "event_type": "alert", "src_ip": "198.51.100.23",
-                 "dest_ip": "192.0.2.10", "proto": "TCP",
-                 "alert": {"action": "allowed", "signature_id": 2001219, "signature": "ET SCAN Potential SSH Scan"}})  # fmt: skip
+    sim.add_eve(
+        {
+            "timestamp": "2025-03-01T10:15:02.123456+0000",
+            "event_type": "alert",
+            "src_ip": "198.51.100.23",
+            "dest_ip": "192.0.2.10",
+            "proto": "TCP",
+            "alert": {
+                "action": "allowed",
+                "signature_id": 2001219,
+                "signature": "ET SCAN Potential SSH Scan",
+            },
+        }
+    )
     r = run("opnsense", "alerts")
     assert "ET SCAN Potential SSH Scan" in r.stdout
     r = run("alerts", "tail", "--firewall", "fw1", "--no-follow", "--json")

@@ -12,10 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from opnsense_sim import Simulator, serve
 
 from fazai.opnsense import errors as E
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
+from opnsense_sim import Simulator, serve
 
 
 async def test_bad_credentials_say_what_to_do(make_fw):
@@ -62,8 +62,11 @@ def test_simulator_routing_and_auth_shapes(servers):
         assert r.status_code == 404
         r = c.get("/api/firewall/alias/search_item")
         assert r.status_code == 401 and r.content == b""  # no Authorization header: empty body
-        r = c.post("/api/firewall/alias/addItem", auth=(next(iter(sim.keys)), sim.keys[next(iter(sim.keys))].secret),
-                   headers={"content-type": "application/json"})  # fmt: skip
+        r = c.post(
+            "/api/firewall/alias/addItem",
+            auth=(next(iter(sim.keys)), sim.keys[next(iter(sim.keys))].secret),
+            headers={"content-type": "application/json"},
+        )
         assert (r.status_code, r.json()) == (400, {"status": 400, "message": "Invalid JSON syntax"})
 
 

@@ -289,11 +289,18 @@ async def test_ids_operations(fw2):
             "dest_ip": "192.0.2.10",
             "dest_port": 22,
             "proto": "TCP",
-            "alert": {"action": "allowed", "gid": 1, "signature_id": 2001219, "rev": 20,
-                      "signature": "ET SCAN Potential SSH Scan", "category": "Attempted Information Leak", "severity": 2},
+            "alert": {
+                "action": "allowed",
+                "gid": 1,
+                "signature_id": 2001219,
+                "rev": 20,
+                "signature": "ET SCAN Potential SSH Scan",
+                "category": "Attempted Information Leak",
+                "severity": 2,
+            },
             "app_proto": "ssh",
         }
-    )  # fmt: skip
+    )
     alerts = await f.query_alerts()
     assert len(alerts) == 1
     a = alerts[0]
@@ -321,7 +328,7 @@ async def test_unbound_host_override_and_dnsbl(make_fw, version):
         assert not (await f.ensure_host_override("nas", "lan.example", "10.0.0.5")).changed
         r = await f.ensure_host_override("nas", "lan.example", "10.0.0.6")
         assert r.changes[0].diff() == {"server": {"before": "10.0.0.5", "after": "10.0.0.6"}}
-        with pytest.raises(E.ValidationFailed, match="host.server"):
+        with pytest.raises(E.ValidationFailed, match=r"host\.server"):
             await f.ensure_host_override("bad", "lan.example", "not-an-ip")
         assert (await f.delete_host_override("nas", "lan.example")).changed
         assert (await f.ensure_dnsbl(["hgz002", "atf"])).changed

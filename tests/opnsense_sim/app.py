@@ -79,11 +79,21 @@ def _v(text: str) -> tuple[int, int]:
 
 
 ALIAS_TYPES = opts(
-    "host=Host(s)", "network=Network(s)", "port=Port(s)", "url=URL (IPs)", "urltable=URL Table (IPs)",
-    "geoip=GeoIP", "networkgroup=Network group", "mac=MAC address", "asn=BGP ASN",
-    "dynipv6host=Dynamic IPv6 Host", "authgroup=OpenVPN group", "internal=Internal (automatic)",
-    "external=External (advanced)", "urljson=URL Table in JSON format (IPs)",
-)  # fmt: skip
+    "host=Host(s)",
+    "network=Network(s)",
+    "port=Port(s)",
+    "url=URL (IPs)",
+    "urltable=URL Table (IPs)",
+    "geoip=GeoIP",
+    "networkgroup=Network group",
+    "mac=MAC address",
+    "asn=BGP ASN",
+    "dynipv6host=Dynamic IPv6 Host",
+    "authgroup=OpenVPN group",
+    "internal=Internal (automatic)",
+    "external=External (advanced)",
+    "urljson=URL Table in JSON format (IPs)",
+)
 IFACES = opts("lan=LAN", "wan=WAN", "opt1=DMZ")
 PROTOS = opts("any", "TCP/UDP", "TCP", "UDP", "ICMP", "IPV6-ICMP", "GRE", "ESP")
 
@@ -462,7 +472,7 @@ class Simulator:
         if entry is None:
             return None
         fn, lo, hi, since, until = entry
-        if since and self.version < since or until and self.version > until:
+        if (since and self.version < since) or (until and self.version > until):
             return None
         if not lo <= nargs <= hi:
             return None

@@ -31,14 +31,18 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     ) -> None:
         module, controller, action = path.split("/")
         routes[(module.lower(), controller.replace("_", "").lower(), action.replace("_", "").lower())] = (
-            fn, lo, hi, since, until,
-        )  # fmt: skip
+            fn,
+            lo,
+            hi,
+            since,
+            until,
+        )
 
     # ------------------------------------------------------------------ generic CRUD
     def crud(
         base: str, noun: str, colname: str, since: Any = None, on_delete: Callable | None = None
     ) -> None:
-        def col():  # noqa: ANN202
+        def col():
             return sim.cols[colname]
 
         def search(req: Req) -> Any:
@@ -479,12 +483,31 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     )
     add(
         "interfaces/overview/interfacesInfo",
-        lambda req: page(req, [
-            {"identifier": "wan", "description": "WAN", "device": "vtnet0", "status": "up", "addr4": "192.0.2.1/24", "enabled": True},
-            {"identifier": "lan", "description": "LAN", "device": "vtnet1", "status": "up", "addr4": "10.0.0.1/24", "enabled": True},
-        ], model_search=False),
-        0, 1,
-    )  # fmt: skip
+        lambda req: page(
+            req,
+            [
+                {
+                    "identifier": "wan",
+                    "description": "WAN",
+                    "device": "vtnet0",
+                    "status": "up",
+                    "addr4": "192.0.2.1/24",
+                    "enabled": True,
+                },
+                {
+                    "identifier": "lan",
+                    "description": "LAN",
+                    "device": "vtnet1",
+                    "status": "up",
+                    "addr4": "10.0.0.1/24",
+                    "enabled": True,
+                },
+            ],
+            model_search=False,
+        ),
+        0,
+        1,
+    )
     add(
         "routes/gateway/status",
         lambda req: {
@@ -505,11 +528,21 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     )
     add(
         "core/service/search",
-        lambda req: page(req, [
-            {"id": "unbound", "locked": 0, "running": 1, "description": "Unbound DNS", "name": "unbound"},
-            {"id": "suricata", "locked": 0, "running": 1, "description": "Intrusion Detection", "name": "suricata"},
-        ], model_search=False),
-    )  # fmt: skip
+        lambda req: page(
+            req,
+            [
+                {"id": "unbound", "locked": 0, "running": 1, "description": "Unbound DNS", "name": "unbound"},
+                {
+                    "id": "suricata",
+                    "locked": 0,
+                    "running": 1,
+                    "description": "Intrusion Detection",
+                    "name": "suricata",
+                },
+            ],
+            model_search=False,
+        ),
+    )
 
     def download(req: Req, host: str, backupfile: str | None = None) -> Any:
         if host != "this":

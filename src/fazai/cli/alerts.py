@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -44,14 +45,12 @@ def tail(
     if file is not None and not file.exists():
         err.print(f"[red]error:[/] {file} does not exist (OPNsense writes /var/log/suricata/eve.json)")
         raise typer.Exit(2)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _tail_file(file, from_start, follow, as_json)
             if file
             else _tail_fw(firewall, follow, interval, as_json)
         )
-    except KeyboardInterrupt:
-        pass
 
 
 async def _tail_file(file: Path, from_start: bool, follow: bool, as_json: bool) -> None:

@@ -407,9 +407,12 @@ def rule_delete(
 
 @rule_app.command("move")
 def rule_move(
-    description: str, before: str = typer.Option(..., "--before", help="description of the rule to move before"),
-    firewall: str | None = FW, dry_run: bool = DRY, as_json: bool = JSON,
-) -> None:  # fmt: skip
+    description: str,
+    before: str = typer.Option(..., "--before", help="description of the rule to move before"),
+    firewall: str | None = FW,
+    dry_run: bool = DRY,
+    as_json: bool = JSON,
+) -> None:
     """Move a rule before another one."""
     _print_result(_with_fw(firewall, lambda fw: fw.move_rule(description, before, dry_run=dry_run)), as_json)
 
@@ -520,7 +523,7 @@ def backup_pull(
     out.print(f"file: {res.data['file']}\nsha256: {res.data['sha256']}", highlight=False)
 
 
-def _backups(firewall: str | None):  # noqa: ANN202
+def _backups(firewall: str | None):
     from fazai.opnsense.backups import BackupStore
     from fazai.opnsense.store import resolve_name
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +47,8 @@ class SuricataAlert(BaseModel):
         sev = f" sev={self.severity}" if self.severity is not None else ""
         src = f"{self.src_ip}:{self.src_port}" if self.src_port is not None else self.src_ip
         dst = f"{self.dest_ip}:{self.dest_port}" if self.dest_port is not None else self.dest_ip
-        return f"{self.timestamp.isoformat()} [{self.action}] {self.signature} (sid {self.signature_id}{sev}) {self.proto} {src} → {dst}"
+        head = f"{self.timestamp.isoformat()} [{self.action}] {self.signature} (sid {self.signature_id}{sev})"
+        return f"{head} {self.proto} {src} → {dst}"
 
 
 def _ts(value: str) -> datetime:
@@ -118,6 +120,20 @@ def parse_query_alerts_row(row: dict[str, Any]) -> SuricataAlert:
     )
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _read_from(path: Path, pos: int) -> bytes:
+    # A local file read of what was appended since the last poll: short, so done inline.
+    with path.open("rb") as f:
+        f.seek(pos)
+        return f.read()
+
+
 async def tail_eve(
     path: Path, *, from_start: bool = False, follow: bool = True, poll_s: float = 0.5
 ) -> AsyncIterator[SuricataAlert]:
@@ -125,18 +141,17 @@ async def tail_eve(
 
     Bad lines are skipped (a damaged line must not stop the stream).
     """
-    pos = 0 if from_start or not path.exists() else path.stat().st_size
-    inode = path.stat().st_ino if path.exists() else None
+    st = _stat(path)
+    pos = 0 if from_start or st is None else st.st_size
+    inode = st.st_ino if st is not None else None
     buf = b""
     while True:
-        if path.exists():
-            st = path.stat()
+        st = _stat(path)
+        if st is not None:
             if inode != st.st_ino or st.st_size < pos:  # rotated or truncated: start the new file
                 inode, pos, buf = st.st_ino, 0, b""
             if st.st_size > pos:
-                with path.open("rb") as f:
-                    f.seek(pos)
-                    chunk = f.read()
+                chunk = _read_from(path, pos)
                 pos += len(chunk)
                 buf += chunk
                 *lines, buf = buf.split(b"\n")

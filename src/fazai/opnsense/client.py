@@ -144,12 +144,9 @@ class OPNsenseClient:
             body = resp.json()
         except ValueError as e:
             raise E.ServerError(f"{path}: the firewall answered with non-JSON ({resp.text[:120]!r})") from e
-        if isinstance(body, dict) and "errorMessage" in body and resp.status_code == 200:
-            # UserWarningException / UserInformationalException: HTTP 200 with the error shape.
-            if body.get("errorLevel") == "warning":
-                raise E.OperationFailed(
-                    f"{path}: {body.get('errorTitle', 'warning')}: {body['errorMessage']}"
-                )
+        # UserWarningException: HTTP 200 with the error shape (e.g. moveRuleBefore).
+        if isinstance(body, dict) and "errorMessage" in body and body.get("errorLevel") == "warning":
+            raise E.OperationFailed(f"{path}: {body.get('errorTitle', 'warning')}: {body['errorMessage']}")
         return body
 
     async def _send(self, method: str, path: str, *, retry: bool, **kw: Any) -> httpx.Response:
@@ -236,7 +233,8 @@ class OPNsenseClient:
                 body=body,
             )
         raise E.ServerError(
-            f"/api/{path}: the firewall failed (HTTP {code}): {text}. See System → Log Files → Backend/Web GUI.",
+            f"/api/{path}: the firewall failed (HTTP {code}): {text}. "
+            "See System → Log Files → Backend/Web GUI.",
             status=code,
             body=body,
         )

@@ -3,6 +3,7 @@ the ``fazai_block`` blocklist, IDS, Unbound, WireGuard, system reads and backups
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import time
@@ -217,7 +218,8 @@ class Firewall:
         ops = {"snat": self.snat, "one_to_one": self.one_to_one}.get(kind)
         if ops is None:
             raise E.NotSupported(
-                f"NAT kind {kind!r}: use 'snat' or 'one_to_one' (port forwards: d_nat, 26.1+, not managed yet)."
+                f"NAT kind {kind!r}: use 'snat' or 'one_to_one' "
+                "(port forwards, d_nat on 26.1+, are not managed yet)."
             )
         return Result([await ops.ensure({"description": description, **fields}, dry_run=dry_run)])
 
@@ -497,10 +499,8 @@ class Firewall:
                 )
                 res.changes.append(ch)
                 if not dry_run:
-                    try:
+                    with contextlib.suppress(E.OperationFailed):  # alias gone: nothing left to unblock
                         await self._alias_util("delete", BLOCK_ALIAS, entry)
-                    except E.OperationFailed:
-                        pass  # the alias is gone: nothing left to unblock
                     blocks.pop(entry)
         if not dry_run and res.changes:
             self._save_blocks(blocks)
@@ -614,7 +614,10 @@ class Firewall:
     async def ensure_dnsbl(
         self, types: list[str], description: str = "fazai", *, dry_run: bool = False
     ) -> Result:
-        """Enable DNSBL with the given list ``types`` (26.1+: a blocklist entry; before: the settings container)."""
+        """Enable DNSBL with these list ``types``.
+
+        26.1+: one blocklist entry (by description); before: the ``unbound.dnsbl`` settings container.
+        """
         caps = await self.client.capabilities()
         want_types = ",".join(sorted(types))
         if caps.dnsbl_model:

@@ -67,7 +67,7 @@ def check_args(schema: dict[str, Any], args: dict[str, Any]) -> None:
             raise ToolInputError(f"unknown argument {k!r}; expected one of: {', '.join(props)}")
         p = props[k]
         t = _TYPES.get(p.get("type", ""), object)
-        if isinstance(v, bool) and p.get("type") in ("integer", "number") or not isinstance(v, t):
+        if (isinstance(v, bool) and p.get("type") in ("integer", "number")) or not isinstance(v, t):
             raise ToolInputError(f"argument {k!r} must be {p.get('type')}, got {type(v).__name__}")
         if "enum" in p and v not in p["enum"]:
             raise ToolInputError(f"argument {k!r} must be one of {p['enum']}, got {v!r}")
@@ -85,7 +85,7 @@ _DRY = {"dry_run": {"type": "boolean", "description": "compute the diff without 
 _STR = {"type": "string"}
 
 
-def _tool(name: str, description: str, risk: RiskClass, inputs: dict[str, Any]):  # noqa: ANN202
+def _tool(name: str, description: str, risk: RiskClass, inputs: dict[str, Any]):
     def deco(fn: Callable[[Firewall, dict[str, Any], bool], Awaitable[Result | dict[str, Any]]]) -> ToolDef:
         async def run(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             check_args(inputs, args)
@@ -116,7 +116,8 @@ async def _list_aliases(fw: Firewall, args: dict[str, Any], dry: bool) -> dict[s
 
 @_tool(
     "opnsense.ensure_alias",
-    "Create or update an alias so it has exactly this type and content (idempotent). Staged until opnsense.apply.",
+    "Create or update an alias so it has exactly this type and content (idempotent). "
+    "Staged until opnsense.apply.",
     "changes_state",
     _schema(
         ["name", "type", "content"],
@@ -230,7 +231,8 @@ async def _apply(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
 
 @_tool(
     "opnsense.block_ip",
-    "Block an IP address or network at the firewall (alias fazai_block + its block rule, created on first use; "
+    "Block an IP address or network at the firewall (alias fazai_block + its block rule, "
+    "created on first use; "
     "runtime add, no reload). ttl_s makes it temporary.",
     "changes_state",
     _schema(["ip", "reason"], ip=_STR, reason=_STR, ttl_s={"type": "number"}, interface=_STR, **_DRY),
