@@ -11,10 +11,9 @@ import pytest
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
 from fazai.opnsense.firewall import Firewall
 from opnsense_sim import Simulator, serve
+from opnsense_sim.keys import KEY, SECRET, install_keys
 
 VERSIONS = ["25.1", "25.7", "26.1", "26.7"]
-KEY = "w86XNZob/8Oq8aC5r0kbNarNtdpoQU781fyoeaOBQsBwkXUt+Kb1UdXH9Phz1WUjJm4+1tcR5p9BIDR1"
-SECRET = "XeD26XVrJ5ilAc/EmglCRC+0j2e57tRsjHwFepOseySWLM53pJASeTA3OS9LTKVxdF9rRdL6PY+pfYSc"
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +27,6 @@ def servers() -> Iterator[dict[str, tuple[Simulator, str]]]:
         yield out
 
 
-def _keys(sim: Simulator) -> None:
-    sim.keys.clear()
-    sim.add_key(KEY, SECRET)
-    sim.add_key("readonly", "ro-secret", user="auditor", readonly=True)
-    sim.add_key("aliasonly", "ao-secret", privileges=["api/firewall/alias/*", "api/core/firmware/*"])
-
-
 @pytest.fixture
 def make_fw(servers, tmp_path: Path):
     """Factory: (version, key, secret, timeout) → (Firewall, Simulator), clean state."""
@@ -43,7 +35,7 @@ def make_fw(servers, tmp_path: Path):
         sim, url = servers[version]
         sim.reset()
         sim.clock.now = 1_750_000_000.0
-        _keys(sim)
+        install_keys(sim)
         client = OPNsenseClient(
             url, key, secret, ClientOptions(timeout_s=timeout, read_retries=2, backoff_s=0.01)
         )

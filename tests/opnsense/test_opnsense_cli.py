@@ -8,8 +8,8 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from conftest import KEY, SECRET, _keys
 from fazai.cli.main import _register, app
+from opnsense_sim.keys import KEY, SECRET, install_keys
 
 _register()
 
@@ -18,7 +18,7 @@ _register()
 def cli(servers, tmp_path, monkeypatch):
     sim, url = servers["25.7"]
     sim.reset()
-    _keys(sim)
+    install_keys(sim)
     monkeypatch.setenv("FAZAI_PATHS__STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("FAZAI_CONFIG", str(tmp_path / "fazai.toml"))
     (tmp_path / "fazai.toml").write_text("")

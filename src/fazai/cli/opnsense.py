@@ -158,6 +158,11 @@ def add(
 @app.command("list")
 def list_(as_json: bool = JSON) -> None:
     """Registered firewalls (no secrets)."""
+    try:
+        entries = _store().list()
+    except StoreError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from e
     rows = [
         {
             "name": e.name,
@@ -165,13 +170,9 @@ def list_(as_json: bool = JSON) -> None:
             "tls": "verify" if e.verify_tls else "INSECURE",
             "ca_file": e.ca_file or "",
         }
-        for e in _run(_alist())
+        for e in entries
     ]
     _print_rows(rows, ["name", "url", "tls", "ca_file"], as_json)
-
-
-async def _alist() -> list[FirewallEntry]:
-    return _store().list()
 
 
 @app.command("remove")
