@@ -153,3 +153,32 @@ async def test_tls_with_ca_bundle(tmp_path):
         async with OPNsenseClient(url, "k", "s", ClientOptions(timeout_s=5, read_retries=0)) as c:
             with pytest.raises(E.TransportError, match="--ca-file"):
                 await c.connect()
+
+
+def test_simulator_crud_contract(servers):
+    """The simulator keeps OPNsense's CRUD contract (what the connector relies on)."""
+    sim, url = servers["25.1"]
+    sim.reset()
+    key = next(iter(sim.keys))
+    with httpx.Client(base_url=url + "/api/firewall/alias/", auth=(key, sim.keys[key].secret)) as c:
+        assert c.get("getItem/00000000-0000-4000-8000-000000000000").json() == []  # unknown uuid
+        assert c.get("addItem").json() == {"result": "failed"}  # mutations need POST
+        u = "11111111-2222-4333-8444-555555555555"
+        body = {"alias": {"name": "upserted", "type": "host", "content": "192.0.2.1"}}
+        assert c.post(f"setItem/{u}", json=body).json() == {"result": "saved"}  # upsert
+        assert c.post("setItem/not-a-uuid", json=body).json() == {"result": "failed"}
+        item = c.get(f"getItem/{u}").json()["alias"]
+        assert item["type"]["host"] == {"value": "Host(s)", "selected": 1}
+        assert item["content"]["192.0.2.1"]["selected"] == 1
+        row = c.get("searchItem").json()["rows"][0]
+        assert row == {"uuid": u, "enabled": "1", "name": "upserted", "type": "Host(s)", "description": "",
+                       "content": "192.0.2.1"}  # fmt: skip
+        assert c.post(f"toggleItem/{u}/0", json={}).json() == {"result": "Disabled", "changed": True}
+        assert c.post(f"toggleItem/{u}/0", json={}).json() == {"result": "Disabled", "changed": False}
+        r = c.post("addItem", json={"alias": {"name": "upserted", "type": "host"}}).json()
+        assert r == {
+            "result": "failed",
+            "validations": {"alias.name": "An alias with this name already exists."},
+        }
+        assert c.post(f"delItem/{u}", json={}).json() == {"result": "deleted"}
+        assert c.post(f"delItem/{u}", json={}).json() == {"result": "not found"}

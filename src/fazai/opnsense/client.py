@@ -89,17 +89,13 @@ class OPNsenseClient:
     # ---------------------------------------------------------------- version
     async def connect(self) -> FirmwareInfo:
         """Read the firmware version (``core/firmware/info``, falling back to ``core/firmware/status``)."""
-        product: dict[str, Any] = {}
         try:
             data = await self.get("core/firmware/info")
-            product = data.get("product") or {} if isinstance(data, dict) else {}
-            text = (data.get("product_version") if isinstance(data, dict) else None) or product.get(
-                "product_version", ""
-            )
         except (E.PermissionDenied, E.EndpointNotFound):
             data = await self.get("core/firmware/status")
-            product = data.get("product") or {} if isinstance(data, dict) else {}
-            text = product.get("product_version", "")
+        data = data if isinstance(data, dict) else {}
+        product: dict[str, Any] = data.get("product") or {}
+        text = str(data.get("product_version") or product.get("product_version") or "")
         try:
             version: FirmwareVersion | None = FirmwareVersion.parse(text)
         except ValueError:
