@@ -377,3 +377,25 @@ async def test_backups_keep_time_hash_and_diff(fw2):
     assert "+" in diff and "bad_hosts" in diff
     assert f.backups.diff("latest", "latest") == ""
     assert (f.backups.dir / f.backups.get("latest").file).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("version", ["25.7", "26.1"])
+async def test_port_forward_where_the_version_has_it(make_fw, version):
+    f, sim = await make_fw(version)
+    try:
+        await f.connect()
+        pf = {"destination_port": "8443", "target": "10.0.0.10", "local_port": "443"}
+        if version == "25.7":
+            with pytest.raises(E.NotSupported, match=r"new in 26\.1"):
+                await f.ensure_port_forward("web in", **pf)
+            return
+        r = await f.ensure_port_forward("web in", **pf)
+        assert r.changes[0].action == "create"
+        item = next(iter(sim.cols["dnat"].items.values()))
+        assert (item["destination.port"], item["target"], item["local-port"]) == ("8443", "10.0.0.10", "443")
+        assert not (await f.ensure_port_forward("web in", **pf)).changed
+        r = await f.ensure_port_forward("web in", **{**pf, "target": "10.0.0.11"})
+        assert r.changes[0].diff() == {"target": {"before": "10.0.0.10", "after": "10.0.0.11"}}
+        assert (await f.delete_port_forward("web in")).changed and sim.cols["dnat"].items == {}
+    finally:
+        await f.client.aclose()

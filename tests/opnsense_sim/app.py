@@ -242,6 +242,27 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
         ),
     }
     if version >= (26, 1):
+        cols["dnat"] = Collection(
+            "rule",
+            {
+                "disabled": F("bool", "0"),
+                "sequence": F("int", "1"),
+                "interface": F("multi", "wan", IFACES),
+                "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
+                "protocol": F("option", "any", PROTOS, True),
+                "source.network": F("list", "any"),
+                "source.port": F(),
+                "source.not": F("bool", "0"),
+                "destination.network": F("list", "any"),
+                "destination.port": F(),
+                "destination.not": F("bool", "0"),
+                "target": F(required=True),
+                "local-port": F(),
+                "log": F("bool", "0"),
+                "descr": F(),
+            },
+            ("disabled", "interface", "target", "descr"),
+        )
         cols["blocklist"] = Collection(
             "blocklist",
             {

@@ -19,6 +19,7 @@ from .app import (
     new_uuid,
     validate,
 )
+from .models import flatten
 
 Route = tuple[Callable[..., Any], int, int, Any, Any]
 
@@ -68,7 +69,7 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
                 return {"result": "failed"}
             check_write(req)
             item = dict(existing) if existing else col().blank()
-            for k2, v in req.post[col().key].items():
+            for k2, v in flatten(req.post[col().key]).items():
                 if k2 in col().fields:
                     item[k2] = v if isinstance(v, str) else str(v)
             errors = validate(sim, colname, item, uuid)
@@ -147,6 +148,7 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     crud("firewall/filter", "Rule", "rule")
     crud("firewall/source_nat", "Rule", "snat")
     crud("firewall/one_to_one", "Rule", "one_to_one")
+    crud("firewall/d_nat", "Rule", "dnat", since=(26, 1))
     crud("unbound/settings", "HostOverride", "host")
     crud("unbound/settings", "Dnsbl", "blocklist", since=(26, 1))
     crud("wireguard/server", "Server", "server")

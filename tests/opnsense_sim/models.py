@@ -70,7 +70,7 @@ class Collection:
                 out[name] = m
             else:
                 out[name] = value
-        return out
+        return nest(out)
 
     def search_row(self, uuid: str, item: dict[str, str], raw: bool) -> dict[str, Any]:
         """A search row: ≤ 25.1 display values of the fixed fields; ≥ 25.7 all raw + ``%field``."""
@@ -86,6 +86,29 @@ class Collection:
             if desc != value:
                 row[f"%{name}"] = desc
         return row
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted field names (``source.network``) become nested containers, as in the d_nat model."""
+    out: dict[str, Any] = {}
+    for k, v in flat.items():
+        node = out
+        *parents, leaf = k.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
+def flatten(body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The inverse of :func:`nest` for request bodies."""
+    out: dict[str, Any] = {}
+    for k, v in body.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 # ------------------------------------------------------------------ validation helpers

@@ -49,6 +49,7 @@ class Firewall:
         self.rules = ModelOps(client, R.RULE)
         self.snat = ModelOps(client, R.SOURCE_NAT)
         self.one_to_one = ModelOps(client, R.ONE_TO_ONE)
+        self.dnat = ModelOps(client, R.DNAT)
         self.host_overrides = ModelOps(client, R.HOST_OVERRIDE)
         self.dnsbl = ModelOps(client, R.DNSBL)
         self.wg_servers = ModelOps(client, R.WG_SERVER)
@@ -218,10 +219,45 @@ class Firewall:
         ops = {"snat": self.snat, "one_to_one": self.one_to_one}.get(kind)
         if ops is None:
             raise E.NotSupported(
-                f"NAT kind {kind!r}: use 'snat' or 'one_to_one' "
-                "(port forwards, d_nat on 26.1+, are not managed yet)."
+                f"NAT kind {kind!r}: use 'snat' or 'one_to_one' (port forwards: ensure_port_forward, 26.1+)."
             )
         return Result([await ops.ensure({"description": description, **fields}, dry_run=dry_run)])
+
+    async def ensure_port_forward(
+        self,
+        description: str,
+        *,
+        interface: str = "wan",
+        protocol: str = "TCP",
+        destination: str = "wanip",
+        destination_port: str,
+        target: str,
+        local_port: str = "",
+        source: str = "any",
+        dry_run: bool = False,
+    ) -> Result:
+        """Ensure a port forward (destination NAT, 26.1+) identified by ``description``."""
+        caps = await self.client.capabilities()
+        if not caps.dnat:
+            raise E.NotSupported(
+                f"OPNsense {caps.version} has no port-forward API (firewall/d_nat is new in 26.1); "
+                "create the port forward in the GUI (Firewall → NAT → Port Forward) or update the firewall."
+            )
+        desired = {
+            "descr": description,
+            "interface": interface,
+            "protocol": protocol,
+            "source.network": source,
+            "destination.network": destination,
+            "destination.port": destination_port,
+            "target": target,
+            "local-port": local_port or destination_port,
+        }
+        return Result([await self.dnat.ensure(desired, dry_run=dry_run)])
+
+    async def delete_port_forward(self, description: str, *, dry_run: bool = False) -> Result:
+        """Delete a port forward by description (26.1+)."""
+        return Result([await self.dnat.delete({"descr": description}, dry_run=dry_run)])
 
     async def delete_nat(self, kind: str, description: str, *, dry_run: bool = False) -> Result:
         """Delete a NAT rule by description."""

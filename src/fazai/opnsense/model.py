@@ -75,6 +75,18 @@ def flatten_item(
     return out
 
 
+def nest(flat: dict[str, str]) -> dict[str, Any]:
+    """``{"source.network": "x"}`` → ``{"source": {"network": "x"}}`` (nested containers, e.g. d_nat)."""
+    out: dict[str, Any] = {}
+    for k, v in flat.items():
+        node = out
+        *parents, leaf = k.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
 def to_wire(value: Any, newline: bool = False) -> str:
     """A Python value as the string the API expects ("1"/"0", comma or newline lists)."""
     if isinstance(value, bool):
@@ -159,7 +171,7 @@ class ModelOps:
             change = Change(self.res.kind, name, "create", None, want, dry_run=dry_run)
             if not dry_run:
                 change.uuid = check_saved(
-                    self.res.ep("add"), await self.client.post(self.res.ep("add"), {self.res.key: want})
+                    self.res.ep("add"), await self.client.post(self.res.ep("add"), {self.res.key: nest(want)})
                 )
             return change
         uuid, current = found
@@ -179,7 +191,7 @@ class ModelOps:
         if not dry_run:
             check_saved(
                 self.res.ep("set", uuid),
-                await self.client.post(self.res.ep("set", uuid), {self.res.key: changed}),
+                await self.client.post(self.res.ep("set", uuid), {self.res.key: nest(changed)}),
             )
         return change
 

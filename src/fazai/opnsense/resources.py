@@ -44,6 +44,15 @@ ONE_TO_ONE = Resource(
     set_fields=_RULE_SETS,
     apply_path="firewall/filter/apply",
 )
+DNAT = Resource(  # 26.1+: port forwards; nested source/destination, ``descr`` instead of ``description``
+    kind="dnat",
+    base="firewall/d_nat",
+    noun="Rule",
+    key="rule",
+    id_fields=("descr",),
+    set_fields=frozenset({"interface", "categories"}),
+    apply_path="firewall/filter/apply",
+)
 HOST_OVERRIDE = Resource(
     kind="host_override",
     base="unbound/settings",
