@@ -91,8 +91,44 @@ async def test_unreachable_firewall_is_a_transport_error():
             await c.connect()
 
 
-def _cert_pair(tmp: Path) -> tuple[Path, Path, Path]:
-    """A self-signed CA and a server certificate for 127.0.0.1 signed by it."""
+def _issue(ca_key, ca_name, cn: str, usage, san=None, key=None):
+    """A certificate for ``cn`` signed by the CA (server or client usage)."""
+    now = dt.datetime.now(dt.UTC)
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def _write(tmp: Path, name: str, cert, key=None) -> tuple[Path, Path | None]:
+    cert_file = tmp / f"{name}.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if key is None:
+        return cert_file, None
+    key_file = tmp / f"{name}.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def _pki(tmp: Path) -> dict[str, Path]:
+    """A self-signed CA, a server certificate for 127.0.0.1 and a client certificate, all as files."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fazai test CA")])
@@ -111,37 +147,20 @@ def _cert_pair(tmp: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opnsense.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server, server_key = _issue(
+        ca_key, ca_name, "opnsense.test", x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, san
     )
-    ca_file, cert_file, key_file = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return ca_file, cert_file, key_file
+    client, client_key = _issue(ca_key, ca_name, "fazai", x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+    files: dict[str, Path] = {"ca": _write(tmp, "ca", ca)[0]}
+    files["cert"], files["key"] = _write(tmp, "server", server, server_key)  # type: ignore[assignment]
+    files["client_cert"], files["client_key"] = _write(tmp, "client", client, client_key)  # type: ignore[assignment]
+    return files
 
 
 async def test_tls_with_ca_bundle(tmp_path):
-    ca, cert, key = _cert_pair(tmp_path)
+    pki = _pki(tmp_path)
+    ca, cert, key = pki["ca"], pki["cert"], pki["key"]
     sim = Simulator("26.1")
     sim.add_key("k", "s")
     with serve(sim, certfile=cert, keyfile=key) as url:
@@ -182,3 +201,19 @@ def test_simulator_crud_contract(servers):
         }
         assert c.post(f"delItem/{u}", json={}).json() == {"result": "deleted"}
         assert c.post(f"delItem/{u}", json={}).json() == {"result": "not found"}
+
+
+async def test_mutual_tls_client_certificate(tmp_path):
+    pki = _pki(tmp_path)
+    sim = Simulator("26.7")
+    sim.add_key("k", "s")
+    with serve(sim, certfile=pki["cert"], keyfile=pki["key"], client_ca=pki["ca"]) as url:
+        opts = ClientOptions(ca_file=pki["ca"], client_cert=pki["client_cert"], client_key=pki["client_key"])
+        async with OPNsenseClient(url, "k", "s", opts) as c:
+            assert str((await c.connect()).version) == "26.7.2"
+        # Without the client certificate the TLS handshake is refused.
+        async with OPNsenseClient(
+            url, "k", "s", ClientOptions(ca_file=pki["ca"], timeout_s=5, read_retries=0)
+        ) as c:
+            with pytest.raises(E.TransportError):
+                await c.connect()

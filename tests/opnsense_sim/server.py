@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +15,17 @@ from .app import Simulator
 
 
 @contextmanager
-def serve(sim: Simulator, *, certfile: Path | None = None, keyfile: Path | None = None) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:PORT``) while the simulator is served."""
+def serve(
+    sim: Simulator,
+    *,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    client_ca: Path | None = None,
+) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) while the simulator is served.
+
+    ``certfile``/``keyfile`` serve HTTPS; ``client_ca`` also requires a client certificate (mTLS).
+    """
     # Port 0: the kernel picks a free port; we read it back once the server listens. (Handing uvicorn a
     # pre-bound socket instead leaves Nagle on, which costs ~40 ms per request.)
     config = uvicorn.Config(
@@ -26,6 +36,8 @@ def serve(sim: Simulator, *, certfile: Path | None = None, keyfile: Path | None 
         lifespan="off",
         ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(keyfile) if keyfile else None,
+        ssl_ca_certs=str(client_ca) if client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
