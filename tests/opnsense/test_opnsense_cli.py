@@ -46,6 +46,19 @@ def test_add_stores_secret_0600_and_never_prints_it(cli):
     assert "OPNsense 25.7" in r.stdout
 
 
+def test_add_from_apikey_file(cli, servers, tmp_path):
+    run, _, tmp = cli
+    _, url = servers["25.7"]
+    f = tmp_path / "apikey.txt"
+    f.write_text(f"key={KEY}\nsecret={SECRET}\n")
+    run("opnsense", "add", "fw2", url, "--apikey-file", str(f))
+    secrets = json.loads((tmp / "state" / "opnsense" / "secrets.json").read_text())
+    assert secrets["fw2"] == {"key": KEY, "secret": SECRET}
+    f.write_text("nothing here\n")
+    r = run("opnsense", "add", "fw3", url, "--apikey-file", str(f), code=2)
+    assert "key=" in r.stderr
+
+
 def test_bad_key_is_reported(cli, servers):
     run, _, _ = cli
     _, url = servers["25.7"]

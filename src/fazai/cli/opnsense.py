@@ -126,10 +126,18 @@ def add(
     client_key: Path | None = typer.Option(None, "--client-key", help="key of the client certificate"),
     timeout: float = typer.Option(30.0, "--timeout", help="seconds per request"),
     check: bool = typer.Option(True, "--check/--no-check", help="connect once and show the version"),
+    apikey_file: Path | None = typer.Option(
+        None, "--apikey-file", help="the apikey.txt downloaded from OPNsense (key=… / secret=…)"
+    ),
 ) -> None:
-    """Register a firewall. Key/secret come from OPNSENSE_KEY/OPNSENSE_SECRET or are prompted (hidden)."""
-    key = os.environ.get("OPNSENSE_KEY") or typer.prompt("API key", hide_input=True)
-    secret = os.environ.get("OPNSENSE_SECRET") or typer.prompt("API secret", hide_input=True)
+    """Register a firewall. Key/secret: --apikey-file, OPNSENSE_KEY/OPNSENSE_SECRET, or a hidden prompt."""
+    from_file = _read_apikey_file(apikey_file) if apikey_file else {}
+    key = from_file.get("key") or os.environ.get("OPNSENSE_KEY") or typer.prompt("API key", hide_input=True)
+    secret = (
+        from_file.get("secret")
+        or os.environ.get("OPNSENSE_SECRET")
+        or typer.prompt("API secret", hide_input=True)
+    )
     for p in (ca_file, client_cert, client_key):
         if p is not None and not p.is_file():
             err.print(f"[red]error:[/] {p} does not exist")
@@ -153,6 +161,24 @@ def add(
     if check:
         caps = _with_fw(name, lambda fw: fw.client.capabilities())
         out.print(f"connected: OPNsense {caps.version}", highlight=False)
+
+
+def _read_apikey_file(path: Path) -> dict[str, str]:
+    """Parse OPNsense's apikey.txt (ini style ``key=…``/``secret=…``; values may contain ``=``)."""
+    if not path.is_file():
+        err.print(f"[red]error:[/] {path} does not exist")
+        raise typer.Exit(2)
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() in ("key", "secret"):
+            values[name.strip()] = value.strip()
+    if set(values) != {"key", "secret"}:
+        err.print(
+            f"[red]error:[/] {path} has no key=… and secret=… lines (the apikey.txt from OPNsense has both)"
+        )
+        raise typer.Exit(2)
+    return values
 
 
 @app.command("list")
