@@ -351,7 +351,10 @@ class Firewall:
             res.notes.append("aliases were applied first; the rollback covers filter rules only")
         reply = await self.client.post(f"firewall/filter/apply/{rev}")
         res.changes.append(Change("apply", "filter", "apply", note=f"rollback revision {rev}"))
-        ok = apply_ok(reply) and await self._verify(verify, res)
+        applied = apply_ok(reply)
+        if not applied:
+            res.notes.append(f"the filter apply reported a failure ({reply!r})")
+        ok = applied and await self._verify(verify, res)
         if ok:
             await self.client.post(f"firewall/filter/cancelRollback/{rev}")
             res.data["status"] = "applied"
