@@ -16,4 +16,6 @@ def register_all(app: typer.Typer) -> None:
 _GROUPS: list[str] = [
     "tools",
     "research",
+    "opnsense",
+    "alerts",
 ]
