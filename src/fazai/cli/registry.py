@@ -13,4 +13,9 @@ def register_all(app: typer.Typer) -> None:
         module.register(app)
 
 
-_GROUPS: list[str] = []
+_GROUPS: list[str] = [
+    "tools",
+    "research",
+    "opnsense",
+    "alerts",
+]
