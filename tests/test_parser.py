@@ -210,3 +210,19 @@ def test_fuzz_serialization_roundtrip_with_default_json(action, cuts):
 @given(st.text(alphabet=st.sampled_from('{{{}["]:a, \\'), min_size=500, max_size=4000))
 def test_fuzz_long_bracket_soup_never_crashes(text):
     parse_action(text, OFFERED)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(alphabet=st.sampled_from('{}[]"\\:, \nactiondoneshel0-1.u'), max_size=200),
+    st.lists(st.integers(0, 200), max_size=8),
+)
+def test_fuzz_result_does_not_depend_on_how_the_text_is_split(text, cuts):
+    parser = ActionStreamParser(OFFERED)
+    for piece in _split(text, cuts):
+        parser.feed(piece)
+    split, whole = parser.finish(), parse_action(text, OFFERED)
+    if isinstance(whole, ParseFailure):
+        assert isinstance(split, ParseFailure)
+    else:
+        assert split == whole
