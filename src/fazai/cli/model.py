@@ -74,7 +74,7 @@ def pull_cmd(
     models_dir: Path | None = MODELS_DIR_OPT,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     force: bool = typer.Option(False, "--force", help="fetch again even if a verified copy exists"),
-    find_links: list[Path] = typer.Option(  # noqa: B006
+    find_links: list[Path] = typer.Option(
         [], "--find-links", help="also look for the packages in this folder of wheels (repeatable)"
     ),
     no_index: bool = typer.Option(False, "--no-index", help="only use --find-links folders (offline)"),
@@ -118,7 +118,8 @@ def _pull_with_progress(
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage == "install" and done == total:
-                bar.update(install, total=1, completed=1, description=f"installed {total} packages")
+                bar.remove_task(install)
+                bar.console.print(f"installed {total} packages into a private folder")
             elif stage == "join":
                 bar.update(join, completed=done, visible=True)
 
@@ -144,7 +145,9 @@ def info_cmd(
     out.print(f"[bold]{mi.name}[/]{' (default)' if mi.default else ''}  {mi.description}")
     out.print(f"  path:      {mi.path}")
     out.print(f"  installed: {'yes' if mi.installed else 'no'}")
-    out.print(f"  size:      {_mb(mi.size)}" + (f" (expected {mi.expected_size:,} B)" if mi.expected_size else ""))
+    out.print(
+        f"  size:      {_mb(mi.size)}" + (f" (expected {mi.expected_size:,} B)" if mi.expected_size else "")
+    )
     if mi.sha256:
         out.print(f"  sha256:    {mi.sha256}")
     if mi.expected_sha256:
@@ -153,7 +156,9 @@ def info_cmd(
     if mi.packages:
         out.print(f"  packages:  {', '.join(mi.packages)}")
     if mi.expected_sha256 and not mi.verified:
-        out.print(f"[yellow]fix:[/] {catalog.pull_command(mi.name)}" + (f" --models-dir {d}" if models_dir else ""))
+        out.print(
+            f"[yellow]fix:[/] {catalog.pull_command(mi.name)}" + (f" --models-dir {d}" if models_dir else "")
+        )
 
 
 @model_app.command("rm")

