@@ -16,6 +16,7 @@ Special model names select failure modes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -65,7 +66,7 @@ def anthropic_app(delay_s: float = 0.005) -> Starlette:
                 400, "invalid_request_error", "model, max_tokens and messages are required"
             )
         roles = [m.get("role") for m in msgs]
-        if roles[0] != "user" or any(a == b for a, b in zip(roles, roles[1:], strict=False)):
+        if roles[0] != "user" or any(a == b for a, b in itertools.pairwise(roles)):
             return _anthropic_error(400, "invalid_request_error", "messages: roles must alternate from user")
         if any(r not in ("user", "assistant") for r in roles):
             return _anthropic_error(400, "invalid_request_error", "messages: role must be user or assistant")
@@ -204,7 +205,10 @@ def openai_errors_app() -> Starlette:
         if model == "broken":
             return JSONResponse({"error": {"message": "internal error"}}, status_code=500)
         if model == "slow":
-            await asyncio.sleep(5)
+            for _ in range(50):  # a server that takes 5 s before answering, until the client leaves
+                if await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.1)
         if model == "stream-error":
 
             async def err() -> AsyncIterator[str]:
@@ -233,6 +237,7 @@ def serve(app: Starlette) -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not wait for requests the tests abandoned
         thread.join(timeout=5)
         sock.close()
 
