@@ -78,6 +78,9 @@ def llama_server(gemma_gguf: Path) -> Iterator[tuple[str, str]]:
     params.model.path = str(gemma_gguf)
     params.cpuparams.n_threads = 2
     params.cpuparams_batch.n_threads = 2
+    # No busy-polling: the test machine is shared, spinning threads only steal CPU from the work.
+    params.cpuparams.poll = 0
+    params.cpuparams_batch.poll = 0
     params.n_ctx = 2048
     params.n_parallel = 2
     params.cache_ram_mib = 64
