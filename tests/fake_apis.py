@@ -209,6 +209,21 @@ def openai_errors_app() -> Starlette:
                 if await request.is_disconnected():
                     break
                 await asyncio.sleep(0.1)
+        if model == "nostream":  # some proxies ignore `stream: true` and answer in one piece
+            return JSONResponse(
+                {
+                    "object": "chat.completion",
+                    "model": "nostream-1",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "whole"},
+                            "finish_reason": "length",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                }
+            )
         if model == "stream-error":
 
             async def err() -> AsyncIterator[str]:

@@ -69,6 +69,21 @@ async def test_openai_error_inside_the_stream(openai_fake: str) -> None:
     assert "upstream provider failed" in str(e)
 
 
+async def test_openai_accepts_a_non_streamed_answer(openai_fake: str) -> None:
+    p = OpenAICompatProvider(openai_fake, "nostream", api_key=API_KEY)
+    s = await p.open_session()
+    chunks = [c async for c in s.generate(MSG)]
+    assert [type(c).__name__ for c in chunks] == ["Token", "Final"]
+    final = chunks[-1]
+    assert (final.text, final.stop_reason, final.model, final.usage.prompt_tokens) == (
+        "whole",
+        "length",
+        "nostream-1",
+        3,
+    )
+    await p.aclose()
+
+
 def test_openai_body_shapes_constraints() -> None:
     params = SessionParams(max_tokens=9, stop=("\n",), seed=3)
     schema = {"type": "object"}

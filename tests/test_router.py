@@ -48,6 +48,21 @@ async def test_stuck_on_the_last_provider_stays_there() -> None:
     assert (await collect(s.generate(MSG))).served_by == "only"
 
 
+async def test_unexpected_exception_also_falls_back() -> None:
+    class Broken:
+        name, supports_grammar = "broken", False
+
+        async def open_session(self, params=None):
+            raise ConnectionRefusedError("socket gone")
+
+        async def aclose(self) -> None:
+            return None
+
+    s = await RouterProvider([Broken(), ScriptedProvider(["ok"], name="ok")]).open_session()
+    f = await collect(s.generate(MSG))
+    assert f.served_by == "ok" and "ConnectionRefusedError: socket gone" in f.extra["router"]["errors"][0]
+
+
 async def test_first_token_timeout_passes_to_the_next() -> None:
     slow = ScriptedProvider(["too late"], name="slow", token_delay_s=5)
     fast = ScriptedProvider(["in time"], name="fast")

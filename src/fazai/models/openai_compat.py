@@ -172,40 +172,55 @@ class OpenAICompatSession:
                     raise http_error(
                         p.name, p.url, resp.status_code, text, model=p.model, key_env=p._api_key_env
                     )
-                events = iter_sse(resp.aiter_lines())
-                while True:
-                    try:
-                        ev = await race_abort(asyncio.ensure_future(anext(events)), self._abort)
-                    except StopAsyncIteration:
-                        break
-                    if ev.data.strip() == "[DONE]":
-                        break
-                    try:
-                        obj = json.loads(ev.data)
-                    except ValueError as e:
-                        raise ProviderError(
-                            f"malformed stream data from {p.url}: {ev.data[:200]!r}", provider=p.name
-                        ) from e
-                    if "error" in obj:
-                        err = obj["error"]
-                        msg = err.get("message", err) if isinstance(err, dict) else err
-                        raise ProviderError(f"stream error from {p.url}: {msg}", provider=p.name)
+                is_json = resp.headers.get("content-type", "").startswith("application/json")
+                if is_json:
+                    # An endpoint that ignored `stream: true` and answered in one piece.
+                    obj = json.loads(await resp.aread())
+                    text = ((obj.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+                    fr = (obj.get("choices") or [{}])[0].get("finish_reason")
+                    usage_raw, timings = obj.get("usage") or {}, obj.get("timings") or {}
                     model = obj.get("model") or model
-                    if obj.get("usage"):
-                        usage_raw = obj["usage"]
-                    if obj.get("timings"):
-                        timings = obj["timings"]
-                    for choice in obj.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            if first is None:
-                                first = time.perf_counter()
-                            deltas += 1
-                            parts.append(text)
-                            yield Token(text)
-                        fr = choice.get("finish_reason")
-                        if fr:
-                            reason = _FINISH.get(fr, "stop")
+                    reason = _FINISH.get(fr or "stop", "stop")
+                    if text:
+                        first = time.perf_counter()
+                        parts.append(text)
+                        deltas = 1
+                        yield Token(text)
+                else:
+                    events = iter_sse(resp.aiter_lines())
+                    while True:
+                        try:
+                            ev = await race_abort(asyncio.ensure_future(anext(events)), self._abort)
+                        except StopAsyncIteration:
+                            break
+                        if ev.data.strip() == "[DONE]":
+                            break
+                        try:
+                            obj = json.loads(ev.data)
+                        except ValueError as e:
+                            raise ProviderError(
+                                f"malformed stream data from {p.url}: {ev.data[:200]!r}", provider=p.name
+                            ) from e
+                        if "error" in obj:
+                            err = obj["error"]
+                            msg = err.get("message", err) if isinstance(err, dict) else err
+                            raise ProviderError(f"stream error from {p.url}: {msg}", provider=p.name)
+                        model = obj.get("model") or model
+                        if obj.get("usage"):
+                            usage_raw = obj["usage"]
+                        if obj.get("timings"):
+                            timings = obj["timings"]
+                        for choice in obj.get("choices") or []:
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                if first is None:
+                                    first = time.perf_counter()
+                                deltas += 1
+                                parts.append(text)
+                                yield Token(text)
+                            fr = choice.get("finish_reason")
+                            if fr:
+                                reason = _FINISH.get(fr, "stop")
             except Aborted:
                 reason = "aborted"
             except httpx.HTTPError as e:

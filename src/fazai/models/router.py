@@ -125,9 +125,11 @@ class RouterSession:
                 first = await self._first_chunk(stream, sess, self._r.first_token_timeouts[i])
                 if isinstance(first, Final) and first.stop_reason == "error":
                     raise ProviderError(first.extra.get("error", "generation failed"), provider=provider.name)
-            except ProviderError as e:
-                last_error = e
-                errors.append(f"{provider.name}: {e}")
+            except Exception as e:
+                # Any failure before the first token (a provider bug included) hands the turn on.
+                pe = e if isinstance(e, ProviderError) else ProviderError(f"{type(e).__name__}: {e}")
+                last_error = pe
+                errors.append(f"{provider.name}: {pe}")
                 await _close_stream(stream)
                 continue
             # This provider owns the turn now.
