@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fazai.models.anthropic import AnthropicProvider
+from fazai.models.base import Message, collect
 from fazai.models.openai_compat import OpenAICompatProvider
 from fazai.models.router import RouterProvider
 from fazai.models.scripted import ScriptedProvider
@@ -103,3 +104,14 @@ class TestOpenAIOnLlamaCppContract(ProviderContract):
         p = OpenAICompatProvider(url, "gemma3-270m", api_key=key, llamacpp=True, timeout_s=60)
         yield p
         await p.aclose()
+
+    async def test_second_turn_reports_cached_prompt_tokens(self, provider: OpenAICompatProvider) -> None:
+        # llama.cpp keeps the slot's KV cache: turn 2 extends turn 1, so most of its prompt is cached.
+        s = await provider.open_session(self.params(max_tokens=4))
+        turn1 = [*self.prompt]
+        f1 = await collect(s.generate(turn1))
+        turn2 = [*turn1, Message("assistant", f1.text), Message("user", "And the months?")]
+        f2 = await collect(s.generate(turn2))
+        assert f2.usage.prompt_tokens > f1.usage.prompt_tokens
+        assert f2.usage.cached_tokens >= f1.usage.prompt_tokens // 2
+        await s.close()
