@@ -97,6 +97,7 @@ def llama_server(gemma_gguf: Path) -> Iterator[tuple[str, str]]:
 @pytest.mark.slow
 class TestOpenAIOnLlamaCppContract(ProviderContract):
     supports_json_schema = True
+    max_tokens = 8  # a real model on 2 shared cores: keep every generation short
 
     @pytest.fixture
     async def provider(self, llama_server: tuple[str, str]) -> AsyncIterator[OpenAICompatProvider]:
