@@ -60,6 +60,11 @@ class PathsSettings(_Section):
         return self.state_dir / "models"
 
     @property
+    def tools_dir(self) -> Path:
+        """Tools made on demand: ``_generated/<session>/`` and the operator's ``stable/``."""
+        return self.state_dir / "tools"
+
+    @property
     def worker_socket(self) -> Path:
         return self.runtime_dir / "worker.sock"
 
@@ -155,6 +160,45 @@ class KBSettings(_Section):
     token_budget: int = Field(default=600, ge=0)
 
 
+class ResearchSettings(_Section):
+    """The ``research`` action: which backends answer and how long each may take.
+
+    Backends: ``kb`` (the knowledge base), ``docs`` (man pages, ``--help`` and ``/usr/share/doc`` on this
+    machine), ``context7`` (library documentation from Context7), ``web`` (a SearXNG instance's JSON API).
+    """
+
+    enabled: list[Literal["kb", "docs", "context7", "web"]] = Field(
+        default_factory=lambda: ["kb", "docs", "context7", "web"],
+        description="backends that may be used; a backend also needs its own settings (e.g. searxng_url)",
+    )
+    timeout_s: float = Field(
+        default=8.0, gt=0, description="time budget of one research action, all backends"
+    )
+    backend_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one backend request")
+    max_results: int = Field(default=5, ge=1, le=50, description="hits kept per backend")
+    snippet_chars: int = Field(default=600, ge=80, description="longest snippet kept per hit")
+    context7_url: str = Field(default="https://context7.com", description="Context7 base URL")
+    context7_api_key_env: str = Field(
+        default="CONTEXT7_API_KEY", description="environment variable holding the Context7 API key"
+    )
+    searxng_url: str | None = Field(
+        default=None, description="SearXNG base URL (its settings must allow format=json); empty = no web"
+    )
+    docs_max_bytes: int = Field(default=65536, ge=1024, description="most bytes read per local document")
+
+
+class ToolsSettings(_Section):
+    """Tools made on demand (``tool_spec`` / ``use_tool``)."""
+
+    run_timeout_s: float = Field(default=60.0, gt=0, description="default time limit of one use_tool run")
+    validate_timeout_s: float = Field(default=20.0, gt=0, description="time limit of each validation step")
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto",
+        description="where declared tests run: bwrap when present (auto), or a plain subprocess",
+    )
+    max_output_chars: int = Field(default=20000, ge=1000, description="largest tool result kept")
+
+
 class DaemonSettings(_Section):
     """The ``fazaid`` HTTP daemon."""
 
@@ -186,6 +230,8 @@ class Settings(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     kb: KBSettings = Field(default_factory=KBSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
 
     # Where these settings came from, for error messages and `fazai config`.

@@ -14,5 +14,7 @@ def register_all(app: typer.Typer) -> None:
 
 
 _GROUPS: list[str] = [
+    "tools",
+    "research",
     "model",
 ]
