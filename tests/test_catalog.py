@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from fazai.cli.model import model_app
 from fazai.models import catalog
 from fazai.models.catalog import CatalogEntry, ChunkPackage, ModelCorrupt, ModelError, ModelNotFound
-from tests.conftest import TEST_MODELS_DIR
+
+TEST_MODELS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "models"
 
 # A tiny model split over three chunk packages; "GGUF" magic so it passes as a GGUF file.
 PARTS = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 333]

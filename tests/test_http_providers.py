@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from fake_apis import API_KEY, anthropic_app, closed_port, openai_errors_app, reply_words, serve
 from fazai.models.anthropic import AnthropicProvider
 from fazai.models.base import Constraint, Message, ProviderError, SessionParams, collect
 from fazai.models.openai_compat import OpenAICompatProvider
-from tests.fake_apis import API_KEY, anthropic_app, closed_port, openai_errors_app, reply_words, serve
 
 MSG = [Message("user", "ping")]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from fake_apis import API_KEY, anthropic_app, closed_port, serve
 from fazai.models.anthropic import AnthropicProvider
 from fazai.models.base import Message, collect
 from fazai.models.openai_compat import OpenAICompatProvider
 from fazai.models.router import RouterProvider
 from fazai.models.scripted import ScriptedProvider
-from tests.fake_apis import API_KEY, anthropic_app, closed_port, serve
-from tests.provider_contract import ProviderContract
+from provider_contract import ProviderContract
 
 TEXT = "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday and Sunday are the seven days."
 
