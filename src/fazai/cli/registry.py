@@ -16,6 +16,10 @@ def register_all(app: typer.Typer) -> None:
 _GROUPS: list[str] = [
     "tools",
     "research",
+_GROUPS: list[str] = [
+    "model",
+    "tools",
+    "research",
     "opnsense",
     "alerts",
 ]
