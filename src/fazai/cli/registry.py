@@ -14,9 +14,6 @@ def register_all(app: typer.Typer) -> None:
 
 
 _GROUPS: list[str] = [
-    "tools",
-    "research",
-_GROUPS: list[str] = [
     "model",
     "tools",
     "research",
