@@ -80,6 +80,23 @@ class ProviderSpec(_Section):
     )
     timeout_s: float = Field(default=120.0, gt=0)
     script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
+    name: str | None = Field(
+        default=None, description="label in Final.served_by; default '<provider>:<model>'"
+    )
+    first_token_timeout_s: float | None = Field(
+        default=None, gt=0, description="fallback chain: pass to the next provider if no token by then"
+    )
+    llamacpp: bool = Field(
+        default=False,
+        description="openai provider: the endpoint is a llama.cpp server (send GBNF grammar, repeat_penalty)",
+    )
+    json_schema: bool = Field(
+        default=True, description="openai provider: send JSON-schema constraints as response_format"
+    )
+    anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
+    )
 
 
 class AIProviderSettings(ProviderSpec):

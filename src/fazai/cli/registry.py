@@ -14,6 +14,7 @@ def register_all(app: typer.Typer) -> None:
 
 
 _GROUPS: list[str] = [
+    "model",
     "tools",
     "research",
     "opnsense",
