@@ -84,10 +84,7 @@ def split_opts(args: Iterable[str], with_value: Iterable[str] = ()) -> tuple[lis
 
 def has_short(opts: Iterable[str], letters: str) -> bool:
     """True when any single-dash option cluster (``-rf``) contains one of ``letters``."""
-    for o in opts:
-        if re.fullmatch(r"-[A-Za-z0-9]+", o) and any(c in o[1:] for c in letters):
-            return True
-    return False
+    return any(re.fullmatch(r"-[A-Za-z0-9]+", o) and any(c in o[1:] for c in letters) for o in opts)
 
 
 def has_long(opts: Iterable[str], *names: str) -> bool:
