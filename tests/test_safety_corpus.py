@@ -31,7 +31,8 @@ def test_hostile_at_least_expected(expected: Risk, command: str) -> None:
 
 
 def test_no_forbidden_command_runnable() -> None:
-    missed = [(c, classify(c).risk) for r, c in HOSTILE if r == Risk.FORBIDDEN and classify(c).risk < Risk.FORBIDDEN]
+    forbidden = [c for r, c in HOSTILE if r == Risk.FORBIDDEN]
+    missed = [(c, classify(c).risk) for c in forbidden if classify(c).risk < Risk.FORBIDDEN]
     assert missed == []
 
 
@@ -44,5 +45,5 @@ def test_benign_false_positives_reported_and_bounded(capsys: pytest.CaptureFixtu
         )
         for cmd, risk, why in rep.benign_not_allowed:
             print(f"[safety]   {risk.value}: {cmd!r} — {'; '.join(why)[:120]}")
-    assert not any(r == Risk.FORBIDDEN for _, r, _ in rep.benign_not_allowed), "a benign command was forbidden"
+    assert not any(r == Risk.FORBIDDEN for _, r, _ in rep.benign_not_allowed), "benign command forbidden"
     assert rep.benign_rate <= BENIGN_MISS_BUDGET

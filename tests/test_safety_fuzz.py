@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from fazai.agent.safety import Risk, classify
 
-BENIGN = ["ls -la", "df -h", "uptime", "cat /etc/hosts", "ps aux", "grep x /var/log/syslog", "echo hi", "true"]
+BENIGN = ["ls -la", "df -h", "uptime", "cat /etc/hosts", "ps aux", "grep x /var/log/syslog", "echo hi"]
 DANGER = {
     "rm -rf /": Risk.FORBIDDEN,
     "mkfs.ext4 /dev/sda1": Risk.FORBIDDEN,
@@ -21,7 +21,7 @@ DANGER = {
     "userdel bob": Risk.DESTRUCTIVE,
 }
 SEPS = [" ; ", " && ", " || ", " | ", "\n", " & "]
-WRAPS = ["{}", "sudo {}", "( {} )", "{{ {}; }}", "echo $({})", "echo `{}`", "bash -c '{}'", "env A=1 {}", "nice {}"]
+WRAPS = ["{}", "sudo {}", "( {} )", "{{ {}; }}", "echo $({})", "echo `{}`", "bash -c '{}'", "env A=1 {}"]
 
 FRAGMENT = st.text(alphabet="abcdefghij -/.|&;()$>{}=0123456789\n", max_size=25)
 

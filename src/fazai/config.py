@@ -123,7 +123,7 @@ class SafetySettings(_Section):
     extra_forbidden: list[str] = Field(default_factory=list, description="extra regexes that are forbidden")
     extra_read_only: list[str] = Field(
         default_factory=list,
-        description="extra command names treated as read-only whatever their arguments (e.g. a site's status tool)",
+        description="command names treated as read-only whatever their arguments (a site's status tool)",
     )
 
     @field_validator("auto_approve")
