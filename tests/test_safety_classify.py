@@ -70,10 +70,10 @@ def test_examples(command: str, risk: Risk) -> None:
         "env -u X nice -n 1 timeout 5 nohup rm -rf /",
         "xargs rm -rf < /dev/null; echo / | xargs rm -rf",
         "find / -exec rm -rf {} +",
-        "bash -c 'bash -c \"sh -c \\\"rm -rf /\\\"\"'",
+        'bash -c \'bash -c "sh -c \\"rm -rf /\\""\'',
         "echo $(echo $(rm -rf /))",
         "cat <(cat <(rm -rf /))",
-        "r\"m\" -rf /",
+        'r"m" -rf /',
         "x=rm; y=-rf; $x $y /",
         "echo cm0gLXJmIC8= | base64 -d | sudo bash",
         "dd if=/dev/zero of=/dev/sda",
@@ -97,7 +97,13 @@ def test_non_literal_command_name_asks() -> None:
 
 
 def test_unparseable_is_never_read_only() -> None:
-    unparseable = ["[[ -f /etc/hosts ]] && cat /etc/hosts", "time ls", "case a in a) ls;; esac", "echo 'o", "ls $("]
+    unparseable = [
+        "[[ -f /etc/hosts ]] && cat /etc/hosts",
+        "time ls",
+        "case a in a) ls;; esac",
+        "echo 'o",
+        "ls $(",
+    ]
     for c in unparseable:
         v = classify(c)
         assert v.risk >= CS, (c, v)
