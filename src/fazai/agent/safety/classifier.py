@@ -186,6 +186,7 @@ class Walker:
         self.cwd: str | None = None
         self.findings: list[Finding] = []
         self.functions: dict[str, Any] = {}
+        self.tainted: dict[str, str] = {}  # variables holding downloaded/decoded data
 
     # -- tree traversal -----------------------------------------------------------------------------------
     def visit(self, node: Any, upstream: list[Any] | None = None) -> None:
@@ -247,6 +248,18 @@ class Walker:
         else:
             stdin = Stdin([_argv_of(u) for u in upstream], here, [_heretext(u) for u in upstream])
             self.findings += self.run_argv(Cmd(args), stdin)
+        used = {
+            (p.value or "").split(":")[0]
+            for w in words
+            for p in (getattr(w, "parts", None) or [])
+            if p.kind == "parameter"
+        }
+        code_runner = rules.resolve_name(words[0].word)[0] in SHELLS | {"eval", "source", "."}
+        for var in used & set(self.tainted):
+            if code_runner or not args[0].literal:
+                self.findings.append(
+                    Finding(DESTRUCTIVE, f"runs ${var}, which holds {self.tainted[var]} data, as code")
+                )
         if words[0].word == "cd" and args[0].literal:
             self.cwd = _cd(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
         if any(not a.literal for a in args):
@@ -263,8 +276,19 @@ class Walker:
 
     def assignment(self, node: Any, *, bare: bool) -> None:
         name, _, value = node.word.partition("=")
-        if not getattr(node, "parts", None):
-            self.env[name.rstrip("+")] = value
+        name = name.rstrip("+")
+        parts = getattr(node, "parts", None) or []
+        if not parts:
+            self.env[name] = value
+        elif len(parts) == 1 and parts[0].kind == "commandsubstitution":
+            # c=$(echo … | base64 -d): remember the decoded text, or that it came from a download/decoder.
+            val = self.evaluate_node(parts[0])
+            cmds = _pipeline_commands(parts[0].command) or []
+            names = {rules.resolve_name(_argv_of(c)[0])[0] for c in cmds if _argv_of(c)}
+            if val is not None:
+                self.env[name] = val.rstrip("\n")
+            if names & (DOWNLOADERS | DECODERS):
+                self.tainted[name] = "downloaded" if names & DOWNLOADERS else "decoded"
         if name in {
             "PATH",
             "LD_PRELOAD",
@@ -523,6 +547,13 @@ def evaluate_pipeline(cmds: list[tuple[list[str], str | None]]) -> str | None:
                 data = raw.decode("utf-8", "replace")
             except (binascii.Error, ValueError):
                 return None
+        elif name == "openssl" and ("-d" in args and ({"-base64", "-a", "base64"} & set(args))):
+            if data is None:
+                return None
+            try:
+                data = base64.b64decode(data.strip() + "==", validate=False).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                return None
         elif name == "xxd" and any(a.startswith("-r") for a in args):
             if data is None:
                 return None
@@ -618,6 +649,8 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
         src = args[0] if args else None
         if src is not None and src.source is not None:
             return _code_from_producer(src.source, ctx, f"{name} <(…)")
+        if src is not None and src.text in {"/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-"}:
+            return _stdin_code(name, ctx)
         return [Finding(CHANGES_STATE, f"{name} runs a script file whose content is not known")]
     if name == "env":
         i = 0
@@ -803,8 +836,12 @@ def interpreter(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
         if t in {"--version", "-V", "-v"} and len(texts) == 1:
             return [Finding(READ_ONLY, f"{name} --version")]
         if not t.startswith("-"):
-            if t == "-":
-                break
+            src = cmd.args[i + 1].source
+            if src is not None:
+                return [
+                    f if f.risk > CHANGES_STATE else Finding(CHANGES_STATE, f.reason)
+                    for f in _code_from_producer(src, _no_shell(ctx), f"{name} <(…)")
+                ]
             return [Finding(CHANGES_STATE, f"{name} {t}: runs a program that is not analysed")]
     if ctx.stdin and (ctx.stdin.upstream or ctx.stdin.text is not None):
         if ctx.stdin.text is not None:

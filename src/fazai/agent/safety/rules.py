@@ -502,7 +502,14 @@ def _find(cmd: Cmd, ctx: Ctx) -> list[Finding]:
             if inner and inner[0] in {"sh", "bash", "dash", "zsh"} and any("{}" in w for w in inner[1:]):
                 out += cs(f"find {a} {inner[0]} -c with {{}}: file names become shell code")
             inner_cmd = " ".join(_q(w.replace("{}", found)) for w in inner)
-            out += [Finding(f.risk, f"find {a}: {f.reason}") for f in ctx.classify_code(inner_cmd)]
+            whole_tree = any(paths.is_catastrophic_tree(r, ctx.cwd) for r in roots) and not _find_narrowed(
+                args
+            )
+            for f in ctx.classify_code(inner_cmd):
+                if whole_tree and f.risk >= DESTRUCTIVE:
+                    out += fb(f"find {' '.join(roots)} {a} over the whole tree: {f.reason}")
+                else:
+                    out.append(Finding(f.risk, f"find {a}: {f.reason}"))
             i = j
         elif a == "-delete":
             if any(paths.is_catastrophic_tree(r, ctx.cwd) for r in roots) and not _find_narrowed(args):
@@ -2003,7 +2010,9 @@ def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         _, pos = split_opts(args, {"-cmd", "-separator"})
         queries += pos[1:]
     if cmd.name == "redis-cli":
-        _, pos = split_opts(args, {"-h", "-p", "-a", "-n", "-u", "--user", "--pass"})
+        _, pos = split_opts(args, {"-h", "-p", "-a", "-n", "-u", "--user", "--pass", "-i", "-r", "-d", "-s"})
+        if not pos and any(a in {"--stat", "--latency", "--bigkeys", "--memkeys", "--scan"} for a in args):
+            return ro("redis-cli statistics")
         if pos:
             verb = pos[0].lower()
             if verb in {"flushall", "flushdb", "shutdown", "del", "unlink", "debug"}:
@@ -2153,3 +2162,25 @@ def resolve_name(name: str) -> tuple[str, bool]:
 
 def mkfs_like(name: str) -> bool:
     return name == "mkfs" or name.startswith(("mkfs.", "mke2fs", "mkfs-", "mkdosfs", "mkntfs"))
+
+
+@rule("conntrack")
+def _conntrack(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    opts, _ = split_opts(cmd.argv[1:])
+    if has_short(opts, "F") or has_long(opts, "--flush"):
+        return de("conntrack -F drops the connection-tracking table")
+    if has_short(opts, "LSCEG") or has_long(opts, "--dump", "--stats", "--count", "--event", "--get"):
+        return ro("conntrack listing")
+    return cs("conntrack changes connection tracking")
+
+
+@rule("needrestart", "checkrestart")
+def _needrestart(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    args = cmd.argv[1:]
+    if (
+        cmd.name == "checkrestart"
+        or "-b" in args
+        or ("-r" in args and args[args.index("-r") + 1 :][:1] == ["l"])
+    ):
+        return ro(f"{cmd.name} (list only)")
+    return cs(f"{cmd.name} may restart services")
