@@ -157,6 +157,8 @@ def analyse(
         if rx.search(text):
             findings.append(Finding(FORBIDDEN, why))
     text = _strip_comments_lines(text)
+    # bashlex cannot parse $((…)); arithmetic without $(…)/`…` inside runs nothing, so it stands in as 0.
+    text = re.sub(r"\$\(\((?:[^()`$]|\$\w+|\$\{\w+\})*\)\)", "0", text)
     try:
         trees = bashlex.parse(text)
     except Exception as exc:
@@ -935,6 +937,7 @@ def fallback(text: str, depth: int, env: dict[str, str], extra_ro: frozenset[str
         "function",
         "select",
         "time",
+        "coproc",
     }
     for p in pieces:
         while p and (

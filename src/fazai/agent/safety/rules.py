@@ -1724,12 +1724,10 @@ def _curl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
             "--libcurl",
             "--output-dir",
         } or re.fullmatch(r"-[a-zA-Z]*[oOTKcD][a-zA-Z]*", a):
-            if (
-                a in {"-o", "--output", "-D", "--dump-header"}
-                and i + 1 < len(args)
-                and paths.is_harmless_sink(args[i + 1])
-            ):
-                continue
+            if a in {"-o", "--output", "-D", "--dump-header"} and i + 1 < len(args):
+                if paths.is_harmless_sink(args[i + 1]):
+                    continue
+                return write_target(args[i + 1], append=False, who=f"curl {a}") or cs("curl writes a file")
             return cs("curl writes a file or uploads")
         if a.startswith(("-d", "--data", "-F", "--form", "--json")) or (
             a in {"-X", "--request"} and i + 1 < len(args) and args[i + 1].upper() not in {"GET", "HEAD"}
@@ -1752,6 +1750,8 @@ def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
             return ro("wget -O- (to stdout)")
         if a.startswith("--output-document=") and a.split("=", 1)[1] in {"-", "/dev/null"}:
             return ro("wget -O- (to stdout)")
+        if a in {"-O", "--output-document"} and i + 1 < len(args):
+            return write_target(args[i + 1], append=False, who="wget -O") or cs("wget saves a file")
     return cs("wget saves files")
 
 
@@ -1935,6 +1935,13 @@ _GIT_RO = frozenset(
 def _git(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     _, pos = split_opts(cmd.argv[1:], {"-C", "-c", "--git-dir", "--work-tree"})
     sub = pos[0] if pos else None
+    if any(a == "-c" or a.startswith("--config-env") for a in cmd.argv[1:]):
+        return cs("git -c sets config (pager, aliases, hooks) that can run commands")
+    if any(
+        a.startswith(("--output", "-O", "--open-files-in-pager", "--ext-diff", "--exec"))
+        for a in cmd.argv[1:]
+    ):
+        return cs("git option writes a file or runs a program")
     rest = cmd.argv[cmd.argv.index(sub) + 1 :] if sub else []
     ropts, rpos = split_opts(rest)
     if sub is None or sub in _GIT_RO:
@@ -2045,6 +2052,14 @@ def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return cs(f"{cmd.name} reads SQL from stdin or a session: cannot see what it runs")
     out: list[Finding] = []
     for q in queries:
+        # Client meta-commands that run a shell: psql \!, mysql system / \!, sqlite3 .shell / .system.
+        m = re.search(r"(?:\\!|^\s*!|^\s*system\s|^\s*\.(?:shell|system)\s)(.*)", q, re.S | re.M)
+        if m:
+            out += cs(f"{cmd.name}: the query runs a shell command")
+            out += [
+                Finding(f.risk, f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))
+            ]
+            continue
         out += sql_risk(q, cmd.name)
     return out
 
@@ -2109,7 +2124,7 @@ def _mail_db_misc(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 # Shell builtins with their own rules
 
 
-@rule("export")
+@rule("export", "declare", "typeset", "local", "readonly")
 def _export(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     for a in cmd.argv[1:]:
         if re.match(r"(PATH|LD_PRELOAD|LD_LIBRARY_PATH|BASH_ENV|ENV|IFS|PROMPT_COMMAND|SHELLOPTS|PS4)=", a):
@@ -2184,3 +2199,62 @@ def _needrestart(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     ):
         return ro(f"{cmd.name} (list only)")
     return cs(f"{cmd.name} may restart services")
+
+
+@rule("tree", "dmidecode", "hash", "ethtool", "postqueue")
+def _ro_unless_writes(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    args = cmd.argv[1:]
+    n = cmd.name
+    if n == "tree" and any(a == "-o" or a.startswith("-o") for a in args):
+        return cs("tree -o writes a file")
+    if n == "dmidecode" and any(a.startswith("--dump-bin") for a in args):
+        return cs("dmidecode --dump-bin writes a file")
+    if n == "hash" and any(a.startswith("-p") or a == "-d" or a == "-r" for a in args):
+        return cs("hash -p/-d/-r changes which program a name runs")
+    if n == "ethtool":
+        opts = [a for a in args if a.startswith("-")]
+        ro_opts = {
+            "-i",
+            "-S",
+            "-k",
+            "-g",
+            "-a",
+            "-c",
+            "-l",
+            "-m",
+            "-T",
+            "-P",
+            "-d",
+            "-e",
+            "-n",
+            "-x",
+            "--statistics",
+            "--driver",
+            "--show-features",
+            "--show-ring",
+            "--show-pause",
+            "--show-coalesce",
+            "--show-channels",
+            "--module-info",
+            "--show-time-stamping",
+            "--show-permaddr",
+            "--show-eee",
+            "--show-fec",
+            "-h",
+            "--version",
+        }
+        if any(o not in ro_opts for o in opts):
+            return cs("ethtool changes interface settings")
+    if n == "postqueue" and any(a in {"-f", "-i", "-s"} for a in args):
+        return cs("postqueue -f/-i/-s flushes the mail queue")
+    return ro(n)
+
+
+@rule("nmap", "masscan", "hping3")
+def _scan(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    return cs(f"{cmd.name}: active network scan (and can write output files)")
+
+
+@rule("fc")
+def _fc(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    return ro("fc -l") if cmd.argv[1:2] == ["-l"] else cs("fc re-runs commands from history")
