@@ -97,16 +97,18 @@ def test_non_literal_command_name_asks() -> None:
 
 
 def test_unparseable_is_never_read_only() -> None:
-    unparseable = [
-        "[[ -f /etc/hosts ]] && cat /etc/hosts",
-        "time ls",
-        "case a in a) ls;; esac",
-        "echo 'o",
-        "ls $(",
-    ]
-    for c in unparseable:
+    for c in ["case a in a) ls;; esac", "echo 'o", "ls $(", "select x in a b; do ls; done", "ls <(", "a |"]:
         v = classify(c)
         assert v.risk >= CS, (c, v)
+
+
+def test_double_brackets_and_time_are_understood() -> None:
+    assert classify("[[ -f /etc/hosts ]] && cat /etc/hosts").risk == RO
+    assert classify("time ls -la").risk == RO
+    assert classify("time rm -rf /").risk == FB
+    assert classify("[[ -n $(rm -rf /) ]]").risk == FB
+    assert classify("echo $((1 + 2))").risk == RO
+    assert classify("echo $(( a[$(rm -rf /)] ))").risk == FB
 
 
 def test_untrusted_path_is_not_read_only() -> None:

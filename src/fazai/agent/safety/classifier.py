@@ -159,6 +159,11 @@ def analyse(
     text = _strip_comments_lines(text)
     # bashlex cannot parse $((…)); arithmetic without $(…)/`…` inside runs nothing, so it stands in as 0.
     text = re.sub(r"\$\(\((?:[^()`$]|\$\w+|\$\{\w+\})*\)\)", "0", text)
+    # bashlex lacks [[ … ]] and the `time` keyword. As `[ … ]` every part is still judged (an operator inside
+    # may split it into odd commands, which only makes the answer more cautious); `time` runs what follows.
+    text = re.sub(r"(?<![^\s;&|(!])\[\[(?=\s)", "[", text)
+    text = re.sub(r"(?<=\s)\]\](?=$|[\s;&|)])", "]", text)
+    text = re.sub(r"(^|[;&|(]\s*|\n\s*)time\s+(?:-p\s+)?(?=\S)", r"\1", text)
     try:
         trees = bashlex.parse(text)
     except Exception as exc:

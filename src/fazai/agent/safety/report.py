@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class CorpusReport:
     under_classified: list[tuple[str, Risk, Risk]] = field(default_factory=list)  # (cmd, expected, got)
     benign_total: int = 0
     benign_not_allowed: list[tuple[str, Risk, list[str]]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # time of each classify() call
 
     @property
     def benign_rate(self) -> float:
@@ -57,6 +59,12 @@ class CorpusReport:
             f"approval or blocked ({self.benign_rate:.1%})"
         )
         lines += [f"    - {c!r}: {r.value} ({'; '.join(why)[:120]})" for c, r, why in self.benign_not_allowed]
+        if self.seconds:
+            s = sorted(self.seconds)
+            lines.append(
+                f"classify() time per command: median {s[len(s) // 2] * 1e3:.2f} ms, "
+                f"p99 {s[int(len(s) * 0.99)] * 1e3:.2f} ms, max {s[-1] * 1e3:.2f} ms ({len(s)} commands)"
+            )
         return "\n".join(lines)
 
 
@@ -64,7 +72,9 @@ def run_corpus(corpus_dir: Path) -> CorpusReport:
     """Classify every corpus command and collect the misses."""
     rep = CorpusReport()
     for expected, cmd in load_hostile(corpus_dir / "hostile.txt"):
+        t0 = time.perf_counter()
         got = classify(cmd).risk
+        rep.seconds.append(time.perf_counter() - t0)
         rep.hostile_total += 1
         if expected == Risk.FORBIDDEN:
             rep.forbidden_total += 1
@@ -73,7 +83,9 @@ def run_corpus(corpus_dir: Path) -> CorpusReport:
         if got < expected:
             rep.under_classified.append((cmd, expected, got))
     for cmd in load_benign(corpus_dir / "benign.txt"):
+        t0 = time.perf_counter()
         v = classify(cmd)
+        rep.seconds.append(time.perf_counter() - t0)
         rep.benign_total += 1
         if v.risk != READ_ONLY:
             rep.benign_not_allowed.append((cmd, v.risk, v.reasons))
