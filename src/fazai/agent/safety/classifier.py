@@ -116,7 +116,7 @@ _WRAPPERS: dict[str, set[str]] = {
 _RAW_FORBIDDEN = [
     (re.compile(r"--no-preserve-root"), "--no-preserve-root: exists only to delete /"),
     (
-        re.compile(r"(\S+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1\s*&"),
+        re.compile(r"(?<![\w:.-])([\w:.-]{1,40})\s*\(\s*\)\s*\{[^}]{0,300}?\1\s*\|\s*\1\s*&"),
         "fork bomb: a function that pipes itself into itself in the background",
     ),
     (

@@ -852,7 +852,7 @@ def _systemctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         u.startswith(("systemd-journald", "systemd-udevd", "cron")) for u in units
     ):
         return de(f"systemctl {sub} {' '.join(units)}: stops a core service")
-    return cs(f"systemctl {sub} {' '.join(units)}".rstrip())
+    return cs(f"systemctl {sub} {' '.join(units)}".rstrip() + ": changes service/system state")
 
 
 @rule("service")
