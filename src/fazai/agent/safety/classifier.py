@@ -110,6 +110,27 @@ _WRAPPERS: dict[str, set[str]] = {
     "dbus-launch": set(),
     "xvfb-run": set(),
     "script": set(),
+    "systemd-run": {
+        "-u",
+        "--unit",
+        "-p",
+        "--property",
+        "-M",
+        "-H",
+        "-E",
+        "--setenv",
+        "--uid",
+        "--gid",
+        "--slice",
+        "--description",
+        "--on-active",
+        "--on-calendar",
+        "--on-boot",
+        "--on-startup",
+        "--on-unit-active",
+        "--timer-property",
+        "--working-directory",
+    },
 }
 
 # Always-on checks on the raw text: spellings no everyday command contains.
@@ -147,7 +168,7 @@ def classify(command: str, *, extra_read_only: frozenset[str] = frozenset()) -> 
 
 
 def analyse(
-    text: str, depth: int, env: dict[str, str], extra_ro: frozenset[str] = frozenset()
+    text: str, depth: int, env: dict[str, str | None], extra_ro: frozenset[str] = frozenset()
 ) -> list[Finding]:
     """All findings for one piece of shell code."""
     if depth > MAX_DEPTH:
@@ -185,10 +206,14 @@ def _strip_comments_lines(text: str) -> str:
 class Walker:
     """Visits a bashlex tree, collecting findings for each simple command."""
 
-    def __init__(self, text: str, depth: int, env: dict[str, str], extra_ro: frozenset[str]):
+    def __init__(self, text: str, depth: int, env: dict[str, str | None], extra_ro: frozenset[str]):
         self.text = text
         self.depth = depth
-        self.env = dict(env)  # literal assignments seen so far (x=rm; $x …)
+        # Literal assignments seen so far (x=rm; $x …); None = set on this line to something unknown
+        # (loop variables, read, assignments from substitutions), so never guessed as empty.
+        self.env: dict[str, str | None] = dict(env)
+        for name in _bound_names(text):
+            self.env.setdefault(name, None)
         self.extra_ro = extra_ro
         self.cwd: str | None = None
         self.findings: list[Finding] = []
@@ -253,7 +278,10 @@ class Walker:
                 )
             )
         else:
-            stdin = Stdin([_argv_of(u) for u in upstream], here, [_heretext(u) for u in upstream])
+            ups = [_argv_of(u) for u in upstream]
+            heres = [_heretext(u) for u in upstream]
+            piped = evaluate_pipeline(list(zip(ups, heres, strict=True))) if ups else None
+            stdin = Stdin(ups, here, heres, piped)
             self.findings += self.run_argv(Cmd(args), stdin)
         used = {
             (p.value or "").split(":")[0]
@@ -405,19 +433,95 @@ class Walker:
         m = re.fullmatch(r"(\w+)(:?[-=+?])(.*)", expr)
         if m:
             name, op, default = m.groups()
-            if name in self.env and op.endswith(("-", "=")):
+            if self.env.get(name) is not None and op.endswith(("-", "=")):
                 return self.env[name]
             return default if op.endswith(("-", "=")) else None
         m = re.fullmatch(r"(\w+):(\d+)(?::(\d+))?", expr)
-        if m and m.group(1) in self.env:
-            s = self.env[m.group(1)]
+        if m and self.env.get(m.group(1)) is not None:
+            s = self.env[m.group(1)] or ""
             a = int(m.group(2))
             return s[a : a + int(m.group(3))] if m.group(3) else s[a:]
         if expr in self.env:
-            return self.env[expr]
-        if expr in {"HOME"}:
-            return "/root"
+            return self.env[expr]  # None: set somewhere on the line to something we cannot know
+        if expr in ROOT_ENV:
+            return ROOT_ENV[expr]
+        if (
+            re.fullmatch(r"[A-Za-z_]\w*", expr)
+            and expr not in INHERITED_ENV
+            and not expr.startswith(_ENV_PREFIXES)
+        ):
+            # Each command runs in a fresh `bash -lc`: a variable nobody set expands to nothing
+            # (`rm -rf "$DIR"/` is `rm -rf /`).
+            return ""
         return None
+
+
+ROOT_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "IFS": " "}
+INHERITED_ENV = frozenset(
+    [
+        "PATH",
+        "TERM",
+        "LANG",
+        "LANGUAGE",
+        "PWD",
+        "OLDPWD",
+        "SHELL",
+        "SHLVL",
+        "HOSTNAME",
+        "HOSTTYPE",
+        "OSTYPE",
+        "MACHTYPE",
+        "RANDOM",
+        "SECONDS",
+        "LINENO",
+        "UID",
+        "EUID",
+        "PPID",
+        "GROUPS",
+        "MAIL",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "TMPDIR",
+        "TZ",
+        "DISPLAY",
+        "COLUMNS",
+        "LINES",
+        "PS1",
+        "PS2",
+        "PS4",
+        "OPTARG",
+        "OPTIND",
+        "REPLY",
+        "PIPESTATUS",
+        "FUNCNAME",
+        "HISTFILE",
+        "HISTSIZE",
+        "DEBIAN_FRONTEND",
+    ]
+)
+_ENV_PREFIXES = (
+    "BASH",
+    "LC_",
+    "XDG_",
+    "SSH_",
+    "SUDO_",
+    "FAZAI",
+    "COMP_",
+    "DBUS_",
+    "SYSTEMD_",
+    "INVOCATION_",
+    "JOURNAL_",
+)
+
+
+def _bound_names(text: str) -> set[str]:
+    """Variables given a value somewhere in the text (assignments, for/select/read/getopts/mapfile)."""
+    names = set(re.findall(r"(?<![\w$])([A-Za-z_]\w*)\+?=", text))
+    names |= set(re.findall(r"\b(?:for|select)\s+([A-Za-z_]\w*)", text))
+    for m in re.finditer(r"\b(?:read|mapfile|readarray|getopts\s+\S+)\s+([^;&|\n<>]*)", text):
+        names |= {w for w in m.group(1).split() if re.fullmatch(r"[A-Za-z_]\w*", w)}
+    return names
 
 
 def _cd(cwd: str | None, args: list[str], literal: bool) -> str | None:
@@ -870,7 +974,7 @@ def _no_shell(ctx: Ctx) -> Ctx:
     return Ctx(lambda code: _foreign_code("payload", code, ctx), ctx.stdin, ctx.cwd, ctx.evaluate)
 
 
-_STRINGS = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'")
+_STRINGS = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|`([^`]*)`")
 _FOREIGN_DANGER = re.compile(
     r"rmtree|unlink|remove|rmdir|os\.system|subprocess|popen|exec|system\s*\(|`|kill|truncate|chmod|chown|mkfs|/dev/sd|socket|urlopen|requests\.|open\([^)]*['\"][wa]"
 )
@@ -880,7 +984,7 @@ def _foreign_code(name: str, code: str, ctx: Ctx) -> list[Finding]:
     """Code for python/perl/ruby…: not parsed, never read-only; quoted shell strings in it are judged."""
     out = [Finding(CHANGES_STATE, f"{name} code is not analysed: asking")]
     for m in _STRINGS.finditer(code):
-        s = m.group(1) if m.group(1) is not None else m.group(2)
+        s = next((g for g in m.groups() if g is not None), "")
         if s and " " in s:
             for f in ctx.classify_code(s):
                 if f.risk >= DESTRUCTIVE:
@@ -894,7 +998,9 @@ def _foreign_code(name: str, code: str, ctx: Ctx) -> list[Finding]:
 # Fallback when bashlex cannot parse: split on shell operators with shlex and judge each piece.
 
 
-def fallback(text: str, depth: int, env: dict[str, str], extra_ro: frozenset[str], why: str) -> list[Finding]:
+def fallback(
+    text: str, depth: int, env: dict[str, str | None], extra_ro: frozenset[str], why: str
+) -> list[Finding]:
     floor = Finding(CHANGES_STATE, f"could not fully parse the command ({why[:80]}): asking")
     out = [floor]
     try:

@@ -30,6 +30,12 @@ class Stdin:
     upstream: list[list[str]] = field(default_factory=list)
     text: str | None = None
     upstream_here: list[str | None] = field(default_factory=list)  # here-strings fed to upstream commands
+    piped: str | None = None  # what a literal upstream pipeline (echo/printf/base64 -d…) writes, if known
+
+    @property
+    def content(self) -> str | None:
+        """The literal text arriving on stdin, when it can be known."""
+        return self.text if self.text is not None else self.piped
 
 
 @dataclass

@@ -474,7 +474,9 @@ def _awk(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return cs("awk -f runs a program file")
     prog = pos[0] if pos else ""
     if _AWK_DANGER.search(prog):
-        found = [f for s in re.findall(r"system\s*\(\s*\"([^\"]*)\"", prog) for f in ctx.classify_code(s)]
+        # Strings given to system() or piped to getline are shell code.
+        found = [f for s in re.findall(r"\"([^\"]*)\"", prog) if " " in s for f in ctx.classify_code(s)]
+        found = [f for f in found if f.risk >= DESTRUCTIVE]
         return found + cs("awk program runs commands or writes files (system(), print >, | getline)")
     return ro(cmd.name)
 
@@ -524,9 +526,10 @@ def _find(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 
 def _find_narrowed(args: list[str]) -> bool:
     # `find / -name '*.tmp' -delete` is narrowed by a test; `find / -delete` is not.
+    tests = {"-name", "-iname", "-path", "-ipath", "-regex", "-iregex", "-newer", "-mtime", "-user", "-size"}
+    # A pattern that matches everything (`-name '*'`, `-regex '.*'`) narrows nothing.
     return any(
-        a in {"-name", "-iname", "-path", "-ipath", "-regex", "-newer", "-mtime", "-user", "-size"}
-        for a in args
+        a in tests and i + 1 < len(args) and args[i + 1] not in {"*", ".*", "/*"} for i, a in enumerate(args)
     )
 
 
@@ -1381,7 +1384,13 @@ def _crontab(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return de("crontab -r deletes the crontab")
     if has_short(opts, "l") and not pos:
         return ro("crontab -l")
-    return cs("crontab installs a crontab")
+    out = cs("crontab installs a crontab")
+    if pos in ([], ["-"]) and ctx.stdin and ctx.stdin.content is not None:
+        for line in ctx.stdin.content.splitlines():
+            m = re.match(r"\s*(?:@\w+|(?:\S+\s+){5})(.+)", line)
+            if m and not line.lstrip().startswith("#"):
+                out += [Finding(f.risk, f"crontab entry: {f.reason}") for f in ctx.classify_code(m.group(1))]
+    return out
 
 
 @rule("at", "batch", "atrm", "systemd-run")
@@ -1389,7 +1398,10 @@ def _at(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
     if cmd.name == "at" and args in (["-l"],):
         return ro("at -l")
-    return cs(f"{cmd.name} schedules or runs a job")
+    out = cs(f"{cmd.name} schedules or runs a job")
+    if cmd.name in {"at", "batch"} and ctx.stdin and ctx.stdin.content is not None:
+        out += [Finding(f.risk, f"{cmd.name} job: {f.reason}") for f in ctx.classify_code(ctx.stdin.content)]
+    return out
 
 
 @rule("sysctl")
@@ -1757,7 +1769,36 @@ def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 
 @rule("ssh", "nc", "ncat", "netcat", "socat", "telnet", "ftp", "sftp", "lftp", "rclone", "mosh")
 def _remote(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    return cs(f"{cmd.name} opens a connection that can run or send anything")
+    out = cs(f"{cmd.name} opens a connection that can run or send anything")
+    if cmd.name == "ssh":
+        ssh_values = {
+            "-p",
+            "-i",
+            "-l",
+            "-o",
+            "-F",
+            "-J",
+            "-L",
+            "-R",
+            "-D",
+            "-b",
+            "-c",
+            "-E",
+            "-e",
+            "-m",
+            "-O",
+            "-Q",
+            "-S",
+            "-W",
+            "-w",
+            "-B",
+            "-I",
+        }
+        host, rest = first_positional(cmd.argv[1:], ssh_values)
+        if host and rest:
+            # The remote command runs as shell code on the other host: judge it the same way.
+            out += [Finding(f.risk, f"ssh {host}: {f.reason}") for f in ctx.classify_code(" ".join(rest))]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
