@@ -17,7 +17,7 @@ from typing import Any
 
 import bashlex
 
-from . import rules
+from . import paths, rules
 from .cmd import Arg, Cmd, Ctx, Stdin, first_positional, split_opts
 from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding, Verdict, verdict_of
 
@@ -219,6 +219,7 @@ class Walker:
         self.findings: list[Finding] = []
         self.functions: dict[str, Any] = {}
         self.tainted: dict[str, str] = {}  # variables holding downloaded/decoded data
+        self.files: dict[str, str] = {}  # scripts written on this line: path → content
 
     # -- tree traversal -----------------------------------------------------------------------------------
     def visit(self, node: Any, upstream: list[Any] | None = None) -> None:
@@ -295,6 +296,7 @@ class Walker:
                 self.findings.append(
                     Finding(DESTRUCTIVE, f"runs ${var}, which holds {self.tainted[var]} data, as code")
                 )
+        self.remember_write(node, words, here)
         if words[0].word == "cd" and args[0].literal:
             self.cwd = _cd(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
         if any(not a.literal for a in args):
@@ -306,8 +308,27 @@ class Walker:
             stdin=stdin,
             cwd=self.cwd,
             evaluate=self.evaluate_node,
+            files=self.files,
         )
         return classify_argv(cmd, ctx, self.extra_ro, self.functions)
+
+    def remember_write(self, node: Any, words: list[Any], here: str | None) -> None:
+        """``echo CODE > FILE`` / ``cat > FILE <<EOF``: keep FILE's content to judge it if it is run later."""
+        targets = [
+            (p.type, p.output.word)
+            for p in node.parts
+            if p.kind == "redirect"
+            and p.type in {">", ">>", ">|"}
+            and getattr(p.output, "kind", None) == "word"
+        ]
+        if not targets or not all(self.is_literal(w) for w in words):
+            return
+        content = evaluate_pipeline([([w.word for w in words], here)])
+        if content is None:
+            return
+        for rtype, target in targets:
+            key = paths.norm(target, self.cwd)
+            self.files[key] = (self.files.get(key, "") + "\n" + content) if rtype == ">>" else content
 
     def assignment(self, node: Any, *, bare: bool) -> None:
         name, _, value = node.word.partition("=")
@@ -733,6 +754,13 @@ def classify_argv(
             return [*out, Finding(FORBIDDEN, f"{name}: creates a filesystem, erasing the device")]
         if name in extra_ro:
             return [*out, Finding(READ_ONLY, f"{name}: read-only by [safety] extra_read_only")]
+        if "/" in cmd.name and ctx.written(cmd.name) is not None:
+            code = ctx.written(cmd.name) or ""
+            return [
+                *out,
+                Finding(CHANGES_STATE, f"{cmd.name}: runs a script written on this line"),
+                *(Finding(f.risk, f"{cmd.name}: {f.reason}") for f in ctx.classify_code(code)),
+            ]
         if functions and name in functions:
             return [*out, Finding(CHANGES_STATE, f"calls shell function {name}")]
         fn = rules.RULES.get(name)
@@ -762,6 +790,11 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
             return _code_from_producer(src.source, ctx, f"{name} <(…)")
         if src is not None and src.text in {"/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-"}:
             return _stdin_code(name, ctx)
+        written = ctx.written(src.text) if src is not None else None
+        if written is not None:
+            return [Finding(f.risk, f"{name} {src.text}: {f.reason}") for f in ctx.classify_code(written)] + [
+                Finding(CHANGES_STATE, f"{name} runs a script written on this line")
+            ]
         return [Finding(CHANGES_STATE, f"{name} runs a script file whose content is not known")]
     if name == "env":
         i = 0
@@ -911,6 +944,11 @@ def shell_code(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
         # a script file or <(…)
         if args[i].source is not None:
             return _code_from_producer(args[i].source, ctx, f"{name} <(…)")
+        written = ctx.written(t)
+        if written is not None:
+            return [Finding(CHANGES_STATE, f"{name} {t}: runs a script written on this line")] + [
+                Finding(f.risk, f"{name} {t}: {f.reason}") for f in ctx.classify_code(written)
+            ]
         return [Finding(CHANGES_STATE, f"{name} {t}: runs a script whose content is not analysed")]
     return _stdin_code(name, ctx)
 

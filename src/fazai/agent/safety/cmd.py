@@ -46,6 +46,15 @@ class Ctx:
     stdin: Stdin | None = None
     cwd: str | None = None
     evaluate: Callable[[Any], str | None] | None = None  # evaluates a substitution node to text, if it can
+    files: dict[str, str] = field(
+        default_factory=dict
+    )  # files written earlier on the line, with known content
+
+    def written(self, path: str) -> str | None:
+        """Content of a script written earlier on the same line (``echo … > x.sh; bash x.sh``)."""
+        from .paths import norm
+
+        return self.files.get(norm(path, self.cwd))
 
 
 @dataclass

@@ -83,6 +83,8 @@ def norm(path: str, cwd: str | None = None) -> str:
         p = posixpath.normpath(p)
         if p.startswith("//"):  # normpath keeps a leading // (POSIX); it is still the root
             p = "/" + p.lstrip("/")
+    elif p and not p.startswith(("~", "$")):
+        p = posixpath.normpath(p)
     return p
 
 
