@@ -18,7 +18,7 @@ from typing import Any
 import bashlex
 
 from . import paths, rules
-from .cmd import Arg, Cmd, Ctx, Stdin, first_positional, split_opts
+from .cmd import Arg, Cmd, Ctx, Stdin, split_opts
 from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding, Verdict, verdict_of
 
 MAX_DEPTH = 6
@@ -38,7 +38,6 @@ INTERPRETERS = {
     "tclsh": (),
     "osascript": ("-e",),
     "pwsh": ("-c", "-Command"),
-    "awk-f": (),
 }
 DOWNLOADERS = frozenset(
     {"curl", "wget", "fetch", "nc", "ncat", "netcat", "socat", "ftp", "lftp", "aria2c", "http", "https"}
@@ -1109,8 +1108,3 @@ def fallback(
         f if f.risk >= CHANGES_STATE else Finding(CHANGES_STATE, f.reason + " (unparsed context)")
         for f in out
     ]
-
-
-def subcommand(args: list[str]) -> str | None:
-    """Exposed for tests/tools that want the first non-option word of an argument list."""
-    return first_positional(args)[0]
