@@ -3,134 +3,36 @@
 The walk visits every simple command, including those inside pipelines, lists, subshells, ``$(…)``,
 backticks, process substitutions, loops, functions and the code given to ``bash -c`` / ``eval`` / ``watch``.
 Wrappers (``sudo``, ``env``, ``xargs``, ``timeout`` …) are unwrapped to the command they run. What cannot be
-parsed falls back to a conservative tokenizer and is never judged read-only.
-"""
+parsed falls back to a conservative tokenizer and is never judged read-only."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import re
-import shlex
 from typing import Any
 
 import bashlex
 
 from . import paths, rules
-from .cmd import Arg, Cmd, Ctx, Stdin, split_opts
+from .cmd import Arg, Cmd, Ctx, Stdin
+from .dispatch import SHELLS, classify_argv
+from .fallback import fallback
 from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding, Verdict, verdict_of
+from .nodes import (
+    argv_of,
+    children,
+    heretext,
+    iter_commands,
+    pipeline_commands,
+    single_source,
+    substitutions,
+)
+from .payload import DECODERS, DOWNLOADERS, ansi_c, evaluate_pipeline
 
 MAX_DEPTH = 6
+
+
 MAX_LEN = 20_000
 
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "csh", "tcsh", "rbash"})
-INTERPRETERS = {
-    "python": ("-c",),
-    "python2": ("-c",),
-    "python3": ("-c",),
-    "perl": ("-e", "-E"),
-    "ruby": ("-e",),
-    "node": ("-e", "--eval", "-p", "--print"),
-    "nodejs": ("-e",),
-    "php": ("-r",),
-    "lua": ("-e",),
-    "tclsh": (),
-    "osascript": ("-e",),
-    "pwsh": ("-c", "-Command"),
-}
-DOWNLOADERS = frozenset(
-    {"curl", "wget", "fetch", "nc", "ncat", "netcat", "socat", "ftp", "lftp", "aria2c", "http", "https"}
-)
-DECODERS = frozenset(
-    {
-        "base64",
-        "base32",
-        "xxd",
-        "openssl",
-        "uudecode",
-        "rev",
-        "gunzip",
-        "zcat",
-        "bzcat",
-        "xzcat",
-        "basenc",
-        "tr",
-    }
-)
-
-# Wrappers: options that take a value, so the wrapped command is found after them.
-_WRAPPERS: dict[str, set[str]] = {
-    "sudo": {
-        "-u",
-        "-g",
-        "-C",
-        "-h",
-        "-p",
-        "-r",
-        "-t",
-        "-U",
-        "-D",
-        "--user",
-        "--group",
-        "--host",
-        "--prompt",
-        "--chdir",
-    },
-    "doas": {"-u", "-C"},
-    "nice": {"-n", "--adjustment"},
-    "ionice": {"-c", "-n", "-p", "--class", "--classdata"},
-    "nohup": set(),
-    "stdbuf": {"-i", "-o", "-e"},
-    "time": {"-f", "-o", "--format", "--output"},
-    "setsid": set(),
-    "unbuffer": set(),
-    "chrt": set(),
-    "caffeinate": set(),
-    "exec": {"-a"},
-    "builtin": set(),
-    "command": set(),
-    "nsenter": {"-t", "--target", "-S", "-G"},
-    "torsocks": set(),
-    "proxychains": {"-f"},
-    "firejail": set(),
-    "strace": {"-e", "-o", "-p", "-s", "-u"},
-    "ltrace": {"-e", "-o", "-p", "-s", "-u"},
-    "catchsegv": set(),
-    "eatmydata": set(),
-    "runuser": {"-u", "-g", "-G", "--user", "--group"},
-    "chroot": set(),
-    "sg": set(),
-    "flock": {"-w", "-E", "--timeout", "--conflict-exit-code"},
-    "taskset": set(),
-    "numactl": set(),
-    "cgexec": {"-g"},
-    "systemd-inhibit": {"--what", "--who", "--why", "--mode"},
-    "dbus-launch": set(),
-    "xvfb-run": set(),
-    "script": set(),
-    "systemd-run": {
-        "-u",
-        "--unit",
-        "-p",
-        "--property",
-        "-M",
-        "-H",
-        "-E",
-        "--setenv",
-        "--uid",
-        "--gid",
-        "--slice",
-        "--description",
-        "--on-active",
-        "--on-calendar",
-        "--on-boot",
-        "--on-startup",
-        "--on-unit-active",
-        "--timer-property",
-        "--working-directory",
-    },
-}
 
 # Always-on checks on the raw text: spellings no everyday command contains.
 _RAW_FORBIDDEN = [
@@ -187,7 +89,8 @@ def analyse(
     try:
         trees = bashlex.parse(text)
     except Exception as exc:
-        return findings + fallback(text, depth, env, extra_ro, f"{type(exc).__name__}: {exc}")
+        inner = lambda code: analyse(code, depth + 1, env, extra_ro)  # noqa: E731
+        return findings + fallback(text, inner, extra_ro, f"{type(exc).__name__}: {exc}")
     walker = Walker(text, depth, env, extra_ro)
     for t in trees:
         walker.visit(t)
@@ -197,9 +100,6 @@ def analyse(
 def _strip_comments_lines(text: str) -> str:
     # bashlex rejects a script that is only a comment line; drop whole-line comments.
     return "\n".join(ln for ln in text.split("\n") if not ln.lstrip().startswith("#")) or ":"
-
-
-# ---------------------------------------------------------------------------------------------------------
 
 
 class Walker:
@@ -234,13 +134,13 @@ class Walker:
         elif kind in {"commandsubstitution", "processsubstitution"}:
             self.visit(node.command)
         else:
-            for child in _children(node):
+            for child in children(node):
                 self.visit(child, upstream if kind == "compound" else None)
 
     def function(self, node: Any) -> None:
         name = node.name.word
         self.functions[name] = node
-        body_calls = [c for c in _iter_commands(node.body) if c.parts and c.parts[0].kind == "word"]
+        body_calls = [c for c in iter_commands(node.body) if c.parts and c.parts[0].kind == "word"]
         recursive = any(c.parts[0].word == name for c in body_calls)
         body_text = self.text[node.body.pos[0] : node.body.pos[1]]
         if recursive and ("|" in body_text or "&" in body_text):
@@ -261,7 +161,7 @@ class Walker:
                 assigns.append(part)
             elif part.kind == "redirect":
                 here = self.redirect(part) or here
-            for sub in _substitutions(part):
+            for sub in substitutions(part):
                 self.visit(sub.command)
         for a in assigns:
             self.assignment(a, bare=not words)
@@ -269,7 +169,7 @@ class Walker:
             if not assigns:
                 self.findings.append(Finding(READ_ONLY, "redirection only"))
             return
-        args = [Arg(w.word, self.is_literal(w), _single_source(w)) for w in words]
+        args = [Arg(w.word, self.is_literal(w), single_source(w)) for w in words]
         if not args[0].literal:
             self.findings.append(
                 Finding(
@@ -278,8 +178,8 @@ class Walker:
                 )
             )
         else:
-            ups = [_argv_of(u) for u in upstream]
-            heres = [_heretext(u) for u in upstream]
+            ups = [argv_of(u) for u in upstream]
+            heres = [heretext(u) for u in upstream]
             piped = evaluate_pipeline(list(zip(ups, heres, strict=True))) if ups else None
             stdin = Stdin(ups, here, heres, piped)
             self.findings += self.run_argv(Cmd(args), stdin)
@@ -338,8 +238,8 @@ class Walker:
         elif len(parts) == 1 and parts[0].kind == "commandsubstitution":
             # c=$(echo … | base64 -d): remember the decoded text, or that it came from a download/decoder.
             val = self.evaluate_node(parts[0])
-            cmds = _pipeline_commands(parts[0].command) or []
-            names = {rules.resolve_name(_argv_of(c)[0])[0] for c in cmds if _argv_of(c)}
+            cmds = pipeline_commands(parts[0].command) or []
+            names = {rules.resolve_name(argv_of(c)[0])[0] for c in cmds if argv_of(c)}
             if val is not None:
                 self.env[name] = val.rstrip("\n")
             if names & (DOWNLOADERS | DECODERS):
@@ -402,10 +302,10 @@ class Walker:
 
     def evaluate_node(self, node: Any) -> str | None:
         """The output of a $(…) / <(…) node when it is a literal echo/printf/base64 pipeline."""
-        cmds = [c for c in _pipeline_commands(node.command)] if hasattr(node, "command") else None
+        cmds = [c for c in pipeline_commands(node.command)] if hasattr(node, "command") else None
         if not cmds:
             return None
-        return evaluate_pipeline([(_argv_of(c), _heretext(c)) for c in cmds])
+        return evaluate_pipeline([(argv_of(c), heretext(c)) for c in cmds])
 
     def deobfuscate(self, node: Any, words: list[Any]) -> None:
         """Expand what we can (known variables, ``${IFS}``, ``${x:-default}``, ``$'\\x72m'``, literal
@@ -416,7 +316,7 @@ class Walker:
         for w in words:
             raw = src[w.pos[0] : w.pos[1]]
             if "$'" in raw:
-                repl.append((w.pos[0], w.pos[1], _ansi_c(raw)))
+                repl.append((w.pos[0], w.pos[1], ansi_c(raw)))
                 continue
             for p in getattr(w, "parts", []) or []:
                 if p.kind == "parameter":
@@ -477,6 +377,8 @@ class Walker:
 
 
 ROOT_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "IFS": " "}
+
+
 INHERITED_ENV = frozenset(
     [
         "PATH",
@@ -520,6 +422,8 @@ INHERITED_ENV = frozenset(
         "DEBIAN_FRONTEND",
     ]
 )
+
+
 _ENV_PREFIXES = (
     "BASH",
     "LC_",
@@ -555,556 +459,3 @@ def _cd(cwd: str | None, args: list[str], literal: bool) -> str | None:
     if cwd:
         return cwd.rstrip("/") + "/" + dest
     return None
-
-
-def _ansi_c(raw: str) -> str:
-    def dec(m: re.Match[str]) -> str:
-        try:
-            return codecs.decode(m.group(1), "unicode_escape")
-        except Exception:
-            return m.group(1)
-
-    return re.sub(r"\$'((?:[^'\\]|\\.)*)'", dec, raw)
-
-
-def _children(node: Any) -> list[Any]:
-    out: list[Any] = []
-    for attr in ("parts", "list"):
-        v = getattr(node, attr, None)
-        if isinstance(v, list):
-            out.extend(v)
-    for attr in ("command",):
-        v = getattr(node, attr, None)
-        if v is not None and hasattr(v, "kind"):
-            out.append(v)
-    return out
-
-
-def _iter_commands(node: Any) -> list[Any]:
-    out: list[Any] = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if getattr(n, "kind", None) == "command":
-            out.append(n)
-        stack.extend(_children(n))
-    return out
-
-
-def _substitutions(node: Any) -> list[Any]:
-    """$(…), `…` and <(…) anywhere inside a word, assignment or redirection (not nested deeper)."""
-    out: list[Any] = []
-    stack = list(getattr(node, "parts", []) or [])
-    if getattr(node, "kind", None) == "redirect" and hasattr(node.output, "kind"):
-        stack.append(node.output)
-    while stack:
-        n = stack.pop()
-        if n.kind in {"commandsubstitution", "processsubstitution"}:
-            out.append(n)
-        else:
-            stack.extend(getattr(n, "parts", []) or [])
-    return out
-
-
-def _single_source(word: Any) -> Any:
-    parts = getattr(word, "parts", []) or []
-    subs = [p for p in parts if p.kind in {"commandsubstitution", "processsubstitution"}]
-    return subs[0] if len(subs) == 1 else None
-
-
-def _argv_of(node: Any) -> list[str]:
-    if getattr(node, "kind", None) != "command":
-        return ["(compound)"]
-    return [p.word for p in node.parts if p.kind == "word"]
-
-
-def _heretext(node: Any) -> str | None:
-    for p in getattr(node, "parts", []) or []:
-        if p.kind == "redirect":
-            if p.type == "<<<" and getattr(p.output, "kind", None) == "word":
-                return p.output.word
-            hd = getattr(p, "heredoc", None)
-            if hd is not None:
-                return hd.value.rsplit("\n", 1)[0]
-    return None
-
-
-def _pipeline_commands(node: Any) -> list[Any] | None:
-    if node.kind == "command":
-        return [node]
-    if node.kind == "pipeline":
-        cmds = [p for p in node.parts if p.kind not in {"pipe"}]
-        return cmds if all(c.kind == "command" for c in cmds) else None
-    return None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Evaluating tiny literal pipelines (echo … | base64 -d) so a hidden payload can be judged.
-
-
-def evaluate_pipeline(cmds: list[tuple[list[str], str | None]]) -> str | None:
-    data: str | None = None
-    for argv, here in cmds:
-        if not argv:
-            return None
-        name = rules.resolve_name(argv[0])[0]
-        args = argv[1:]
-        if here is not None:
-            data = here
-        if name == "echo":
-            flags = [a for a in args if re.fullmatch(r"-[neE]+", a)]
-            rest = args[len(flags) :]
-            data = " ".join(rest)
-            if any("e" in f for f in flags):
-                data = _unescape(data)
-        elif name == "printf":
-            if not args:
-                return None
-            fmt = _unescape(args[0])
-            for a in args[1:]:
-                fmt = re.sub(r"%[bs]", lambda _m, a=a: _unescape(a), fmt, count=1)
-            data = fmt.replace("%%", "%")
-        elif name == "cat" and not args:
-            pass
-        elif name in {"base64", "base32", "basenc"} and any(a in {"-d", "--decode", "-D"} for a in args):
-            if data is None:
-                return None
-            try:
-                raw = (
-                    base64.b64decode(data.strip() + "==", validate=False)
-                    if name != "base32"
-                    else base64.b32decode(data.strip())
-                )
-                data = raw.decode("utf-8", "replace")
-            except (binascii.Error, ValueError):
-                return None
-        elif name == "openssl" and ("-d" in args and ({"-base64", "-a", "base64"} & set(args))):
-            if data is None:
-                return None
-            try:
-                data = base64.b64decode(data.strip() + "==", validate=False).decode("utf-8", "replace")
-            except (binascii.Error, ValueError):
-                return None
-        elif name == "xxd" and any(a.startswith("-r") for a in args):
-            if data is None:
-                return None
-            try:
-                data = bytes.fromhex(re.sub(r"\s", "", data)).decode("utf-8", "replace")
-            except ValueError:
-                return None
-        elif name == "rev":
-            if data is None:
-                return None
-            data = "\n".join(line[::-1] for line in data.split("\n"))
-        else:
-            return None
-    return data
-
-
-def _unescape(s: str) -> str:
-    try:
-        s2 = re.sub(r"\\([0-7]{1,3})", lambda m: chr(int(m.group(1), 8)), s)
-        return codecs.decode(s2, "unicode_escape")
-    except Exception:
-        return s
-
-
-# ---------------------------------------------------------------------------------------------------------
-# One simple command: unwrap wrappers, then interpreters, then the per-command rule.
-
-
-def classify_argv(
-    cmd: Cmd, ctx: Ctx, extra_ro: frozenset[str] = frozenset(), functions: dict[str, Any] | None = None
-) -> list[Finding]:
-    out: list[Finding] = []
-    for _ in range(12):  # wrappers can nest (sudo env nice timeout rm …)
-        if not cmd.args:
-            return out or [Finding(READ_ONLY, "empty command")]
-        name, trusted = rules.resolve_name(cmd.name)
-        if not cmd.args[0].literal:
-            return [
-                *out,
-                Finding(CHANGES_STATE, f"command name {cmd.name!r} is computed at run time: cannot trust it"),
-            ]
-        argv = cmd.argv
-        if name in _WRAPPERS or name in {
-            "env",
-            "timeout",
-            "xargs",
-            "busybox",
-            "su",
-            "parallel",
-            "eval",
-            "source",
-            ".",
-        }:
-            nxt = unwrap(name, cmd, ctx)
-            if isinstance(nxt, list):
-                return out + nxt
-            if nxt is None:
-                return [*out, Finding(READ_ONLY, f"{name} without a command")]
-            cmd = nxt
-            continue
-        if name in SHELLS or (name == "busybox" and len(argv) > 1 and argv[1] in SHELLS):
-            return out + shell_code(name, cmd, ctx)
-        if name in INTERPRETERS:
-            return out + interpreter(name, cmd, ctx)
-        if rules.mkfs_like(name):
-            return [*out, Finding(FORBIDDEN, f"{name}: creates a filesystem, erasing the device")]
-        if name in extra_ro:
-            return [*out, Finding(READ_ONLY, f"{name}: read-only by [safety] extra_read_only")]
-        if "/" in cmd.name and ctx.written(cmd.name) is not None:
-            code = ctx.written(cmd.name) or ""
-            return [
-                *out,
-                Finding(CHANGES_STATE, f"{cmd.name}: runs a script written on this line"),
-                *(Finding(f.risk, f"{cmd.name}: {f.reason}") for f in ctx.classify_code(code)),
-            ]
-        if functions and name in functions:
-            return [*out, Finding(CHANGES_STATE, f"calls shell function {name}")]
-        fn = rules.RULES.get(name)
-        if fn is None:
-            return [*out, Finding(CHANGES_STATE, f"{name}: unknown command, asking")]
-        found = fn(Cmd([Arg(name, True, None), *cmd.args[1:]]), ctx)
-        if not trusted:
-            found = [
-                Finding(
-                    max(f.risk, CHANGES_STATE), f"{cmd.name} is not in a system bin directory; {f.reason}"
-                )
-                for f in found
-            ]
-        return out + found
-    return [*out, Finding(CHANGES_STATE, "too many nested wrappers")]
-
-
-def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
-    """The command a wrapper runs, or findings when the wrapper itself decides (eval, su -c, xargs…)."""
-    args = cmd.args[1:]
-    texts = [a.text for a in args]
-    if name in {"eval"}:
-        return ctx.classify_code(" ".join(texts)) or [Finding(READ_ONLY, "empty eval")]
-    if name in {"source", "."}:
-        src = args[0] if args else None
-        if src is not None and src.source is not None:
-            return _code_from_producer(src.source, ctx, f"{name} <(…)")
-        if src is not None and src.text in {"/dev/stdin", "/proc/self/fd/0", "/dev/fd/0", "-"}:
-            return _stdin_code(name, ctx)
-        written = ctx.written(src.text) if src is not None else None
-        if written is not None:
-            return [Finding(f.risk, f"{name} {src.text}: {f.reason}") for f in ctx.classify_code(written)] + [
-                Finding(CHANGES_STATE, f"{name} runs a script written on this line")
-            ]
-        return [Finding(CHANGES_STATE, f"{name} runs a script file whose content is not known")]
-    if name == "env":
-        i = 0
-        while i < len(texts):
-            t = texts[i]
-            if t in {"-u", "--unset", "-C", "--chdir"}:
-                i += 2
-            elif t in {"-S", "--split-string"} and i + 1 < len(texts):
-                return ctx.classify_code(" ".join(texts[i + 1 :]))
-            elif t.startswith("-") or re.match(r"\w+=", t):
-                if re.match(r"(PATH|LD_PRELOAD|LD_LIBRARY_PATH|BASH_ENV)=", t):
-                    return [
-                        Finding(CHANGES_STATE, f"env {t.split('=')[0]}=…: changes how the command runs"),
-                        *_rest(cmd, i + 1, ctx),
-                    ]
-                i += 1
-            else:
-                break
-        return Cmd(args[i:]) if i < len(args) else None
-    if name == "timeout":
-        _, _pos = split_opts(texts, {"-s", "--signal", "-k", "--kill-after"})
-        i = 0
-        while i < len(texts) and texts[i].startswith("-"):
-            i += 2 if texts[i] in {"-s", "--signal", "-k", "--kill-after"} else 1
-        return Cmd(args[i + 1 :]) if i + 1 < len(args) else None
-    if name == "busybox":
-        return Cmd(args) if args else None
-    if name in {"su"}:
-        for i, t in enumerate(texts):
-            if t in {"-c", "--command"} and i + 1 < len(texts):
-                return ctx.classify_code(texts[i + 1])
-        return [Finding(CHANGES_STATE, "su opens a root shell")]
-    if name in {"xargs", "parallel"}:
-        withv = {
-            "-I",
-            "-i",
-            "-n",
-            "-P",
-            "-d",
-            "-a",
-            "-E",
-            "-L",
-            "-s",
-            "-e",
-            "--delimiter",
-            "--arg-file",
-            "--max-args",
-            "--max-procs",
-            "-j",
-        }
-        i = 0
-        while i < len(texts) and texts[i].startswith("-"):
-            i += 2 if texts[i] in withv else 1
-        inner = args[i:] or [Arg("echo")]
-        # Literal items piped in (echo / | xargs rm -rf) become arguments.
-        extra: list[Arg] = []
-        if ctx.stdin and ctx.stdin.upstream:
-            data = evaluate_pipeline([(u, None) for u in ctx.stdin.upstream])
-            if data is not None:
-                extra = [Arg(t) for t in data.split()][:32]
-        found = classify_argv(Cmd(inner + extra), Ctx(ctx.classify_code, None, ctx.cwd, ctx.evaluate))
-        return [Finding(f.risk, f"{name}: {f.reason}") for f in found]
-    opts_with_value = _WRAPPERS.get(name, set())
-    i = 0
-    if name == "chroot":
-        i = 1  # chroot NEWROOT cmd…
-        while i - 1 < len(texts) and texts[i - 1].startswith("-"):
-            i += 1
-    elif name in {"taskset", "chrt", "sg", "flock", "numactl"}:
-        # the first positional is a mask / priority / group / lock file
-        j = 0
-        while j < len(texts) and texts[j].startswith("-"):
-            j += 2 if texts[j] in opts_with_value else 1
-        i = j + 1
-    else:
-        while i < len(texts):
-            t = texts[i]
-            if t == "--":
-                i += 1
-                break
-            if not t.startswith("-"):
-                break
-            if name == "command" and t in {"-v", "-V"}:
-                return [Finding(READ_ONLY, "command -v: looks a name up")]
-            i += 2 if t in opts_with_value else 1
-    if name in {"sudo", "doas"} and i < len(texts) and re.match(r"\w+=", texts[i]):
-        while i < len(texts) and re.match(r"\w+=", texts[i]):
-            i += 1
-    if (
-        name in {"sudo"}
-        and any(t in {"-e", "--edit", "-s", "-i", "--shell", "--login"} for t in texts[:i])
-        and i >= len(texts)
-    ):
-        return [Finding(CHANGES_STATE, "sudo -e/-s/-i: an editor or interactive root shell")]
-    return Cmd(args[i:]) if i < len(args) else None
-
-
-def _rest(cmd: Cmd, start: int, ctx: Ctx) -> list[Finding]:
-    rest = cmd.args[1 + start :]
-    return classify_argv(Cmd(rest), ctx) if rest else []
-
-
-def _code_from_producer(node: Any, ctx: Ctx, who: str) -> list[Finding]:
-    """Shell code that comes from ``<(…)`` / ``$(…)``: judge its source (download, decoder, literal)."""
-    cmds = _pipeline_commands(node.command) if hasattr(node, "command") else None
-    if not cmds:
-        return [Finding(CHANGES_STATE, f"{who}: runs code produced by a command")]
-    return _judge_producer([_argv_of(c) for c in cmds], [_heretext(c) for c in cmds], ctx, who)
-
-
-def _judge_producer(upstream: list[list[str]], heres: list[str | None], ctx: Ctx, who: str) -> list[Finding]:
-    names = {rules.resolve_name(u[0])[0] if u else "" for u in upstream}
-    out: list[Finding] = []
-    if names & DOWNLOADERS:
-        out.append(Finding(DESTRUCTIVE, f"{who}: downloads code and runs it as root (curl|sh)"))
-    decoded = evaluate_pipeline(list(zip(upstream, heres, strict=False)))
-    if names & DECODERS or (
-        any(n == "printf" for n in names) and decoded and "\\" in " ".join(" ".join(u) for u in upstream)
-    ):
-        out.append(Finding(DESTRUCTIVE, f"{who}: decodes an obfuscated payload and runs it"))
-    if decoded is not None:
-        out += [Finding(f.risk, f"{who}, decoded payload: {f.reason}") for f in ctx.classify_code(decoded)]
-    elif not out:
-        out.append(Finding(CHANGES_STATE, f"{who}: runs code produced by {' | '.join(sorted(names))}"))
-    return out
-
-
-def shell_code(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    args = cmd.args[1:]
-    if name == "busybox":
-        args = args[1:]
-    texts = [a.text for a in args]
-    i = 0
-    while i < len(texts):
-        t = texts[i]
-        if t == "-c" or (re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", t) and not t.startswith("--")):
-            if i + 1 >= len(texts):
-                return [Finding(CHANGES_STATE, f"{name} -c without code")]
-            code_arg = args[i + 1]
-            if not code_arg.literal and code_arg.source is not None:
-                return _code_from_producer(code_arg.source, ctx, f'{name} -c "$(…)"')
-            found = ctx.classify_code(code_arg.text)
-            return [Finding(f.risk, f"{name} -c: {f.reason}") for f in found]
-        if t in {"-s", "-", "--"} or t.startswith("-"):
-            i += 2 if t in {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"} else 1
-            continue
-        # a script file or <(…)
-        if args[i].source is not None:
-            return _code_from_producer(args[i].source, ctx, f"{name} <(…)")
-        written = ctx.written(t)
-        if written is not None:
-            return [Finding(CHANGES_STATE, f"{name} {t}: runs a script written on this line")] + [
-                Finding(f.risk, f"{name} {t}: {f.reason}") for f in ctx.classify_code(written)
-            ]
-        return [Finding(CHANGES_STATE, f"{name} {t}: runs a script whose content is not analysed")]
-    return _stdin_code(name, ctx)
-
-
-def _stdin_code(name: str, ctx: Ctx) -> list[Finding]:
-    st = ctx.stdin
-    if st and st.text is not None:
-        return [Finding(f.risk, f"{name} <<<: {f.reason}") for f in ctx.classify_code(st.text)]
-    if st and st.upstream:
-        return _judge_producer(st.upstream, st.upstream_here or [None] * len(st.upstream), ctx, f"… | {name}")
-    return [Finding(CHANGES_STATE, f"{name} reads commands from stdin/terminal")]
-
-
-def interpreter(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    flags = INTERPRETERS[name]
-    texts = cmd.argv[1:]
-    for i, t in enumerate(texts):
-        if t in flags or (
-            t.startswith("-")
-            and not t.startswith("--")
-            and any(f[1:] in t[1:] for f in flags if len(f) == 2)
-            and len(t) <= 4
-        ):
-            code = texts[i + 1] if i + 1 < len(texts) else ""
-            return _foreign_code(name, code, ctx)
-        if t == "-m":
-            mod = texts[i + 1] if i + 1 < len(texts) else ""
-            if mod in {"json.tool", "site", "platform", "sysconfig", "pip"} and (
-                mod != "pip"
-                or (len(texts) > i + 2 and texts[i + 2] in {"list", "show", "freeze", "--version"})
-            ):
-                return [Finding(READ_ONLY, f"{name} -m {mod}")]
-            return [Finding(CHANGES_STATE, f"{name} -m {mod}: runs a module")]
-        if t in {"--version", "-V", "-v"} and len(texts) == 1:
-            return [Finding(READ_ONLY, f"{name} --version")]
-        if not t.startswith("-"):
-            src = cmd.args[i + 1].source
-            if src is not None:
-                return [
-                    f if f.risk > CHANGES_STATE else Finding(CHANGES_STATE, f.reason)
-                    for f in _code_from_producer(src, _no_shell(ctx), f"{name} <(…)")
-                ]
-            return [Finding(CHANGES_STATE, f"{name} {t}: runs a program that is not analysed")]
-    if ctx.stdin and (ctx.stdin.upstream or ctx.stdin.text is not None):
-        if ctx.stdin.text is not None:
-            return _foreign_code(name, ctx.stdin.text, ctx)
-        return [
-            f if f.risk > CHANGES_STATE else Finding(CHANGES_STATE, f.reason)
-            for f in _judge_producer(
-                ctx.stdin.upstream,
-                ctx.stdin.upstream_here or [None] * len(ctx.stdin.upstream),
-                _no_shell(ctx),
-                f"… | {name}",
-            )
-        ]
-    return [Finding(CHANGES_STATE, f"{name}: interactive interpreter")]
-
-
-def _no_shell(ctx: Ctx) -> Ctx:
-    # Decoded payloads for a non-shell interpreter: judge only the quoted shell strings inside.
-    return Ctx(lambda code: _foreign_code("payload", code, ctx), ctx.stdin, ctx.cwd, ctx.evaluate)
-
-
-_STRINGS = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|`([^`]*)`")
-_FOREIGN_DANGER = re.compile(
-    r"rmtree|unlink|remove|rmdir|os\.system|subprocess|popen|exec|system\s*\(|`|kill|truncate|chmod|chown|mkfs|/dev/sd|socket|urlopen|requests\.|open\([^)]*['\"][wa]"
-)
-
-
-def _foreign_code(name: str, code: str, ctx: Ctx) -> list[Finding]:
-    """Code for python/perl/ruby…: not parsed, never read-only; quoted shell strings in it are judged."""
-    out = [Finding(CHANGES_STATE, f"{name} code is not analysed: asking")]
-    for m in _STRINGS.finditer(code):
-        s = next((g for g in m.groups() if g is not None), "")
-        if s and " " in s:
-            for f in ctx.classify_code(s):
-                if f.risk >= DESTRUCTIVE:
-                    out.append(Finding(f.risk, f"{name} code contains {s[:60]!r}: {f.reason}"))
-    if re.search(r"shutil\.rmtree\(\s*['\"]/['\"]", code):
-        out.append(Finding(FORBIDDEN, f"{name}: rmtree('/')"))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Fallback when bashlex cannot parse: split on shell operators with shlex and judge each piece.
-
-
-def fallback(
-    text: str, depth: int, env: dict[str, str | None], extra_ro: frozenset[str], why: str
-) -> list[Finding]:
-    floor = Finding(CHANGES_STATE, f"could not fully parse the command ({why[:80]}): asking")
-    out = [floor]
-    try:
-        lex = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
-        lex.whitespace_split = True
-        lex.commenters = ""
-        tokens = list(lex)
-    except ValueError:
-        tokens = re.split(r"\s+|(?=[;&|()<>])|(?<=[;&|()<>])", text)
-        tokens = [t for t in tokens if t]
-    pieces: list[list[str]] = [[]]
-    redir_next = None
-    for t in tokens:
-        if t and set(t) <= set(";&|()"):
-            pieces.append([])
-            redir_next = None
-        elif t and set(t) <= set("<>&"):
-            redir_next = t
-        elif redir_next is not None:
-            if ">" in redir_next:
-                out += rules.write_target(t, append=">>" in redir_next, who=f"redirection {redir_next}")
-            redir_next = None
-        else:
-            pieces[-1].append(t)
-    ctx = Ctx(classify_code=lambda code: analyse(code, depth + 1, env, extra_ro), stdin=None)
-    skip = {
-        "if",
-        "then",
-        "else",
-        "elif",
-        "fi",
-        "do",
-        "done",
-        "while",
-        "until",
-        "for",
-        "in",
-        "case",
-        "esac",
-        "{",
-        "}",
-        "!",
-        "[[",
-        "]]",
-        "function",
-        "select",
-        "time",
-        "coproc",
-    }
-    for p in pieces:
-        while p and (
-            p[0] in skip or re.fullmatch(r"\w+=\S*", p[0]) or (p[0].endswith(")") and len(p[0]) < 20)
-        ):
-            p = p[1:]
-        if not p:
-            continue
-        literal = not re.search(r"[$`*?{]", p[0])
-        try:
-            out += classify_argv(
-                Cmd([Arg(p[0], literal), *[Arg(x, "$" not in x and "`" not in x) for x in p[1:]]]),
-                ctx,
-                extra_ro,
-            )
-        except Exception:
-            out.append(floor)
-    # Anything below the floor is raised to it: unparsed code is never read-only.
-    return [
-        f if f.risk >= CHANGES_STATE else Finding(CHANGES_STATE, f.reason + " (unparsed context)")
-        for f in out
-    ]
