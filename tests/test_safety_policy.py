@@ -66,4 +66,7 @@ def test_check_risk() -> None:
     assert p.check_risk("nonsense", "tool x").risk == Risk.CHANGES_STATE
     assert p.check_risk(None, "tool x").verdict == "ask"
     assert p.check_risk(Risk.FORBIDDEN, "tool x").verdict == "deny"
+    assert p.check_risk("forbidden", "tool x").verdict == "deny"
+    assert p.check_risk("destructive", "tool x").verdict == "ask"
+    assert p.check_risk(42, "tool x").risk == Risk.CHANGES_STATE  # type: ignore[arg-type]
     assert SafetyPolicy(SafetySettings(), assume_yes=True).check_risk(Risk.DESTRUCTIVE, "t").verdict == "ask"

@@ -59,9 +59,11 @@ class SafetyPolicy:
         return self._decide(v.risk, v.reasons + self.bad_patterns)
 
     def check_risk(self, risk: Risk | str | None, what: str) -> Decision:
-        """Decide for a tool that declares its own risk class (unknown or missing → changes_state)."""
+        """Decide for a tool that declares its own risk class (unknown or missing → changes_state).
+        Accepts a :class:`Risk`, its string value (``fazai.tools.spec.Risk`` literals) or such an enum."""
+        raw = getattr(risk, "value", risk)
         try:
-            r = Risk(risk) if risk is not None else CHANGES_STATE
+            r = Risk(raw) if raw is not None else CHANGES_STATE
         except ValueError:
             r = CHANGES_STATE
         return self._decide(r, [f"{what}: declared {r.value}"])
