@@ -146,6 +146,10 @@ class SafetySettings(_Section):
         default_factory=lambda: ["read_only"]
     )
     extra_forbidden: list[str] = Field(default_factory=list, description="extra regexes that are forbidden")
+    extra_read_only: list[str] = Field(
+        default_factory=list,
+        description="command names treated as read-only whatever their arguments (a site's status tool)",
+    )
 
     @field_validator("auto_approve")
     @classmethod
