@@ -1,43 +1,14 @@
-"""Test doubles for the agent loop's collaborators that another slice owns or that need a human.
+"""Test doubles for what the agent loop needs from a human, plus a recorder around real providers.
 
-``RulePolicy`` follows the API of ``fazai.agent.safety.SafetyPolicy`` (check_command → Decision with
-verdict/risk/reasons; check_risk) with a few explicit rules, so loop tests do not depend on the real
-classifier's judgement. ``ScriptedInteraction`` is the operator: canned approvals and answers.
+``ScriptedInteraction`` is the operator: canned approvals and answers (a person cannot sit in a test).
+``RecordingProvider`` wraps a real provider and remembers what each generation was given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: str  # "allow" | "ask" | "deny"
-    risk: str
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass
-class RulePolicy:
-    """``deny`` and ``ask`` are regexes; anything else is allowed as read-only."""
-
-    deny: Sequence[str] = (r"rm\s+-rf\s+/(\s|$)", r"\bmkfs\b")
-    ask: Sequence[str] = (r"^touch\b", r"^systemctl (restart|stop)\b")
-    checked: list[str] = field(default_factory=list)
-
-    def check_command(self, command: str) -> Decision:
-        self.checked.append(command)
-        if any(re.search(p, command) for p in self.deny):
-            return Decision("deny", "forbidden", ("matches a forbidden pattern",))
-        if any(re.search(p, command) for p in self.ask):
-            return Decision("ask", "changes_state", ("changes the system",))
-        return Decision("allow", "read_only")
-
-    def check_risk(self, risk: str, what: str) -> Decision:
-        return Decision("allow" if risk == "read_only" else "ask", risk)
 
 
 @dataclass

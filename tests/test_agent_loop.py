@@ -7,11 +7,12 @@ import json
 import time
 from pathlib import Path
 
-from _agent_doubles import RecordingProvider, RulePolicy, ScriptedInteraction
+from _agent_doubles import RecordingProvider, ScriptedInteraction
 from fazai.agent.deps import AgentDeps, KBHit
 from fazai.agent.executors import Outcome
 from fazai.agent.loop import run_agent
-from fazai.config import AgentSettings
+from fazai.agent.safety import SafetyPolicy
+from fazai.config import AgentSettings, SafetySettings
 from fazai.models.scripted import ScriptedError, ScriptedProvider
 from fazai.protocol import Event
 
@@ -29,7 +30,10 @@ def make_deps(outputs, *, settings: AgentSettings | None = None, policy=None, **
                                                   token_delay_s=kw.pop("token_delay_s", 0.0)),
                                  supports_grammar=kw.pop("supports_grammar", None))  # fmt: skip
     return AgentDeps(
-        provider=provider, policy=policy or RulePolicy(), settings=settings or AgentSettings(), **kw
+        provider=provider,
+        policy=policy or SafetyPolicy(SafetySettings()),
+        settings=settings or AgentSettings(),
+        **kw,
     )
 
 
@@ -109,8 +113,13 @@ async def test_approval_granted_runs_the_command(tmp_path):
     events = await run(deps, interaction=inter)
     assert kinds(events)[:6] == ["context", "action", "approval_required", "reply", "exec_end", "observe"]
     req = of(events, "approval_required")[0]
-    assert req == {"action": 1, "summary": f"touch {marker}", "risk": "changes_state",
-                   "reasons": ["changes the system"], "target": "local"}  # fmt: skip
+    assert (req["action"], req["summary"], req["risk"], req["target"]) == (
+        1,
+        f"touch {marker}",
+        "changes_state",
+        "local",
+    )
+    assert req["reasons"]  # the policy says why
     assert of(events, "reply")[0] == {"action": 1, "approved": True}
     assert marker.exists()
 
@@ -381,3 +390,15 @@ async def test_answer_cut_at_the_token_limit_is_explained():
     err = of(events, "observe")[0]
     assert err["status"] == "format_error" and "token limit" in err["text"]
     assert events[-1].kind == "done"
+
+
+async def test_assume_yes_runs_state_changes_without_asking_but_never_forbidden(tmp_path):
+    made, wiped = tmp_path / "made", tmp_path / "wiped"
+    deps = make_deps(
+        [act("shell", command=f"touch {made}"), act("shell", command=f"rm -rf / ; touch {wiped}"), done()],
+        policy=SafetyPolicy(SafetySettings(), assume_yes=True),
+    )
+    inter = ScriptedInteraction(approve_result=False)
+    events = await run(deps, interaction=inter)
+    assert made.exists() and not wiped.exists() and inter.approvals == []
+    assert [d["status"] for d in of(events, "observe")] == ["ok", "forbidden"]
