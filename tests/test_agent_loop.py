@@ -88,7 +88,7 @@ async def test_every_action_kind_in_one_run():
     shell_obs = of(events, "observe")[1]
     assert shell_obs["action"] == 2 and shell_obs["exit_code"] == 0 and shell_obs["status"] == "ok"
     assert "stdout:\nhello" in shell_obs["text"] and "stderr:\noops" in shell_obs["text"]
-    assert of(events, "reply") == [{"action": 4, "text": "yes"}]
+    assert of(events, "reply") == [{"action": 4, "answer": "yes"}]
     assert of(events, "done")[0] == {"action": 5, "answer": "hello", "status": "success", "iterations": 5}
     assert inter.questions == [(4, "Report in English?")]
     # Tokens replay the model's text (up to each action's closing brace).
