@@ -162,6 +162,8 @@ class _EventFactory:
         self.session_id = session_id
 
     def __call__(self, kind: str, /, **data: Any) -> Event:
+        if kind == "aborted":  # one readable line for renderers, next to the machine-readable ``during``
+            data.setdefault("reason", f"aborted by the operator during {data.get('during', 'the run')}")
         return Event(session=self.session_id, kind=kind, data=data)  # type: ignore[arg-type]
 
 
