@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,8 +67,11 @@ async def run_agent(
             # 1-2. Context + generate: stream tokens until the first valid action.
             parser, gen = ActionStreamParser(offered), _Generation()
             messages = build_messages(history, offered, budget_chars=s.history_budget_chars)
-            async for text in _generate(session, messages, grammar, parser, abort, deadline, gen):
-                yield ev("token", text=text, iteration=n)
+            async with aclosing(
+                _generate(session, messages, grammar, parser, abort, deadline, gen)
+            ) as tokens:
+                async for text in tokens:
+                    yield ev("token", text=text, iteration=n)
             if gen.stopped:  # aborted, or out of session time
                 yield _stopped(ev, gen.stopped, n, s.session_timeout_s)
                 return
@@ -90,11 +94,12 @@ async def run_agent(
             # 3-5. Policy, execute, observe: the executor yields its events, then its outcome.
             step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
             outcome = Outcome(None)
-            async for item in executors[action.action](action, step):
-                if isinstance(item, Outcome):
-                    outcome = item
-                else:
-                    yield item
+            async with aclosing(executors[action.action](action, step)) as items:
+                async for item in items:
+                    if isinstance(item, Outcome):
+                        outcome = item
+                    else:
+                        yield item
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
