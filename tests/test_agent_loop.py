@@ -402,3 +402,15 @@ async def test_assume_yes_runs_state_changes_without_asking_but_never_forbidden(
     events = await run(deps, interaction=inter)
     assert made.exists() and not wiped.exists() and inter.approvals == []
     assert [d["status"] for d in of(events, "observe")] == ["ok", "forbidden"]
+
+
+async def test_abort_during_a_question():
+    deps = make_deps([act("ask", question="Which disk?"), done()])
+
+    def on_event(ev, abort):
+        if ev.kind == "ask":
+            asyncio.get_running_loop().call_later(0.05, abort.set)
+
+    events = await run(deps, interaction=ScriptedInteraction(block=True), on_event=on_event)
+    assert events[-1].kind == "aborted" and events[-1].data["during"] == "ask"
+    assert "aborted by the operator during ask" == events[-1].data["reason"]
