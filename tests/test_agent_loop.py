@@ -413,4 +413,4 @@ async def test_abort_during_a_question():
 
     events = await run(deps, interaction=ScriptedInteraction(block=True), on_event=on_event)
     assert events[-1].kind == "aborted" and events[-1].data["during"] == "ask"
-    assert "aborted by the operator during ask" == events[-1].data["reason"]
+    assert events[-1].data["reason"] == "aborted by the operator during ask"
