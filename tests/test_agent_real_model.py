@@ -1,8 +1,8 @@
 """The loop on a real model: llama.cpp (xllamacpp) behind the OpenAI-compatible provider, with the grammar.
 
 Every command the model proposes is sent for approval and denied, so nothing a tiny model invents
-ever runs here; what is checked is the plumbing: real streaming, the grammar keeping every answer
-parseable, generation stopped at the action, observations fed back on the next turn.
+ever runs here; what is checked is the plumbing: real streaming through the OpenAI-compatible client,
+the chat template, the grammar keeping the answer parseable, generation stopped at the action.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ async def test_real_model_turns_are_valid_actions_under_the_grammar(llama_url):
     deps = AgentDeps(
         provider=provider,
         policy=AskEverything(),
-        settings=AgentSettings(max_iterations=2, max_format_errors=0),
-        params=SessionParams(temperature=0.0, max_tokens=96, seed=3),
+        settings=AgentSettings(max_iterations=1, max_format_errors=0),
+        params=SessionParams(temperature=0.0, max_tokens=64, seed=3),
     )
     inter = ScriptedInteraction(approve_result=False)
     events = []
@@ -89,5 +89,5 @@ async def test_real_model_turns_are_valid_actions_under_the_grammar(llama_url):
     assert "token" in kinds and "action" in kinds
     assert provider.calls[0]["constraint"].grammar.startswith("root ::=")
     assert "exec_end" not in kinds  # every command was denied: nothing ran
-    if len(provider.calls) > 1:  # the first action's observation reached the second turn
-        assert provider.calls[1]["messages"][-1].content.startswith("Observation:")
+    # One turn, one action: the run stops at the iteration limit (or the model said done).
+    assert len(provider.calls) == 1 and len([e for e in events if e.kind == "action"]) == 1
