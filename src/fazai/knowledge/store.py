@@ -9,6 +9,7 @@ The embedded store takes an exclusive lock on its folder: one process per store 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -194,9 +195,12 @@ class EdgeStore:
         if k <= 0:
             return []
         req = qe.QueryRequest(
-            limit=k, query=qe.Query.Nearest(_vec(vector, self.dim)), filter=self._filter(filters),
-            with_payload=True, with_vector=False,
-        )  # fmt: skip
+            limit=k,
+            query=qe.Query.Nearest(_vec(vector, self.dim)),
+            filter=self._filter(filters),
+            with_payload=True,
+            with_vector=False,
+        )
         out = []
         for p in self._shard.query(req):
             pid, payload = _unwrap(p.payload, p.id)
@@ -230,9 +234,12 @@ class EdgeStore:
         offset = None
         while True:
             req = self._qe.ScrollRequest(
-                offset=offset, limit=batch, filter=self._filter(filters), with_payload=True,
+                offset=offset,
+                limit=batch,
+                filter=self._filter(filters),
+                with_payload=True,
                 with_vector=with_vectors,
-            )  # fmt: skip
+            )
             recs, offset = self._shard.scroll(req)
             for r in recs:
                 pid, payload = _unwrap(r.payload, r.id)
@@ -281,7 +288,7 @@ class QdrantServerStore:
                 # Local mode has no payload indexes (it warns); servers ignore duplicates.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    client.create_payload_index(collection, name, field_schema=models.PayloadSchemaType.KEYWORD)
+                    client.create_payload_index(collection, name, models.PayloadSchemaType.KEYWORD)
         except StoreError:
             raise
         except Exception as e:
@@ -324,9 +331,12 @@ class QdrantServerStore:
         if k <= 0:
             return []
         res = self._c.query_points(
-            self.collection, query=_vec(vector, self.dim), limit=k, query_filter=self._filter(filters),
+            self.collection,
+            query=_vec(vector, self.dim),
+            limit=k,
+            query_filter=self._filter(filters),
             with_payload=True,
-        )  # fmt: skip
+        )
         out = []
         for p in res.points:
             pid, payload = _unwrap(p.payload, p.id)
@@ -364,9 +374,13 @@ class QdrantServerStore:
         offset = None
         while True:
             recs, offset = self._c.scroll(
-                self.collection, scroll_filter=self._filter(filters), limit=batch, offset=offset,
-                with_payload=True, with_vectors=with_vectors,
-            )  # fmt: skip
+                self.collection,
+                scroll_filter=self._filter(filters),
+                limit=batch,
+                offset=offset,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
             for r in recs:
                 pid, payload = _unwrap(r.payload, r.id)
                 yield StoredPoint(pid, payload, list(r.vector) if with_vectors and r.vector else None)
@@ -375,7 +389,6 @@ class QdrantServerStore:
 
     def close(self) -> None:
         """Close the client."""
-        try:
+        # Closing twice or a dropped connection: nothing left to release.
+        with contextlib.suppress(Exception):
             self._c.close()
-        except Exception:  # closing twice or a dropped connection: nothing left to release
-            pass
