@@ -14,6 +14,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,34 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mean) / np.sqrt(var + eps) * w + b
 
 
+def set_blas_threads(n: int) -> bool:
+    """Cap numpy's OpenBLAS thread pool (process-wide); False when OpenBLAS is not found.
+
+    On a small shared machine OpenBLAS's default (one thread per core, busy-waiting) collapses under
+    contention: embedding the starter set took 72 s with the default and 8 s with one thread here.
+    """
+    import ctypes
+    import glob
+    import os
+
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*")):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in (
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn(ctypes.c_int(n))
+                return True
+    return False
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings: 384-dim, unit length, cosine = dot product.
 
@@ -84,9 +113,17 @@ class MiniLMEmbedder:
     dim = DIM
 
     def __init__(
-        self, model_dir: Path, *, batch_size: int = 32, max_seq_length: int = MAX_SEQ_LENGTH
+        self,
+        model_dir: Path,
+        *,
+        batch_size: int = 32,
+        max_seq_length: int = MAX_SEQ_LENGTH,
+        blas_threads: int | None = None,
     ) -> None:
         from tokenizers import Tokenizer
+
+        if blas_threads:
+            set_blas_threads(blas_threads)
 
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
@@ -114,7 +151,7 @@ class MiniLMEmbedder:
                 self._lin[name[:-7]] = (np.ascontiguousarray(self._t[name].T), self._t[f"{name[:-7]}.bias"])
 
     @classmethod
-    def from_assets(cls, assets_dir: Path, **kw: int) -> MiniLMEmbedder:
+    def from_assets(cls, assets_dir: Path, **kw: Any) -> MiniLMEmbedder:
         """Load the model from ``<assets_dir>/all-minilm-l6-v2``, installing it there first if needed."""
         return cls(ensure_asset(MINILM, assets_dir), **kw)
 
@@ -191,6 +228,11 @@ class MiniLMEmbedder:
                 mask[row, : len(e)] = 1
             out[idx] = self._encode_batch(ids, mask)
         return out
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the weights, so cached vectors are only reused with the same model."""
+        return "all-minilm-l6-v2:" + MINILM.sha256[:16]
 
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one string → a (384,) unit vector."""
