@@ -25,4 +25,4 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedder(minilm_dir: Path) -> MiniLMEmbedder:
     """One real embedder shared by the session (loading takes ~0.2 s)."""
-    return MiniLMEmbedder(minilm_dir)
+    return MiniLMEmbedder(minilm_dir, blas_threads=1)

@@ -333,13 +333,17 @@ def estimate_tokens(text: str) -> int:
     return max(1, int(len(text) / 3.5) + 1)
 
 
-def _hit_block(n: int, item: KBItem, snippet: str) -> str:
+def _hit_block(n: int, item: KBItem, snippet: str, *, notes: bool = True) -> str:
     where = ", ".join(item.distros) or item.os
     meta = f"{item.status}; {where}"
     if item.tags:
         meta += "; tags: " + ", ".join(item.tags[:6])
     head = f"[{n}] {item.title} ({meta}) id={item.id}"
-    body = f"{head}\n{item.notes}\n```\n{snippet}\n```" if item.notes else f"{head}\n```\n{snippet}\n```"
+    body = (
+        f"{head}\n{item.notes}\n```\n{snippet}\n```"
+        if item.notes and notes
+        else f"{head}\n```\n{snippet}\n```"
+    )
     return body
 
 
@@ -363,23 +367,22 @@ def format_for_prompt(
     if not hits or token_budget <= 0:
         return ""
     parts = [header]
-    used = count_tokens(header)
+
+    def fits(block: str) -> bool:
+        # Count the joined text, separators included, so the budget holds exactly for count_tokens.
+        return count_tokens("\n\n".join([*parts, block])) <= token_budget
+
     for n, hit in enumerate(hits, 1):
         block = _hit_block(n, hit.item, hit.item.snippet)
-        cost = count_tokens(block)
-        if used + cost <= token_budget:
+        if fits(block):
             parts.append(block)
-            used += cost
             continue
         if len(parts) == 1:  # nothing shown yet: show a truncated first hit rather than nothing
-            snippet = hit.item.snippet
-            while (
-                snippet
-                and used + count_tokens(_hit_block(n, hit.item, snippet + "\n… (truncated)")) > token_budget
-            ):
+            snippet, item = hit.item.snippet, hit.item
+            while snippet and not fits(_hit_block(n, item, snippet + "\n… (truncated)", notes=False)):
                 snippet = snippet[: int(len(snippet) * 0.8)]
             if snippet:
-                parts.append(_hit_block(n, hit.item, snippet + "\n… (truncated)"))
+                parts.append(_hit_block(n, item, snippet + "\n… (truncated)", notes=False))
         break
     return "\n\n".join(parts) if len(parts) > 1 else ""
 
@@ -387,9 +390,38 @@ def format_for_prompt(
 # -------------------------------------------------------------------- learning loop
 
 _KNOWN_SERVICES = tuple(
-    "nginx apache2 httpd postfix dovecot fail2ban sshd ssh nftables iptables docker mysql mariadb postgresql "
-    "redis bind9 named unbound haproxy spamassassin clamav rspamd systemd journald cron ufw firewalld chrony "
-    "ntp opnsense".split()
+    [
+        "nginx",
+        "apache2",
+        "httpd",
+        "postfix",
+        "dovecot",
+        "fail2ban",
+        "sshd",
+        "ssh",
+        "nftables",
+        "iptables",
+        "docker",
+        "mysql",
+        "mariadb",
+        "postgresql",
+        "redis",
+        "bind9",
+        "named",
+        "unbound",
+        "haproxy",
+        "spamassassin",
+        "clamav",
+        "rspamd",
+        "systemd",
+        "journald",
+        "cron",
+        "ufw",
+        "firewalld",
+        "chrony",
+        "ntp",
+        "opnsense",
+    ]
 )
 _SKIP_TAG_WORDS = {"sudo", "echo", "cat", "grep", "head", "tail", "sort", "awk", "sed", "wc", "cut", "xargs"}
 
