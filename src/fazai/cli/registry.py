@@ -13,4 +13,7 @@ def register_all(app: typer.Typer) -> None:
         module.register(app)
 
 
-_GROUPS: list[str] = []
+_GROUPS: list[str] = [
+    "kb",
+    "facts",
+]
