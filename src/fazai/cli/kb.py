@@ -65,7 +65,8 @@ def _table(items: list[KBItem], scores: list[float] | None = None) -> Table:
     t = Table(show_lines=False)
     if scores is not None:
         t.add_column("score", justify="right")
-    for col in ("id", "status", "title", "tags", "checked on"):
+    t.add_column("id", no_wrap=True)
+    for col in ("status", "title", "tags", "checked on"):
         t.add_column(col, overflow="fold")
     for n, it in enumerate(items):
         row = [it.id, it.status, it.title, ", ".join(it.tags), ", ".join(it.distros) or it.os]
@@ -135,11 +136,11 @@ def show(item_id: Annotated[str, typer.Argument(help="item id")], json_: JsonOpt
     if item.notes:
         out.print(f"\n{item.notes}")
     out.print("")
-    out.print(item.snippet, markup=False, highlight=False)
+    print(item.snippet)  # plain print: no wrapping, so commands copy-paste intact
     for label, value in (("diff", item.diff), ("evidence", item.evidence)):
         if value:
             out.print(f"\n[bold]{label}:[/]")
-            out.print(value, markup=False, highlight=False)
+            print(value)
 
 
 @kb_app.command("add")

@@ -281,7 +281,9 @@ class KnowledgeBase:
             try:
                 items.append(KBItem.model_validate_json(line))
             except ValidationError as e:
-                raise KBError(f"{source_name}:{no}: not a knowledge item: {e.errors()[0]['msg']}") from e
+                first = e.errors()[0]
+                where = ".".join(str(x) for x in first["loc"]) or "line"
+                raise KBError(f"{source_name}:{no}: not a knowledge item: {where}: {first['msg']}") from e
         for start in range(0, len(items), 64):
             self.store.upsert(
                 [
