@@ -116,7 +116,7 @@ class MiniLMEmbedder:
         self,
         model_dir: Path,
         *,
-        batch_size: int = 32,
+        batch_size: int = 16,
         max_seq_length: int = MAX_SEQ_LENGTH,
         blas_threads: int | None = None,
     ) -> None:
