@@ -88,7 +88,7 @@ def bench_store(n: int, queries: int, rng: np.random.Generator) -> None:
         plain = run_searches(False)
         filt = run_searches(True)
         t = time.perf_counter()
-        store._shard.optimize()  # build the HNSW index (the embedded engine runs optimizers on request)
+        store.optimize()  # build the HNSW index (the embedded engine runs optimizers on request)
         opt_s = time.perf_counter() - t
         hnsw = run_searches(False)
         hnsw_f = run_searches(True)

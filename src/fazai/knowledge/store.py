@@ -247,6 +247,13 @@ class EdgeStore:
             if offset is None:
                 return
 
+    def optimize(self) -> bool:
+        """Run Qdrant's optimizers now (merges segments, builds the HNSW index); blocks until done.
+
+        Until then searches scan plain segments exactly, which is fast at KB sizes (see bench_kb.py).
+        """
+        return bool(self._shard.optimize())
+
     def close(self) -> None:
         """Flush and release the folder lock."""
         shard = getattr(self, "_shard", None)
