@@ -68,12 +68,16 @@ def _installer(target: Path, spec: str) -> list[str]:
     """
     uv = shutil.which("uv")
     if uv:
+        # --link-mode copy: uv hard-links files from its cache by default, and the private copy must not
+        # share inodes with the cache (a write to one would silently corrupt the other).
         return [
             uv,
             "pip",
             "install",
             "--quiet",
             "--no-deps",
+            "--link-mode",
+            "copy",
             "--python",
             sys.executable,
             "--target",
