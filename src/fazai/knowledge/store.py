@@ -130,12 +130,24 @@ class EdgeStore:
     """Embedded Qdrant (``qdrant-edge-py``) in a folder; one process at a time.
 
     ``indexed`` payload fields get a keyword index so filtered search stays fast as the store grows.
+    Search is exact by default: at KB sizes (≤ 100k) a scan costs ~10 ms, while the HNSW index built by
+    :meth:`optimize` had poor recall in ``bench/bench_kb.py``; ``exact=False`` with ``hnsw_ef`` trades
+    recall for speed.
     """
 
-    def __init__(self, path: Path, dim: int, *, indexed: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        *,
+        indexed: Sequence[str] = (),
+        exact: bool = True,
+        hnsw_ef: int | None = None,
+    ) -> None:
         import qdrant_edge as qe
 
         self._qe = qe
+        self._params = qe.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
         self.path = Path(path)
         self.dim = dim
         self.path.mkdir(parents=True, exist_ok=True)
@@ -198,6 +210,7 @@ class EdgeStore:
             limit=k,
             query=qe.Query.Nearest(_vec(vector, self.dim)),
             filter=self._filter(filters),
+            params=self._params,
             with_payload=True,
             with_vector=False,
         )
