@@ -165,6 +165,13 @@ class KBSettings(_Section):
     collection: str = "fazai_kb"
     top_k: int = Field(default=4, ge=0, le=50)
     token_budget: int = Field(default=600, ge=0)
+    path: Path | None = Field(default=None, description="embedded store folder; default: <state_dir>/kb")
+    embedding_model_dir: Path | None = Field(
+        default=None, description="all-MiniLM-L6-v2 folder; default: installed into <state_dir>/assets"
+    )
+    verified_boost: float = Field(default=0.1, ge=0, le=1, description="added to a verified item's score")
+    min_score: float = Field(default=0.25, ge=-1, le=1, description="hits below this similarity are dropped")
+    import_starter: bool = Field(default=True, description="import the starter recipes on first start")
 
 
 class ResearchSettings(_Section):

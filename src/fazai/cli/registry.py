@@ -19,4 +19,6 @@ _GROUPS: list[str] = [
     "research",
     "opnsense",
     "alerts",
+    "kb",
+    "facts",
 ]
