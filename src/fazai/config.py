@@ -80,6 +80,23 @@ class ProviderSpec(_Section):
     )
     timeout_s: float = Field(default=120.0, gt=0)
     script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
+    name: str | None = Field(
+        default=None, description="label in Final.served_by; default '<provider>:<model>'"
+    )
+    first_token_timeout_s: float | None = Field(
+        default=None, gt=0, description="fallback chain: pass to the next provider if no token by then"
+    )
+    llamacpp: bool = Field(
+        default=False,
+        description="openai provider: the endpoint is a llama.cpp server (send GBNF grammar, repeat_penalty)",
+    )
+    json_schema: bool = Field(
+        default=True, description="openai provider: send JSON-schema constraints as response_format"
+    )
+    anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
+    )
 
 
 class AIProviderSettings(ProviderSpec):
@@ -129,6 +146,10 @@ class SafetySettings(_Section):
         default_factory=lambda: ["read_only"]
     )
     extra_forbidden: list[str] = Field(default_factory=list, description="extra regexes that are forbidden")
+    extra_read_only: list[str] = Field(
+        default_factory=list,
+        description="command names treated as read-only whatever their arguments (a site's status tool)",
+    )
 
     @field_validator("auto_approve")
     @classmethod
@@ -144,6 +165,13 @@ class KBSettings(_Section):
     collection: str = "fazai_kb"
     top_k: int = Field(default=4, ge=0, le=50)
     token_budget: int = Field(default=600, ge=0)
+    path: Path | None = Field(default=None, description="embedded store folder; default: <state_dir>/kb")
+    embedding_model_dir: Path | None = Field(
+        default=None, description="all-MiniLM-L6-v2 folder; default: installed into <state_dir>/assets"
+    )
+    verified_boost: float = Field(default=0.1, ge=0, le=1, description="added to a verified item's score")
+    min_score: float = Field(default=0.25, ge=-1, le=1, description="hits below this similarity are dropped")
+    import_starter: bool = Field(default=True, description="import the starter recipes on first start")
 
 
 class ResearchSettings(_Section):

@@ -164,6 +164,11 @@ class Event(BaseModel):
 
 _WS = " \t\r\n"
 _MAX_PROBLEMS = 4
+# Actions nest a few levels at most (a tool's input schema); deeper is junk, and json.loads would
+# hit Python's recursion limit on it.
+_MAX_DEPTH = 64
+# How many unclosed objects finish() looks inside for an action (bounds the work on junk).
+_MAX_RESCANS = 32
 
 
 def action_line(action: BaseModel) -> str:
@@ -258,7 +263,9 @@ class ActionStreamParser:
         self._scan()
         # An object left open (a stray '{"' in prose, or a cut-off action): report it, then look
         # for an action that starts inside it.
-        while self.action is None and self._start is not None:
+        rescans = 0
+        while self.action is None and self._start is not None and rescans < _MAX_RESCANS:
+            rescans += 1
             fragment = self._buf[self._start :]
             if '"action"' in fragment:
                 self._problem(f"incomplete JSON (unclosed brace or string): {_short(fragment)}")
@@ -303,6 +310,9 @@ class ActionStreamParser:
                 self._in_str = True
             elif c == "{":
                 self._depth += 1
+                if self._depth > _MAX_DEPTH:
+                    self._problem(f"JSON nested deeper than {_MAX_DEPTH} levels")
+                    self._start = None  # give up on this object; look for the next one after here
             elif c == "}":
                 self._depth -= 1
                 if self._depth == 0:
@@ -319,7 +329,7 @@ class ActionStreamParser:
         text = self._buf[start:end]
         try:
             obj = json.loads(text, strict=False)  # strict=False: raw newlines inside strings are fine
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             if '"action"' in text:
                 msg = getattr(e, "msg", str(e))
                 self._problem(f"invalid JSON ({msg} at character {getattr(e, 'pos', '?')}): {_short(text)}")

@@ -117,7 +117,7 @@ async def execute_ask(action: AskAction, step: Step) -> AsyncIterator[Event | Ou
         )
         yield Outcome(None, status="blocked", stop="done")
         return
-    yield step.event("reply", action=step.action_id, text=answer)
+    yield step.event("reply", action=step.action_id, answer=answer)
     yield Outcome(f"the operator answered: {answer}")
 
 

@@ -13,7 +13,7 @@ from fazai.protocol import ACTION_KINDS
 
 # Reusable JSON pieces. Strings forbid raw control characters (newlines included): one line per action.
 _COMMON = r"""
-reason-line ::= [^{}\n\t ] [^{}\n]{0,239} "\n"
+reason-line ::= [^{}\n\t ] [^{}\n]* "\n"
 string ::= "\"" char* "\""
 char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
 strlist ::= "[" (string (", " string)*)? "]"

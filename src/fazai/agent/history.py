@@ -15,7 +15,6 @@ from typing import Any, Literal
 from fazai.protocol import Event
 
 EntryRole = Literal["goal", "assistant", "observation"]
-TERMINAL_KINDS = frozenset({"done", "error", "aborted"})
 
 
 @dataclass(slots=True)
@@ -34,9 +33,10 @@ class History:
 
     entries: list[Entry] = field(default_factory=list)
     last_action_id: int = 0
-    # The goal of the latest run and whether that run ended (done/error/aborted).
+    # The goal of the latest run and whether it was finished with ``done`` (an aborted or failed run
+    # can be resumed; a finished one cannot).
     goal: str | None = None
-    ended: bool = True
+    finished: bool = True
     # Model turns taken for the latest goal (format errors included), for the iteration limit.
     iterations: int = 0
     # An action that started but has no observation (the daemon died under it).
@@ -46,7 +46,7 @@ class History:
 
     def add_goal(self, goal: str, context: dict[str, Any] | None = None) -> None:
         self.entries.append(Entry("goal", goal, context=dict(context or {})))
-        self.goal, self.ended, self.iterations = goal, False, 0
+        self.goal, self.finished, self.iterations = goal, False, 0
 
     def add_turn(self, said: str, action_id: int | None = None) -> None:
         self.entries.append(Entry("assistant", said, action_id))
@@ -99,8 +99,8 @@ def history_from_events(events: Iterable[Event]) -> History:
                 h.add_turn(str(d.get("said", "")))
             if "text" in d:
                 h.add_observation(str(d["text"]), aid if isinstance(aid, int) else None)
-        elif ev.kind in TERMINAL_KINDS:
-            h.ended = True
+        elif ev.kind == "done":
+            h.finished = True
     if h.pending_action is not None:
         h.interrupted_action = h.pending_action
         h.add_observation(interrupted_note(h.pending_action), h.pending_action)

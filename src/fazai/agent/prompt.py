@@ -20,7 +20,7 @@ from fazai.models.base import Message
 ACTION_DOCS: dict[str, tuple[str, str]] = {
     "plan": (
         "state a short plan for a multi-step goal (no side effect)",
-        '{"action": "plan", "steps": ["check the service status", "read its recent errors"]}',
+        '{"action": "plan", "steps": ["<first step>", "<second step>"]}',
     ),
     "ask": (
         "ask the operator when the goal is ambiguous or the choice is theirs",
@@ -45,9 +45,8 @@ ACTION_DOCS: dict[str, tuple[str, str]] = {
         '{"action": "use_tool", "name": "count_bans", "args": {"jail": "sshd"}}',
     ),
     "observe": (
-        "note what you learned so far and what comes next",
-        '{"action": "observe", "summary": "nginx is active and listening on port 80", '
-        '"next": "check the TLS certificate"}',
+        "note what you learned when more steps follow (not needed before done)",
+        '{"action": "observe", "summary": "<what the last output showed>", "next": "<what to check next>"}',
     ),
     "commit_kb": (
         "save a verified procedure or fact to the knowledge base",
@@ -56,7 +55,7 @@ ACTION_DOCS: dict[str, tuple[str, str]] = {
     ),
     "done": (
         "finish: the answer for the operator, with status success, failed or blocked",
-        '{"action": "done", "answer": "nginx is running and serves port 80.", "status": "success"}',
+        '{"action": "done", "answer": "<the answer to the goal, with the facts found>", "status": "success"}',
     ),
 }
 
@@ -74,6 +73,7 @@ Rules:
   changes may need the operator's approval and forbidden commands never run.
 - Long outputs are cut: you see the head and the tail, and the observation says so.
 - If the goal is ambiguous or a decision belongs to the operator, ask instead of guessing.
+- Replace every <...> in the examples with real content; never copy an example's values.
 - When the goal is met, or cannot be met, finish with done and give the answer with the facts you found."""
 
 

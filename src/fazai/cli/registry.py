@@ -14,7 +14,12 @@ def register_all(app: typer.Typer) -> None:
 
 
 _GROUPS: list[str] = [
+    "model",
     "tools",
     "research",
+    "opnsense",
+    "alerts",
+    "kb",
+    "facts",
     "agent",
 ]

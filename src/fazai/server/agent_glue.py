@@ -58,19 +58,13 @@ class _AskEverything:
         return self._D(what)
 
 
-def build_policy(settings: Settings) -> Any:
-    """The safety policy from ``[safety]``."""
+def build_policy(settings: Settings, *, assume_yes: bool = False) -> Any:
+    """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers."""
     try:
-        from fazai.agent import safety
+        from fazai.agent.safety import SafetyPolicy
     except ImportError:
         return _AskEverything()
-    cls = getattr(safety, "SafetyPolicy", None)
-    if cls is None:
-        return _AskEverything()
-    from_settings = getattr(cls, "from_settings", None)
-    if from_settings is not None:
-        return from_settings(settings.safety)
-    return cls(settings.safety)
+    return SafetyPolicy(settings.safety, assume_yes=assume_yes)
 
 
 def build_executors(settings: Settings) -> dict[str, Any]:
@@ -92,7 +86,6 @@ class AgentLoop:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._providers: dict[str | None, Provider] = {}
-        self._policy: Any = None
         self._executors: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 
@@ -111,8 +104,6 @@ class AgentLoop:
         agent = s.agent
         if getattr(options, "max_iterations", None):
             agent = agent.model_copy(update={"max_iterations": options.max_iterations})
-        if self._policy is None:
-            self._policy = build_policy(s)
         if self._executors is None:
             self._executors = build_executors(s)
         ap = s.ai_provider
@@ -124,7 +115,7 @@ class AgentLoop:
         )
         return AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
-            policy=self._policy,
+            policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
             settings=agent,
             params=params,
             executors=self._executors,

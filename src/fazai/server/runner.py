@@ -83,8 +83,9 @@ class RunInteraction:
     class only waits (or answers at once for ``--yes``).
     """
 
-    # What --yes approves; anything the policy could not classify still needs a human.
-    YES_RISKS = frozenset({"read_only", "changes_state", "destructive"})
+    # --yes never approves more than this; the safety policy already allows what --yes covers
+    # (changes_state), so what still reaches approve() under --yes (destructive, unclassified) is denied.
+    YES_RISKS = frozenset({"read_only", "changes_state"})
 
     def __init__(self, manager: SessionManager, run: Run):
         self._m = manager

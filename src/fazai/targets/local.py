@@ -81,7 +81,7 @@ class LocalTarget:
             asyncio.create_task(_pump(proc.stdout, "stdout", out, on_output)),
             asyncio.create_task(_pump(proc.stderr, "stderr", err, on_output)),
         ]
-        waiter = asyncio.create_task(proc.wait())
+        waiter = asyncio.create_task(_exited(proc))
         canceller = asyncio.create_task(cancel.wait()) if cancel is not None else None
         timed_out = cancelled = False
         try:
@@ -95,6 +95,12 @@ class LocalTarget:
             _, still = await asyncio.wait(readers, timeout=self.orphan_wait_s)
             for task in still:
                 task.cancel()
+            if still:
+                # Close our ends of the pipes now rather than when the orphan exits (asyncio exposes no
+                # public way: the transport's close() only closes pipes once the process has exited).
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
             for task in readers:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
@@ -123,11 +129,11 @@ class LocalTarget:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), self.kill_grace_s)
+            await asyncio.wait_for(_exited(proc), self.kill_grace_s)
         # Children that ignored SIGTERM (or outlived the shell) go too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        await proc.wait()
+        await _exited(proc)
 
     async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
@@ -139,6 +145,34 @@ class LocalTarget:
             return await asyncio.to_thread(Path(path).read_bytes)
         except OSError as e:
             raise TargetError(f"cannot read {path} on {self.name}: {e}") from e
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """Wait until the shell itself exits.
+
+    Not ``proc.wait()``: asyncio's version also waits for the pipes to close, which a background child
+    (``cmd &``) can hold open for as long as it lives. A pidfd says exactly when the process ends.
+    """
+    if proc.returncode is None:
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except OSError:  # no pidfd (old kernel) or already reaped: fall back to polling below
+            fd = -1
+        if fd >= 0:
+            loop = asyncio.get_running_loop()
+            ready = loop.create_future()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+    # The child watcher records the status right after the exit.
+    delay = 0.001
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
 
 
 async def _pump(
