@@ -13,4 +13,4 @@ def register_all(app: typer.Typer) -> None:
         module.register(app)
 
 
-_GROUPS: list[str] = []
+_GROUPS: list[str] = ["model", "model_chat"]

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ from typing import Any
 from fazai.worker.engine import Engine, EngineError
 from fazai.worker.slots import PREFIX_OWNER, SlotPool
 
+log = logging.getLogger("fazai.worker")
+
 MAX_LINE = 32 * 1024 * 1024
 SAMPLING_KEYS = {"temperature", "top_p", "repeat_penalty", "max_tokens", "stop", "seed"}
 ROLES = {"system", "user", "assistant"}
@@ -39,7 +42,7 @@ class BadRequest(ValueError):
     """A request the worker cannot act on; the message says what to fix."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Generation:
     """One running or queued ``generate``."""
 
@@ -264,6 +267,15 @@ class WorkerServer:
             await conn.send({"id": req_id, "event": "error", "message": str(e)})
         except EngineError as e:
             await conn.send({"id": req_id, "event": "error", "message": f"model runtime error: {e}"})
+        except Exception as e:  # a bug must cost one request, never the worker
+            log.exception("request failed")
+            await conn.send(
+                {
+                    "id": req_id,
+                    "event": "error",
+                    "message": f"internal worker error: {e!r} — see the worker log",
+                }
+            )
 
     def _session(self, req: dict[str, Any]) -> Session:
         sid = req.get("session")
@@ -468,6 +480,7 @@ class WorkerServer:
                     {
                         "id": gen.req_id,
                         "event": "stop",
+                        "model": self.model_name,
                         "reason": reason,
                         "text": "".join(pieces),
                         "usage": usage,
