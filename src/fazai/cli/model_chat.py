@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fazai.models.base import Final, Message, ProviderError, SessionParams, Token
 
@@ -21,7 +22,7 @@ async def _chat(
 
     settings = settings_or_exit()
     provider = WorkerProvider.from_settings(
-        settings, model=model, on_progress=lambda msg: err.print(f"[dim]{msg}[/]")
+        settings, model=model, on_progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]")
     )
     try:
         session = await provider.open_session(SessionParams(max_tokens=max_tokens, temperature=temperature))
@@ -48,7 +49,7 @@ async def _chat(
             )
         return 0
     except ProviderError as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {escape(str(e))}")
         return 1
     finally:
         await provider.aclose()

@@ -361,6 +361,7 @@ class WorkerServer:
             "tokens_per_s": round(st.last_gen_tps, 1),
             "load_s": round(self.engine.load_s, 2),
             "uptime_s": round(time.time() - self.started_at, 1),
+            "pid": os.getpid(),
         }
 
     def _abort_generation(self, gen: Generation) -> None:
