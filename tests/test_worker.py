@@ -169,7 +169,7 @@ async def test_interleaved_sessions_keep_separate_caches(provider: WorkerProvide
     histories: list[list[Message]] = []
     turn1 = []
     for s, topic in zip(sessions, topics, strict=True):
-        h = [Message("user", _long_text(topic, 60))]
+        h = [Message("user", _long_text(topic, 35))]
         f = await collect(s.generate(h))
         turn1.append(f)
         histories.append([*h, Message("assistant", f.text.strip()), Message("user", "and then?")])
