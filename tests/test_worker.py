@@ -109,13 +109,12 @@ def _long_text(tag: str, words: int) -> str:
     return f"{tag}: " + " ".join(f"{tag.lower()}{i}" for i in range(words))
 
 
-pytestmark = pytest.mark.slow
-
-
+@pytest.mark.slow
 def test_socket_mode_is_0660(worker_sock: Path) -> None:
     assert stat.S_IMODE(worker_sock.stat().st_mode) == 0o660
 
 
+@pytest.mark.slow
 def test_garbage_gets_error_events_and_connection_survives(worker_sock: Path) -> None:
     raw = Raw(worker_sock)
     try:
@@ -141,6 +140,7 @@ def test_garbage_gets_error_events_and_connection_survives(worker_sock: Path) ->
         raw.close()
 
 
+@pytest.mark.slow
 async def test_provider_protocol_and_streaming(provider: WorkerProvider) -> None:
     assert isinstance(provider, Provider) and provider.supports_grammar
     s = await provider.open_session(SessionParams(temperature=0.0, max_tokens=6))
@@ -154,6 +154,7 @@ async def test_provider_protocol_and_streaming(provider: WorkerProvider) -> None
     await s.close()
 
 
+@pytest.mark.slow
 async def test_new_session_reuses_shared_prefix(provider: WorkerProvider) -> None:
     s = await provider.open_session(GREEDY)
     final = await collect(s.generate([Message("user", "hello")]))
@@ -162,6 +163,7 @@ async def test_new_session_reuses_shared_prefix(provider: WorkerProvider) -> Non
     await s.close()
 
 
+@pytest.mark.slow
 async def test_interleaved_sessions_keep_separate_caches(provider: WorkerProvider) -> None:
     # Three sessions on two slots: one of them is swapped out to a file and restored.
     sessions = [await provider.open_session(GREEDY) for _ in range(3)]
@@ -187,6 +189,7 @@ async def test_interleaved_sessions_keep_separate_caches(provider: WorkerProvide
         await s.close()
 
 
+@pytest.mark.slow
 async def test_abort_during_prompt_processing(provider: WorkerProvider) -> None:
     s = await provider.open_session(SessionParams(max_tokens=50))
     stream = s.generate([Message("user", _long_text("Log", 450))])  # ~1,750 tokens: seconds of prompt work
@@ -201,6 +204,7 @@ async def test_abort_during_prompt_processing(provider: WorkerProvider) -> None:
     await s.close()
 
 
+@pytest.mark.slow
 async def test_abort_during_generation(provider: WorkerProvider) -> None:
     s = await provider.open_session(SessionParams(max_tokens=400, temperature=0.8, seed=3))
     got: list[str] = []
@@ -217,6 +221,7 @@ async def test_abort_during_generation(provider: WorkerProvider) -> None:
     await s.close()
 
 
+@pytest.mark.slow
 async def test_client_disconnect_mid_stream_leaves_worker_healthy(
     worker_sock: Path, provider: WorkerProvider
 ) -> None:
@@ -244,6 +249,7 @@ async def test_client_disconnect_mid_stream_leaves_worker_healthy(
     await s.close()
 
 
+@pytest.mark.slow
 async def test_grammar_constrains_output(provider: WorkerProvider) -> None:
     s = await provider.open_session(SessionParams(temperature=0.7, max_tokens=12, seed=5))
     grammar = 'root ::= ("yes" | "no") ", risk " [1-5]'
@@ -257,6 +263,7 @@ async def test_grammar_constrains_output(provider: WorkerProvider) -> None:
     await s.close()
 
 
+@pytest.mark.slow
 async def test_requests_queue_when_sessions_outnumber_slots(provider: WorkerProvider) -> None:
     params = SessionParams(temperature=0.0, max_tokens=24)
     sessions = [await provider.open_session(params) for _ in range(3)]
@@ -296,6 +303,7 @@ def test_missing_model_gives_the_command_that_fixes_it(tmp_path: Path) -> None:
     assert "model nosuch-model not found" in r.stderr and "fazai model pull nosuch-model" in r.stderr
 
 
+@pytest.mark.slow
 def test_model_chat_autostarts_the_worker(gemma_gguf: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
