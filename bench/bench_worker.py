@@ -88,6 +88,7 @@ def direct_run(server, prompt: str, n_gen: int) -> dict[str, float]:
         "stream": True,
         "cache_prompt": True,
         "id_slot": 0,
+        "return_progress": True,  # as the worker asks
     }
     t = time.perf_counter()
     server.handle_chat_completions(body, cb)
@@ -129,7 +130,20 @@ async def timed(session, messages: list[Message], params: SessionParams | None =
     }
 
 
-async def through_worker(model: Path, threads: int, prompt: str, n_gen: int) -> tuple[dict, dict]:
+def _keep_best(best: dict, run: dict) -> None:
+    """Best of N per metric: on a shared machine the slowest runs measure the neighbours."""
+    for k, v in run.items():
+        if not isinstance(v, int | float) or k in ("prompt_tokens", "cached"):
+            best.setdefault(k, v)
+        elif k == "ttft_ms":
+            best[k] = min(best.get(k, v), v)
+        else:
+            best[k] = max(best.get(k, v), v)
+
+
+async def through_worker(
+    model: Path, threads: int, prompt: str, n_gen: int, only_throughput: bool = False
+) -> tuple[dict, dict]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     sock = tmp / "worker.sock"
     cmd = [sys.executable, "-m", "fazai.worker", "--model", str(model), "--socket", str(sock)]
@@ -165,14 +179,15 @@ async def through_worker(model: Path, threads: int, prompt: str, n_gen: int) -> 
         dbest: dict = {"load_s": d_load}
         for rep in range(3):
             r = await asyncio.to_thread(direct_run, server, f"{rep} direct {prompt}", n_gen)
-            if r["gen_tps"] > dbest.get("gen_tps", 0):
-                dbest.update(r)
+            _keep_best(dbest, r)
             s = await prov.open_session(greedy)
             r = await timed(s, [Message("user", f"{rep} worker {prompt}")])
-            best = r if not best or r["gen_tps"] > best["gen_tps"] else best
+            _keep_best(best, r)
             await s.close()
         del server
         out["tp"] = best
+        if only_throughput:
+            return out, dbest
 
         # 2. turn 2 of a ~1,500-token conversation: cached vs cold
         short = SessionParams(temperature=0.0, max_tokens=8)
@@ -290,14 +305,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only-throughput", action="store_true", help="load time and tokens/s only")
     args = ap.parse_args()
     model = args.model or default_model()
     if not model.exists():
         raise SystemExit(f"model {model} not found — run `fazai model pull {DEFAULT_MODEL}` or pass --model")
-    prompt = words(110, 7)
+    prompt = words(70, 7)
     n_gen = 64
     print(f"model: {model.name}  threads={args.threads} slots={SLOTS} ctx/slot={CTX} batch={BATCH}")
-    w, d = asyncio.run(through_worker(model, args.threads, prompt, n_gen))
+    w, d = asyncio.run(through_worker(model, args.threads, prompt, n_gen, args.only_throughput))
     tp = w["tp"]
 
     def ratio(a: float, b: float) -> str:
@@ -323,6 +339,8 @@ def main() -> None:
         f"first token, ~{tp['prompt_tokens']}-token prompt: direct {d['ttft_ms']:.0f} ms | "
         f"worker {tp['ttft_ms']:.0f} ms | ratio {ratio(d['ttft_ms'], tp['ttft_ms'])}"
     )
+    if args.only_throughput:
+        return
     c, k = w["turn2"]["cached"], w["turn2"]["cold"]
     print(
         f"turn 2 of a {c['prompt_tokens']}-token conversation, first token: cached {c['ttft_ms']:.0f} ms "
