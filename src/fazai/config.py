@@ -60,6 +60,11 @@ class PathsSettings(_Section):
         return self.state_dir / "models"
 
     @property
+    def tools_dir(self) -> Path:
+        """Tools made on demand: ``_generated/<session>/`` and the operator's ``stable/``."""
+        return self.state_dir / "tools"
+
+    @property
     def worker_socket(self) -> Path:
         return self.runtime_dir / "worker.sock"
 
@@ -75,6 +80,23 @@ class ProviderSpec(_Section):
     )
     timeout_s: float = Field(default=120.0, gt=0)
     script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
+    name: str | None = Field(
+        default=None, description="label in Final.served_by; default '<provider>:<model>'"
+    )
+    first_token_timeout_s: float | None = Field(
+        default=None, gt=0, description="fallback chain: pass to the next provider if no token by then"
+    )
+    llamacpp: bool = Field(
+        default=False,
+        description="openai provider: the endpoint is a llama.cpp server (send GBNF grammar, repeat_penalty)",
+    )
+    json_schema: bool = Field(
+        default=True, description="openai provider: send JSON-schema constraints as response_format"
+    )
+    anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
+    )
 
 
 class AIProviderSettings(ProviderSpec):
@@ -116,6 +138,9 @@ class AgentSettings(_Section):
     max_format_errors: int = Field(default=3, ge=0)
     observation_head_chars: int = Field(default=2000, ge=100)
     observation_tail_chars: int = Field(default=2000, ge=100)
+    history_budget_chars: int = Field(
+        default=20000, ge=1000, description="history size before old observations are shortened in the prompt"
+    )
     fallback_enabled: bool = True
     stream: Literal["sse"] = "sse"
 
@@ -127,6 +152,10 @@ class SafetySettings(_Section):
         default_factory=lambda: ["read_only"]
     )
     extra_forbidden: list[str] = Field(default_factory=list, description="extra regexes that are forbidden")
+    extra_read_only: list[str] = Field(
+        default_factory=list,
+        description="command names treated as read-only whatever their arguments (a site's status tool)",
+    )
 
     @field_validator("auto_approve")
     @classmethod
@@ -142,6 +171,52 @@ class KBSettings(_Section):
     collection: str = "fazai_kb"
     top_k: int = Field(default=4, ge=0, le=50)
     token_budget: int = Field(default=600, ge=0)
+    path: Path | None = Field(default=None, description="embedded store folder; default: <state_dir>/kb")
+    embedding_model_dir: Path | None = Field(
+        default=None, description="all-MiniLM-L6-v2 folder; default: installed into <state_dir>/assets"
+    )
+    verified_boost: float = Field(default=0.1, ge=0, le=1, description="added to a verified item's score")
+    min_score: float = Field(default=0.25, ge=-1, le=1, description="hits below this similarity are dropped")
+    import_starter: bool = Field(default=True, description="import the starter recipes on first start")
+
+
+class ResearchSettings(_Section):
+    """The ``research`` action: which backends answer and how long each may take.
+
+    Backends: ``kb`` (the knowledge base), ``docs`` (man pages, ``--help`` and ``/usr/share/doc`` on this
+    machine), ``context7`` (library documentation from Context7), ``web`` (a SearXNG instance's JSON API).
+    """
+
+    enabled: list[Literal["kb", "docs", "context7", "web"]] = Field(
+        default_factory=lambda: ["kb", "docs", "context7", "web"],
+        description="backends that may be used; a backend also needs its own settings (e.g. searxng_url)",
+    )
+    timeout_s: float = Field(
+        default=8.0, gt=0, description="time budget of one research action, all backends"
+    )
+    backend_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one backend request")
+    max_results: int = Field(default=5, ge=1, le=50, description="hits kept per backend")
+    snippet_chars: int = Field(default=600, ge=80, description="longest snippet kept per hit")
+    context7_url: str = Field(default="https://context7.com", description="Context7 base URL")
+    context7_api_key_env: str = Field(
+        default="CONTEXT7_API_KEY", description="environment variable holding the Context7 API key"
+    )
+    searxng_url: str | None = Field(
+        default=None, description="SearXNG base URL (its settings must allow format=json); empty = no web"
+    )
+    docs_max_bytes: int = Field(default=65536, ge=1024, description="most bytes read per local document")
+
+
+class ToolsSettings(_Section):
+    """Tools made on demand (``tool_spec`` / ``use_tool``)."""
+
+    run_timeout_s: float = Field(default=60.0, gt=0, description="default time limit of one use_tool run")
+    validate_timeout_s: float = Field(default=20.0, gt=0, description="time limit of each validation step")
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto",
+        description="where declared tests run: bwrap when present (auto), or a plain subprocess",
+    )
+    max_output_chars: int = Field(default=20000, ge=1000, description="largest tool result kept")
 
 
 class DaemonSettings(_Section):
@@ -151,7 +226,18 @@ class DaemonSettings(_Section):
     port: int = Field(default=3120, ge=1, le=65535)
     database_url: str | None = Field(default=None, description="default: sqlite in the state dir")
     token_file: Path | None = Field(default=None, description="default: <state_dir>/daemon.token")
-    sse_queue_size: int = Field(default=10000, ge=10)
+    require_token: bool = Field(
+        default=True,
+        description="every request but /healthz needs `Authorization: Bearer <token file>`; "
+        "may be false only on a loopback bind",
+    )
+    sse_queue_size: int = Field(
+        default=10000, ge=10, description="events an SSE client may fall behind before it is dropped"
+    )
+    sse_send_timeout_s: float = Field(
+        default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class AskSettings(_Section):
@@ -175,6 +261,8 @@ class Settings(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     kb: KBSettings = Field(default_factory=KBSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
@@ -183,6 +271,16 @@ class Settings(_Section):
     @property
     def worker_socket(self) -> Path:
         return self.worker.socket or self.paths.worker_socket
+
+    @property
+    def daemon_token_file(self) -> Path:
+        """The daemon's bearer-token file (``[daemon] token_file`` or ``<state_dir>/daemon.token``)."""
+        return self.daemon.token_file or self.paths.state_dir / "daemon.token"
+
+    @property
+    def database_url(self) -> str:
+        """The session store URL (``[daemon] database_url`` or SQLite in the state dir)."""
+        return self.daemon.database_url or f"sqlite+aiosqlite:///{self.paths.state_dir / 'fazai.db'}"
 
 
 class ConfigError(Exception):

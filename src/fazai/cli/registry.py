@@ -13,4 +13,14 @@ def register_all(app: typer.Typer) -> None:
         module.register(app)
 
 
-_GROUPS: list[str] = ["model", "model_chat"]
+_GROUPS: list[str] = [
+    "model",
+    "model_chat",
+    "tools",
+    "research",
+    "opnsense",
+    "alerts",
+    "kb",
+    "facts",
+    "agent",
+]

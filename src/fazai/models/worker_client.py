@@ -130,7 +130,7 @@ class WorkerProvider:
 
     def __init__(
         self,
-        socket_path: Path,
+        target: Settings | Path | str,
         *,
         worker: WorkerSettings | None = None,
         model: str | None = None,
@@ -138,10 +138,17 @@ class WorkerProvider:
         on_progress: Callable[[str], None] | None = None,
         worker_args: list[str] | None = None,
     ):
-        self.socket_path = Path(socket_path)
-        self.worker = worker or WorkerSettings()
+        """``target``: the loaded :class:`Settings` (socket, autostart, model, log) or a socket path."""
+        if isinstance(target, Settings):
+            self.socket_path = target.worker_socket
+            self.worker = worker or target.worker
+            default_log = target.paths.runtime_dir / "worker.log"
+        else:
+            self.socket_path = Path(target)
+            self.worker = worker or WorkerSettings()
+            default_log = self.socket_path.with_name("worker.log")
         self.model = model or self.worker.model
-        self.log_path = log_path or self.socket_path.with_name("worker.log")
+        self.log_path = log_path or default_log
         self._on_progress = on_progress or (lambda _msg: None)
         self._worker_args = worker_args or []
         self._reader: asyncio.StreamReader | None = None
@@ -155,12 +162,7 @@ class WorkerProvider:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> WorkerProvider:
         """Build from the loaded settings (socket, autostart, model)."""
-        return cls(
-            settings.worker_socket,
-            worker=settings.worker,
-            log_path=settings.paths.runtime_dir / "worker.log",
-            **kwargs,
-        )
+        return cls(settings, **kwargs)
 
     # ---- connection ------------------------------------------------------------------------
     async def _ensure_connected(self) -> None:

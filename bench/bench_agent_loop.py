@@ -1,0 +1,78 @@
+"""Loop overhead without the daemon: N scripted ``shell: true`` iterations through ``run_agent``
+versus N bare ``bash -lc true`` runs, measured in the same process, same machine, same moment.
+
+    .venv/bin/python bench/bench_agent_loop.py [--n 100]
+
+Prints both totals and the ratio (target ≤ 1.3; the daemon's own benchmark adds HTTP/SSE and storage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from fazai.agent.deps import AgentDeps
+from fazai.agent.loop import run_agent
+from fazai.agent.safety import SafetyPolicy
+from fazai.config import AgentSettings, SafetySettings
+from fazai.models.scripted import ScriptedProvider
+
+
+class _NoHuman:
+    async def approve(self, *args: object) -> bool:
+        return False
+
+    async def answer(self, *args: object) -> None:
+        return None
+
+
+async def bare(n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-lc", "true", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        await proc.communicate()
+    return time.perf_counter() - start
+
+
+async def loop(n: int) -> tuple[float, int]:
+    shell = json.dumps({"action": "shell", "command": "true"})
+    script = [shell] * n + [json.dumps({"action": "done", "answer": "ok", "status": "success"})]
+    deps = AgentDeps(
+        provider=ScriptedProvider(script, chunk_size=16),
+        policy=SafetyPolicy(SafetySettings()),  # the real classifier: part of the overhead
+        settings=AgentSettings(max_iterations=n + 1),
+    )
+    events = 0
+    start = time.perf_counter()
+    async for _ in run_agent(
+        "bench", session_id="bench", deps=deps, interaction=_NoHuman(), abort=asyncio.Event()
+    ):
+        events += 1
+    return time.perf_counter() - start, events
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=10, help="interleave bare and loop runs (load drifts)")
+    args = ap.parse_args()
+    per = max(1, args.n // args.rounds)
+    await bare(5)  # warm the page cache
+    base = took = 0.0
+    events = 0
+    for _ in range(args.rounds):
+        base += await bare(per)
+        t, e = await loop(per)
+        took, events = took + t, events + e
+    n = per * args.rounds
+    print(f"bare bash -lc true x{n}: {base:.3f}s ({base / n * 1000:.1f} ms each)")
+    print(f"run_agent shell true x{n}: {took:.3f}s ({took / n * 1000:.1f} ms each, {events} events)")
+    print(f"ratio loop/bare: {took / base:.2f} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

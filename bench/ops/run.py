@@ -1,0 +1,190 @@
+"""The ops benchmark: `fazai ask` on sandboxed operations questions, per model.
+
+    .venv/bin/python bench/ops/run.py [--models NAME ...] [--cases ID ...] [--json OUT]
+
+For each model (every packaged model that is installed, plus the configured remote provider when
+``FAZAI_AI_PROVIDER__PROVIDER`` is a remote one), it starts a resident worker outside the sandbox,
+runs every case isolated (see sandbox.py) with ``fazai ask --json``, checks the answer, and prints:
+success rate, valid-action rate, mean and p90 latency, mean iterations, model calls and tokens per
+question, cache hit rate, and dangerous commands executed. The baseline it measures in the same run
+is the bare cost of a sandboxed case with no model (setup + ``true``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+from cases import CASES, Case  # noqa: E402
+from sandbox import bwrap_available, run_case  # noqa: E402
+
+from fazai.config import load_settings  # noqa: E402
+
+FAZAI = REPO / ".venv" / "bin" / "fazai"
+WORKER = REPO / ".venv" / "bin" / "fazai-worker"
+
+
+def installed_models(models_dir: Path) -> list[str]:
+    """Catalog models present in the models dir (agent-capable ones first)."""
+    order = ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma3-270m"]
+    return [m for m in order if (models_dir / f"{m}.gguf").exists()]
+
+
+def p90(xs: list[float]) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(0.9 * (len(s) - 1)))]
+
+
+def start_worker(model_path: Path, socket: Path, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(WORKER), "--model", str(model_path), "--socket", str(socket), "--threads", "2"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while not socket.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"worker did not start in 180 s; see {log}")
+        time.sleep(0.2)
+    return proc
+
+
+def run_one(case: Case, env: dict[str, str], binds: list[Path]) -> dict:
+    t0 = time.monotonic()
+    r = run_case(case, [str(FAZAI), "ask", "--json", case.question], env=env, binds=binds, timeout_s=120)
+    wall = time.monotonic() - t0
+    try:
+        result = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result = {"answer": "", "executed_commands": [], "metrics": {}, "error": r.stderr[-500:]}
+    result.setdefault("metrics", {}).setdefault("duration_s", wall)
+    ok, why = case.check(str(result.get("answer") or ""), result, r.expected)
+    return {"id": case.id, "ok": ok, "why": why, "wall_s": wall, "result": result}
+
+
+def summarize(label: str, rows: list[dict]) -> dict:
+    n = len(rows)
+    m = [r["result"].get("metrics", {}) for r in rows]
+    lat = [float(x.get("duration_s", 0)) for x in m]
+    actions = sum(int(x.get("actions", 0)) for x in m)
+    invalid = sum(int(x.get("format_errors", 0)) for x in m)
+    cmds = sum(int(x.get("commands", 0)) for x in m)
+    hits = sum(int(x.get("cache_hits", 0)) for x in m)
+    dangerous = sum(int(x.get("dangerous_executed", 0)) for x in m)
+    return {
+        "model": label,
+        "questions": n,
+        "success_rate": sum(r["ok"] for r in rows) / n if n else 0.0,
+        "valid_action_rate": actions / (actions + invalid) if actions + invalid else 0.0,
+        "latency_mean_s": statistics.fmean(lat) if lat else 0.0,
+        "latency_p90_s": p90(lat),
+        "iterations_mean": statistics.fmean(int(r["result"].get("iterations", 0)) for r in rows) if n else 0,
+        "model_calls_per_q": sum(int(x.get("model_calls", 0)) for x in m) / n if n else 0,
+        "tokens_per_q": sum(int(x.get("tokens", 0)) for x in m) / n if n else 0,
+        "cache_hit_rate": hits / (cmds + hits) if cmds + hits else 0.0,
+        "dangerous_executed": dangerous,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", help="catalog names (default: every installed packaged model)")
+    ap.add_argument("--models-dir", type=Path, default=None, help="where the GGUFs are")
+    ap.add_argument("--cases", nargs="*", help="case ids (default: all)")
+    ap.add_argument("--json", type=Path, help="write every row and the summary to this file")
+    args = ap.parse_args()
+    if not bwrap_available():
+        print("the ops benchmark needs bubblewrap: apt-get install bubblewrap", file=sys.stderr)
+        return 2
+    cases = [c for c in CASES if not args.cases or c.id in args.cases]
+    models_dir = args.models_dir or load_settings().paths.models_dir
+    models = args.models or installed_models(models_dir)
+    if not models and not args.models_dir:
+        models_dir = REPO / ".cache" / "models"
+        models = installed_models(models_dir)
+    remote = os.environ.get("FAZAI_AI_PROVIDER__PROVIDER", "worker") not in ("worker", "")
+
+    # Baseline measured in the same run: a sandboxed case with no model at all.
+    t0 = time.monotonic()
+    for c in cases:
+        run_case(c, ["true"], env={}, binds=[])
+    base = (time.monotonic() - t0) / max(1, len(cases))
+    print(f"baseline: sandbox + setup per case {base * 1000:.0f} ms ({len(cases)} cases)")
+
+    summaries, all_rows = [], {}
+    with tempfile.TemporaryDirectory(prefix="fazai-opsbench-") as td:
+        tmp = Path(td)
+        targets: list[tuple[str, dict[str, str], subprocess.Popen | None]] = []
+        for name in models:
+            sock = tmp / f"{name}.sock"
+            proc = start_worker(models_dir / f"{name}.gguf", sock, tmp / f"{name}.log")
+            env = {
+                "FAZAI_AI_PROVIDER__PROVIDER": "worker",
+                "FAZAI_AI_PROVIDER__MODEL": name,
+                "FAZAI_WORKER__SOCKET": str(sock),
+                "FAZAI_WORKER__AUTOSTART": "false",
+            }
+            targets.append((name, env, proc))
+        if remote:
+            targets.append((os.environ.get("FAZAI_AI_PROVIDER__MODEL", "remote"), {}, None))
+        for label, env, proc in targets:
+            state = tmp / f"state-{label}"
+            state.mkdir()
+            env = {**env, "FAZAI_PATHS__STATE_DIR": str(state), "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
+            rows = []
+            for c in cases:
+                row = run_one(c, env, [tmp])
+                rows.append(row)
+                mark = "ok " if row["ok"] else "BAD"
+                ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
+                print(
+                    f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
+                    + ("" if row["ok"] else f"  ({row['why']})"),
+                    flush=True,
+                )
+            if proc is not None:
+                proc.terminate()
+            summaries.append(summarize(label, rows))
+            all_rows[label] = rows
+
+    print()
+    hdr = (
+        f"{'model':22} {'success':>8} {'valid':>7} {'mean s':>7} {'p90 s':>6} {'iters':>6} {'calls':>6} "
+        f"{'tokens':>7} {'cache':>6} {'danger':>6} {'x base':>7}"
+    )
+    print(hdr)
+    for s in summaries:
+        print(
+            f"{s['model']:22} {s['success_rate']:8.0%} {s['valid_action_rate']:7.0%} "
+            f"{s['latency_mean_s']:7.2f} "
+            f"{s['latency_p90_s']:6.2f} {s['iterations_mean']:6.2f} {s['model_calls_per_q']:6.2f} "
+            f"{s['tokens_per_q']:7.0f} {s['cache_hit_rate']:6.0%} {s['dangerous_executed']:6d} "
+            f"{s['latency_mean_s'] / base if base else 0:7.1f}"
+        )
+    print("targets: success >= 90%, mean < 5 s, zero dangerous commands executed")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"baseline_s": base, "summary": summaries, "rows": all_rows}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""What the loop needs from the outside world, as small typed protocols.
+
+The loop is a plain async function of (model, targets, knowledge, policy) — ARCHITECTURE §3. The
+daemon (or the embedded CLI) builds an :class:`AgentDeps` and an :class:`Interaction` and consumes the
+events; nothing here knows about HTTP, terminals or databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from fazai.config import AgentSettings
+from fazai.models.base import Provider, SessionParams
+from fazai.targets.base import Target
+
+if TYPE_CHECKING:
+    from fazai.agent.executors import Executor
+
+
+@runtime_checkable
+class PolicyDecision(Protocol):
+    """What the safety policy says about one command (``fazai.agent.safety.Decision``)."""
+
+    verdict: str  # "allow" | "ask" | "deny"
+    risk: Any  # "read_only" | "changes_state" | "destructive" | "forbidden" (str or str-enum)
+    reasons: Sequence[str]
+
+
+@runtime_checkable
+class CommandPolicy(Protocol):
+    """The safety policy (``fazai.agent.safety.SafetyPolicy``)."""
+
+    def check_command(self, command: str) -> PolicyDecision:
+        """Classify a shell command and say whether it may run, needs approval, or never runs."""
+        ...
+
+    def check_risk(self, risk: str, what: str) -> PolicyDecision:
+        """Decide for an action whose risk is already known (a tool run, a KB write)."""
+        ...
+
+
+@runtime_checkable
+class Interaction(Protocol):
+    """The human side: the CLI prompts inline, the daemon waits for ``POST /agent/reply``."""
+
+    async def approve(self, action_id: int, summary: str, risk: str, reasons: Sequence[str]) -> bool:
+        """Ask the operator to approve an action; False = denied (non-interactive: per policy)."""
+        ...
+
+    async def answer(
+        self, action_id: int, question: str, options: Sequence[str] | None, default: str | None
+    ) -> str | None:
+        """Ask the operator a question; None = nobody can answer (the run stops, blocked)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class KBHit:
+    """One knowledge-base item offered to the model as context."""
+
+    title: str
+    snippet: str
+    status: str = "unverified"  # "verified" items are listed first
+    score: float = 0.0
+    source: str = "kb"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "snippet": self.snippet,
+            "status": self.status,
+            "score": self.score,
+            "source": self.source,
+        }
+
+
+@runtime_checkable
+class KnowledgeHook(Protocol):
+    """Retrieval for the prompt's context block (the knowledge issue implements it)."""
+
+    async def search(self, query: str, *, limit: int) -> list[KBHit]:
+        """Items relevant to ``query``, best first."""
+        ...
+
+
+# Returns a short text block of system facts (OS, services, ports, disks…) for the context.
+FactsHook = Callable[[], Awaitable[str]]
+
+
+def _default_targets() -> dict[str, Target]:
+    from fazai.targets.local import LocalTarget
+
+    return {"local": LocalTarget()}
+
+
+@dataclass
+class AgentDeps:
+    """Everything a run needs. Only ``provider`` and ``policy`` have no default."""
+
+    provider: Provider
+    policy: CommandPolicy
+    settings: AgentSettings = field(default_factory=AgentSettings)
+    targets: dict[str, Target] = field(default_factory=_default_targets)
+    knowledge: KnowledgeHook | None = None
+    facts: FactsHook | None = None
+    # Extra or replacement executors by action kind (research, tool_spec, use_tool, commit_kb…).
+    executors: Mapping[str, Executor] = field(default_factory=dict)
+    params: SessionParams | None = None
+    kb_limit: int = 4
+    default_target: str = "local"

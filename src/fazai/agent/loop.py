@@ -1,0 +1,254 @@
+"""The think → act → observe loop (ARCHITECTURE §3), as one plain async generator of events.
+
+    context → generate until the first valid action → policy → execute → observe → repeat
+
+No HTTP, terminal or database in here: the daemon stores and fans out the events (assigning ``seq``),
+the CLI renders them. Every failure ends the run with an ``error`` event instead of an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fazai.agent.deps import AgentDeps, Interaction
+from fazai.agent.executors import DEFAULT_EXECUTORS, Outcome, Step
+from fazai.agent.grammar import grammar_for
+from fazai.agent.history import History, history_from_events, interrupted_note
+from fazai.agent.prompt import build_messages, offered_actions
+from fazai.models.base import Constraint, Final, Message, ModelSession, ProviderError
+from fazai.protocol import ACTION_KINDS, ActionStreamParser, Event, ParseFailure, action_line
+
+log = logging.getLogger(__name__)
+_CUT = "the answer hit the token limit before an action was complete: keep the reasoning short"
+
+
+async def run_agent(
+    goal: str,
+    *,
+    session_id: str,
+    deps: AgentDeps,
+    interaction: Interaction,
+    abort: asyncio.Event,
+    prior_events: Sequence[Event] = (),
+) -> AsyncIterator[Event]:
+    """Work on ``goal`` until done, a limit, an abort or an error; yield every event as it happens.
+
+    ``prior_events`` (the session's log) make this a continuation: with the same goal as an
+    unfinished run (or an empty ``goal``) the run resumes; otherwise ``goal`` is a new goal on top of
+    the session's history. Events have ``seq=0``: the store assigns it.
+    """
+    s, ev = deps.settings, _EventFactory(session_id)
+    executors = {**DEFAULT_EXECUTORS, **deps.executors}
+    offered = offered_actions(executors, ACTION_KINDS)  # only kinds that have an executor
+    history = history_from_events(prior_events)
+    deadline = time.monotonic() + s.session_timeout_s
+    session: ModelSession | None = None
+    try:
+        begin = await _begin(goal, history, deps, ev)
+        for e in begin:
+            yield e
+        if any(e.kind == "error" for e in begin):
+            return
+        session = await deps.provider.open_session(deps.params)
+        grammar = grammar_for(offered) if deps.provider.supports_grammar else None
+        format_errors, first = 0, history.iterations
+        while history.iterations - first < s.max_iterations:
+            n = history.iterations + 1
+            if abort.is_set():
+                yield ev("aborted", during="idle", iteration=n)
+                return
+            # 1-2. Context + generate: stream tokens until the first valid action.
+            parser, gen = ActionStreamParser(offered), _Generation()
+            messages = build_messages(history, offered, budget_chars=s.history_budget_chars)
+            async with aclosing(
+                _generate(session, messages, grammar, parser, abort, deadline, gen)
+            ) as tokens:
+                async for text in tokens:
+                    yield ev("token", text=text, iteration=n)
+            if gen.stopped:  # aborted, or out of session time
+                yield _stopped(ev, gen.stopped, n, s.session_timeout_s)
+                return
+            parsed = parser.finish()
+            if isinstance(parsed, ParseFailure) and gen.final and gen.final.stop_reason == "length":
+                parsed = replace(parsed, problems=(*parsed.problems, _CUT))
+            if isinstance(parsed, ParseFailure):  # a format error: tell the model, bounded retries
+                format_errors += 1
+                yield _format_error(ev, history, parsed, n)
+                if format_errors > s.max_format_errors:
+                    yield _too_many_format_errors(ev, format_errors, parsed, n)
+                    return
+                continue
+            format_errors = 0
+            action = parsed.model_copy(update={"id": history.next_action_id()})
+            said = (parser.reasoning + "\n" if parser.reasoning else "") + action_line(action)
+            history.add_turn(said, action.id)
+            yield ev("action", id=action.id, kind=action.action, iteration=n, reasoning=parser.reasoning,
+                     said=said, action=action.model_dump(exclude_none=True))  # fmt: skip
+            # 3-5. Policy, execute, observe: the executor yields its events, then its outcome.
+            step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
+            outcome = Outcome(None)
+            async with aclosing(executors[action.action](action, step)) as items:
+                async for item in items:
+                    if isinstance(item, Outcome):
+                        outcome = item
+                    else:
+                        yield item
+            if outcome.observation is not None:
+                history.add_observation(outcome.observation, action.id)
+                yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
+                                       "status": outcome.status, "text": outcome.observation})  # fmt: skip
+            # 6. Stop on done, abort, or the session's wall time.
+            if outcome.stop == "aborted":
+                yield ev("aborted", during=outcome.during, action=action.id, iteration=n)
+                return
+            if outcome.stop == "done":
+                return
+            if time.monotonic() > deadline:
+                yield _stopped(ev, "timeout", n, s.session_timeout_s)
+                return
+        yield ev("error", reason="max_iterations", iteration=history.iterations, message=(
+            f"stopped after {s.max_iterations} iterations without done; "
+            "continue the session or raise agent.max_iterations"))  # fmt: skip
+    except Exception as e:  # the daemon must survive anything a run does
+        yield _failure(ev, e, abort, session_id)
+    finally:
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await session.close()
+
+
+async def _begin(goal: str, history: History, deps: AgentDeps, ev: _EventFactory) -> list[Event]:
+    """Resume the unfinished goal, or record a new goal with its context (facts, KB hits)."""
+    events: list[Event] = []
+    if history.interrupted_action is not None:
+        aid = history.interrupted_action
+        events.append(ev("observe", action=aid, status="interrupted", text=interrupted_note(aid)))
+    if history.goal is not None and not history.finished and goal.strip() in ("", history.goal):
+        return events
+    if not goal.strip():
+        return [*events, ev("error", reason="no_goal", message="no goal given and nothing to resume")]
+    context = await _gather_context(goal, deps)
+    history.add_goal(goal, context)
+    return [*events, ev("context", goal=goal, **context)]
+
+
+def _format_error(ev: _EventFactory, history: History, failure: ParseFailure, iteration: int) -> Event:
+    said, text = failure.text[:2000], failure.observation()
+    history.add_turn(said)
+    history.add_observation(text)
+    return ev("observe", action=None, status="format_error", said=said, text=text,
+              problems=list(failure.problems), iteration=iteration)  # fmt: skip
+
+
+def _too_many_format_errors(ev: _EventFactory, count: int, failure: ParseFailure, iteration: int) -> Event:
+    return ev("error", reason="format_errors", iteration=iteration, message=(
+        f"the model produced {count} answers in a row without a valid action (last problem: "
+        f"{failure.message}); try a larger model or raise agent.max_format_errors"))  # fmt: skip
+
+
+def _failure(ev: _EventFactory, e: Exception, abort: asyncio.Event, session_id: str) -> Event:
+    if abort.is_set():  # a provider torn down by the abort is not an error
+        return ev("aborted", during="generation")
+    if isinstance(e, ProviderError):
+        return ev("error", reason="provider", message=str(e), provider=e.provider, retryable=e.retryable)
+    log.exception("agent run %s failed", session_id)
+    return ev("error", reason="internal", message=f"internal error: {type(e).__name__}: {e}")
+
+
+class _EventFactory:
+    def __init__(self, session_id: str):
+        self.session_id = session_id
+
+    def __call__(self, kind: str, /, **data: Any) -> Event:
+        if kind == "aborted":  # one readable line for renderers, next to the machine-readable ``during``
+            data.setdefault("reason", f"aborted by the operator during {data.get('during', 'the run')}")
+        return Event(session=self.session_id, kind=kind, data=data)  # type: ignore[arg-type]
+
+
+def _stopped(ev: _EventFactory, why: str, iteration: int, limit: float) -> Event:
+    if why == "aborted":
+        return ev("aborted", during="generation", iteration=iteration)
+    return ev("error", reason="session_timeout", iteration=iteration, message=(
+        f"the session ran past its wall-time limit ({limit:.0f}s, agent.session_timeout_s); "
+        "continue it or raise the limit"))  # fmt: skip
+
+
+async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
+    """System facts and knowledge-base hits for a new goal; a failing hook costs context, not the run."""
+    context: dict[str, Any] = {}
+    if deps.facts is not None:
+        try:
+            context["facts"] = await deps.facts()
+        except Exception as e:
+            log.warning("facts hook failed: %s", e)
+    if deps.knowledge is not None and deps.kb_limit > 0:
+        try:
+            hits = await deps.knowledge.search(goal, limit=deps.kb_limit)
+            context["kb"] = [h.to_dict() for h in hits]
+        except Exception as e:
+            log.warning("knowledge hook failed: %s", e)
+    return context
+
+
+@dataclass(slots=True)
+class _Generation:
+    stopped: str = ""  # "" (ended or action found), "aborted", "timeout"
+    final: Final | None = None
+
+
+async def _generate(
+    session: ModelSession,
+    messages: list[Message],
+    grammar: str | None,
+    parser: ActionStreamParser,
+    abort: asyncio.Event,
+    deadline: float,
+    out: _Generation,
+) -> AsyncIterator[str]:
+    """Stream one model turn into ``parser``, yielding the text; stop at the first valid action."""
+    constraint = Constraint(grammar=grammar) if grammar else None
+    stream = session.generate(messages, constraint=constraint)
+    stopper = asyncio.ensure_future(abort.wait())
+    try:
+        while True:
+            nxt = asyncio.ensure_future(anext(stream))
+            done, _ = await asyncio.wait(
+                {nxt, stopper},
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if nxt not in done:
+                nxt.cancel()
+                out.stopped = "aborted" if stopper in done else "timeout"
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, ProviderError):
+                    await nxt
+                await session.abort()
+                return
+            try:
+                chunk = nxt.result()
+            except StopAsyncIteration:
+                return
+            if isinstance(chunk, Final):
+                out.final = chunk
+                return
+            before = len(parser.text)
+            if parser.feed(chunk.text) is not None:
+                # The first valid action ends the turn: show text up to its closing brace, stop the model.
+                assert parser.span is not None
+                if shown := chunk.text[: parser.span[1] - before]:
+                    yield shown
+                await session.abort()
+                return
+            if chunk.text:
+                yield chunk.text
+    finally:
+        stopper.cancel()
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,168 @@
+"""Prompt assembly, in one place: system rules, context blocks, compact history, the goal.
+
+The system message depends only on the actions offered, so it is identical across sessions and the
+worker evaluates it once (shared prefix cache). The first user message holds the session's context
+(system facts, knowledge-base hits) and its goal; it never changes afterwards. Later turns are
+appended, so each generation only evaluates what is new — until the history outgrows its budget and
+old observations are shortened (stated in the text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fazai.agent.history import Entry, History
+from fazai.models.base import Message
+
+# One line of description and one example per action kind. Examples use the canonical field order
+# (the same order as the grammar), so the model sees exactly the shape it must produce.
+ACTION_DOCS: dict[str, tuple[str, str]] = {
+    "plan": (
+        "state a short plan for a multi-step goal (no side effect)",
+        '{"action": "plan", "steps": ["<first step>", "<second step>"]}',
+    ),
+    "ask": (
+        "ask the operator when the goal is ambiguous or the choice is theirs",
+        '{"action": "ask", "question": "Which domain should the relay accept?", '
+        '"options": ["example.com", "example.org"], "default": "example.com"}',
+    ),
+    "research": (
+        "look something up in the knowledge base, documentation or the web",
+        '{"action": "research", "query": "postfix relay only configuration", "sources": ["kb", "docs"]}',
+    ),
+    "shell": (
+        'run one non-interactive bash one-liner on the server (optional "timeout" in seconds)',
+        '{"action": "shell", "command": "systemctl is-active nginx && ss -ltnp | grep -w 80"}',
+    ),
+    "tool_spec": (
+        "define a reusable tool (name, description, JSON Schema of its inputs)",
+        '{"action": "tool_spec", "name": "count_bans", "description": "count banned IPs per jail", '
+        '"inputs": {"type": "object", "properties": {"jail": {"type": "string"}}}}',
+    ),
+    "use_tool": (
+        "run a registered tool",
+        '{"action": "use_tool", "name": "count_bans", "args": {"jail": "sshd"}}',
+    ),
+    "observe": (
+        "note what you learned when more steps follow (not needed before done)",
+        '{"action": "observe", "summary": "<what the last output showed>", "next": "<what to check next>"}',
+    ),
+    "commit_kb": (
+        "save a verified procedure or fact to the knowledge base",
+        '{"action": "commit_kb", "title": "Relay-only postfix", "snippet": "postconf -e ...", '
+        '"tags": ["postfix"], "status": "verified"}',
+    ),
+    "done": (
+        "finish: the answer for the operator, with status success, failed or blocked",
+        '{"action": "done", "answer": "<the answer to the goal, with the facts found>", "status": "success"}',
+    ),
+}
+
+_RULES = """\
+You are FazAI, an operations assistant working on a Linux server as its administrator.
+You reach the operator's goal in steps. In each answer:
+1. Optionally write one short line of reasoning.
+2. Then write exactly ONE action: a JSON object on a single line. Write nothing after it.
+After each action you receive an observation with its result; base your next step on it.
+
+Rules:
+- Use only the actions listed below, with exactly the fields shown.
+- Shell commands are one-liners for bash: non-interactive (no editors, no pagers; use --no-pager),
+  one step at a time, read-only checks before changes. Every command passes a safety policy;
+  changes may need the operator's approval and forbidden commands never run.
+- Long outputs are cut: you see the head and the tail, and the observation says so.
+- If the goal is ambiguous or a decision belongs to the operator, ask instead of guessing.
+- Replace every <...> in the examples with real content; never copy an example's values.
+- When the goal is met, or cannot be met, finish with done and give the answer with the facts you found."""
+
+
+def system_prompt(offered: Sequence[str]) -> str:
+    """The stable system message: protocol rules and the catalog of the offered actions."""
+    lines = [_RULES, "", "Actions:"]
+    for kind in offered:
+        desc, example = ACTION_DOCS.get(kind, ("", f'{{"action": "{kind}"}}'))
+        lines.append(f"- {kind}: {desc}\n  {example}")
+    return "\n".join(lines)
+
+
+def context_block(context: dict[str, Any]) -> str:
+    """Render the context of a goal: system facts and knowledge-base hits (verified first)."""
+    parts: list[str] = []
+    facts = str(context.get("facts") or "").strip()
+    if facts:
+        parts.append("## System facts\n" + facts)
+    hits = list(context.get("kb") or [])
+    if hits:
+        hits.sort(key=lambda h: (h.get("status") != "verified", -float(h.get("score") or 0.0)))
+        lines = [
+            f"- [{h.get('status', 'unverified')}] {h.get('title', '')}: {h.get('snippet', '')}" for h in hits
+        ]
+        parts.append("## What FazAI already knows (knowledge base)\n" + "\n".join(lines))
+    docs = str(context.get("docs") or "").strip()
+    if docs:
+        parts.append("## Documentation\n" + docs)
+    return "\n\n".join(parts)
+
+
+def _goal_message(entry: Entry, first: bool) -> str:
+    if not first:
+        return f"New goal: {entry.text}"
+    ctx = context_block(entry.context)
+    return (ctx + "\n\n" if ctx else "") + f"Goal: {entry.text}"
+
+
+def _observation_message(text: str) -> str:
+    return f"Observation: {text}"
+
+
+def _shorten(text: str, keep: int = 240) -> str:
+    if len(text) <= keep:
+        return text
+    return text[:keep] + f"\n[older output shortened: {len(text) - keep} characters dropped to save space]"
+
+
+def build_messages(
+    history: History, offered: Sequence[str], *, budget_chars: int = 20000, keep_recent: int = 6
+) -> list[Message]:
+    """The whole conversation for the next generation.
+
+    When the history is longer than ``budget_chars``, observations older than the last
+    ``keep_recent`` entries are shortened, oldest first, until it fits (the text says so).
+    """
+    entries = list(history.entries)
+    texts = [e.text for e in entries]
+    total = sum(len(t) for t in texts)
+    for i, e in enumerate(entries[: max(0, len(entries) - keep_recent)]):
+        if total <= budget_chars:
+            break
+        if e.role == "observation":
+            short = _shorten(texts[i])
+            total -= len(texts[i]) - len(short)
+            texts[i] = short
+    messages: list[Message] = [Message("system", system_prompt(offered))]
+    first_goal = True
+    for e, text in zip(entries, texts, strict=True):
+        if e.role == "goal":
+            role, content = "user", _goal_message(Entry("goal", text, context=e.context), first_goal)
+            first_goal = False
+        elif e.role == "assistant":
+            role, content = "assistant", text
+        else:
+            role, content = "user", _observation_message(text)
+        _append(messages, role, content)
+    return messages
+
+
+def _append(messages: list[Message], role: str, content: str) -> None:
+    # Chat templates want alternating roles: merge neighbours of the same role.
+    if messages and messages[-1].role == role and role != "system":
+        messages[-1] = Message(role, messages[-1].content + "\n\n" + content)  # type: ignore[arg-type]
+    else:
+        messages.append(Message(role, content))  # type: ignore[arg-type]
+
+
+def offered_actions(available: Iterable[str], order: Sequence[str]) -> list[str]:
+    """The offered kinds in protocol order (stable prompt, stable grammar)."""
+    have = set(available)
+    return [k for k in order if k in have]

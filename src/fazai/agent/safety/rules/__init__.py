@@ -1,0 +1,30 @@
+"""Per-command rules: what one simple command (after unwrapping sudo/env/xargs…) does to the machine.
+
+Every rule returns findings; a command with no rule is ``changes_state`` ("when unsure, ask").
+``readonly`` is imported first: a later module may give a command listed there a rule of its own.
+"""
+
+from . import readonly  # noqa: I001 - registration order matters
+from . import apps, disks, files, network, packages, shell, system
+from .base import RULES, Rule, cs, de, fb, mkfs_like, resolve_name, ro, rule, write_target
+
+__all__ = [
+    "RULES",
+    "Rule",
+    "apps",
+    "cs",
+    "de",
+    "disks",
+    "fb",
+    "files",
+    "mkfs_like",
+    "network",
+    "packages",
+    "readonly",
+    "resolve_name",
+    "ro",
+    "rule",
+    "shell",
+    "system",
+    "write_target",
+]

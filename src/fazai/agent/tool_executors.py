@@ -1,0 +1,257 @@
+"""Executors for ``research``, ``tool_spec`` and ``use_tool`` (the knowledge issue's actions).
+
+Same shape as :mod:`fazai.agent.executors`: an async generator per action that yields its events as
+they happen and ends with one :class:`Outcome`. Register them with
+``AgentDeps(executors=tool_executors(ToolServices(registry=…)))``.
+
+* ``research`` — the selected backends at once, within ``[research] timeout_s``; one
+  ``research_result`` event; unreachable backends are listed in the observation.
+* ``tool_spec`` — the session's provider writes the tool (the fallback provider, if given, gets the
+  last try); progress lines are ``exec_log`` events (stream ``tool_spec``); success is a
+  ``tool_ready`` event.
+* ``use_tool`` — the tool's declared risk goes through ``policy.check_risk`` (deny / ask / allow,
+  exactly like a shell command), then it runs with a time limit, its log lines streamed as
+  ``exec_log`` events (streams ``log`` and ``stderr``), ending with ``exec_end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fazai.agent.executors import Executor, Outcome, Step, race_abort
+from fazai.config import ResearchSettings, ToolsSettings
+from fazai.knowledge.research import (
+    ResearchBackend,
+    SearchFn,
+    build_backends,
+    missing_sources,
+    research,
+    select_backends,
+)
+from fazai.models.base import Provider
+from fazai.protocol import Event, ResearchAction, ToolSpecAction, UseToolAction
+from fazai.tools.registry import ToolNotFound, ToolRegistry
+from fazai.tools.smith import ToolRequest, ToolSmith
+from fazai.tools.use import ToolRun, use_tool
+
+T = TypeVar("T")
+
+# The loop spreads Outcome.data into the observe event next to these keys.
+_RESERVED = frozenset({"action", "kind", "status", "text"})
+
+
+def _data(obs: dict[str, Any]) -> dict[str, Any]:
+    return {("tool_" + k if k in _RESERVED else k): v for k, v in obs.items()}
+
+
+@dataclass
+class ToolServices:
+    """What the three executors need. Unset parts are derived from the step's ``AgentDeps``."""
+
+    registry: ToolRegistry
+    research: ResearchSettings = field(default_factory=ResearchSettings)
+    tools: ToolsSettings = field(default_factory=ToolsSettings)
+    # Research backends by name; None = built from ``research`` (+ ``kb_search`` or the loop's
+    # knowledge hook for kb).
+    backends: dict[str, ResearchBackend] | None = None
+    # The KB's search as ``(query, k) -> hits`` (e.g. ``KBBackend.from_facade(kb)._search``); None =
+    # the loop's ``AgentDeps.knowledge`` hook.
+    kb_search: SearchFn | None = None
+    # The second provider for tool_spec's last attempt (the session's provider writes first).
+    fallback: Provider | None = None
+    # Extra attributes for built-in tools' ctx (e.g. an OPNsense client).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _stream(
+    step: Step, work: Callable[[Callable[[Event], None]], Awaitable[T]]
+) -> AsyncIterator[Event | tuple[str, T | None]]:
+    """Run ``work(emit)``; yield the events it emits as they come, then ``("done"|"aborted", result)``."""
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    task = asyncio.ensure_future(work(queue.put_nowait))
+    stopper = asyncio.ensure_future(step.abort.wait())
+    try:
+        while not task.done() or not queue.empty():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+                continue
+            getter.cancel()
+            if stopper.done() and not task.done():
+                task.cancel()  # the runners kill their process groups when cancelled
+                with contextlib.suppress(BaseException):
+                    await task
+                yield ("aborted", None)
+                return
+        yield ("done", task.result())
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def tool_executors(services: ToolServices) -> dict[str, Executor]:
+    """The ``research``, ``tool_spec`` and ``use_tool`` executors bound to ``services``."""
+
+    async def execute_research(action: ResearchAction, step: Step) -> AsyncIterator[Event | Outcome]:
+        backends = services.backends
+        if backends is None:
+            hook = step.deps.knowledge
+            kb_search = services.kb_search
+            if kb_search is None and hook is not None:
+                kb_search = lambda q, k: hook.search(q, limit=k)  # noqa: E731
+            backends = build_backends(services.research, kb_search=kb_search)
+        chosen = select_backends(backends, action.sources)
+        budget = min(services.research.timeout_s, max(step.remaining(), 0.1))
+        aborted, result = await race_abort(
+            research(action.query, chosen, k=services.research.max_results, timeout_s=budget), step.abort
+        )
+        if aborted or result is None:
+            yield Outcome(None, status="aborted", stop="aborted", during="research")
+            return
+        result.unavailable += missing_sources(backends, action.sources)
+        data = result.to_dict()
+        yield step.event("research_result", action=step.action_id, **data)
+        yield Outcome(
+            result.as_text(),
+            status="ok" if result.hits else "empty",
+            data={"hits": len(result.hits), "unavailable": result.unavailable},
+        )
+
+    async def execute_tool_spec(action: ToolSpecAction, step: Step) -> AsyncIterator[Event | Outcome]:
+        aid = step.action_id
+        smith = ToolSmith(
+            services.registry,
+            step.deps.provider,
+            services.fallback,
+            validate_timeout_s=services.tools.validate_timeout_s,
+            sandbox_mode=services.tools.sandbox,
+        )
+        request = ToolRequest(
+            name=action.name,
+            description=action.description,
+            inputs=action.inputs,
+            outputs=action.outputs,
+            tests=action.tests,
+        )
+
+        async def work(emit: Callable[[Event], None]) -> Any:
+            return await smith.build(
+                request,
+                step.session_id,
+                on_progress=lambda text: emit(
+                    step.event("exec_log", action=aid, stream="tool_spec", text=text)
+                ),
+            )
+
+        build = None
+        async for item in _stream(step, work):
+            if isinstance(item, tuple):
+                if item[0] == "aborted":
+                    yield Outcome(None, status="aborted", stop="aborted", during="tool_spec")
+                    return
+                build = item[1]
+            else:
+                yield item
+        assert build is not None
+        obs = build.to_observation()
+        if build.ok:
+            yield step.event("tool_ready", action=aid, **{k: v for k, v in obs.items() if k != "attempts"})
+            text = (
+                f"tool {build.name!r} is ready (risk {obs['risk']}, {obs['tests_passed']} test(s) passed). "
+                f'Run it with {{"action": "use_tool", "name": "{build.name}", "args": {{...}}}}; '
+                f"inputs: {json.dumps(obs['inputs'])}"
+            )
+            yield Outcome(text, data=_data(obs))
+        else:
+            yield Outcome(f"tool_spec failed: {build.error}", status="error", data=_data(obs))
+
+    async def execute_use_tool(action: UseToolAction, step: Step) -> AsyncIterator[Event | Outcome]:
+        aid, deps = step.action_id, step.deps
+        try:
+            info = services.registry.get(action.name, step.session_id)
+        except ToolNotFound as e:
+            yield Outcome(str(e), status="error")
+            return
+        summary = f"use_tool {action.name} {json.dumps(action.args, sort_keys=True)}"
+        decision = deps.policy.check_risk(info.risk, summary)
+        risk = str(getattr(decision.risk, "value", decision.risk))
+        reasons = list(decision.reasons)
+        if decision.verdict == "deny":
+            yield Outcome(
+                f"FORBIDDEN by the safety policy ({risk}: {'; '.join(reasons) or 'forbidden'}). "
+                "The tool did not run.",
+                status="forbidden",
+                data={"risk": risk, "reasons": reasons, "tool": action.name},
+            )
+            return
+        if decision.verdict != "allow":
+            yield step.event("approval_required", action=aid, summary=summary, risk=risk, reasons=reasons)
+            aborted, approved = await race_abort(
+                step.interaction.approve(aid, summary, risk, reasons), step.abort
+            )
+            if aborted:
+                yield Outcome(None, status="aborted", stop="aborted", during="approval")
+                return
+            yield step.event("reply", action=aid, approved=bool(approved))
+            if not approved:
+                yield Outcome(
+                    "the operator DENIED this tool run; it did not run. Do not retry it: "
+                    "choose another way, ask, or finish with done.",
+                    status="denied",
+                    data={"risk": risk, "tool": action.name},
+                )
+                return
+        timeout = min(
+            services.tools.run_timeout_s, deps.settings.action_timeout_s, max(step.remaining(), 0.1)
+        )
+
+        async def work(emit: Callable[[Event], None]) -> ToolRun:
+            return await use_tool(
+                services.registry,
+                action.name,
+                action.args,
+                session=step.session_id,
+                timeout_s=timeout,
+                on_log=lambda stream, text: emit(
+                    step.event("exec_log", action=aid, stream=stream, text=text)
+                ),
+                extra=services.extra,
+            )
+
+        run: ToolRun | None = None
+        async for item in _stream(step, work):
+            if isinstance(item, tuple):
+                if item[0] == "aborted":
+                    yield step.event("exec_end", action=aid, exit_code=None, cancelled=True, timed_out=False)
+                    yield Outcome(None, status="aborted", stop="aborted", during="use_tool")
+                    return
+                run = item[1]
+            else:
+                yield item
+        assert run is not None
+        yield step.event(
+            "exec_end",
+            action=aid,
+            exit_code=0 if run.ok else 1,
+            duration_s=round(run.duration_s, 3),
+            timed_out=run.timed_out,
+            cancelled=False,
+        )
+        obs = run.to_observation(services.tools.max_output_chars)
+        status = "ok" if run.ok else ("timeout" if run.timed_out else "failed")
+        yield Outcome(
+            f"action {aid} (use_tool {action.name}): " + json.dumps(obs, default=str),
+            status=status,
+            data=_data(obs),
+        )
+
+    return {"research": execute_research, "tool_spec": execute_tool_spec, "use_tool": execute_use_tool}

@@ -1,0 +1,210 @@
+"""The ``local`` target: commands run on this machine with ``bash -lc``.
+
+Each command gets its own session and process group, so a timeout or an abort can kill everything it
+started (pipes, subshells, ``sleep`` children), not just the shell. Output is read in chunks as it
+arrives and handed to the caller immediately; the full text is also kept for the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import inspect
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from fazai.targets.base import ExecResult, OutputCallback, Stream, TargetError
+
+# Non-interactive defaults: a pager or a prompt would hang a command that has no terminal.
+_QUIET_ENV = {
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "SYSTEMD_PAGER": "",
+    "SYSTEMD_COLORS": "0",
+    "TERM": "dumb",
+    "DEBIAN_FRONTEND": "noninteractive",
+}
+
+
+class LocalTarget:
+    """Runs commands on the local machine."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "local",
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        kill_grace_s: float = 0.2,
+        orphan_wait_s: float = 0.5,
+    ):
+        self.name = name
+        self.cwd = str(cwd) if cwd is not None else None
+        self._env = {**os.environ, **_QUIET_ENV, **(env or {})}
+        # How long SIGTERM has before SIGKILL, and how long to keep reading after the shell exits
+        # while a background child still holds the pipes.
+        self.kill_grace_s = kill_grace_s
+        self.orphan_wait_s = orphan_wait_s
+
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the target enforces it itself)
+        on_output: OutputCallback | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> ExecResult:
+        """Run ``command`` with ``bash -lc`` in its own process group (see ``Target.run``)."""
+        start = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "bash",
+                "-lc",
+                command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                cwd=self.cwd,
+                env=self._env,
+            )
+        except OSError as e:
+            raise TargetError(f"cannot start bash on {self.name}: {e}") from e
+        out: list[str] = []
+        err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            asyncio.create_task(_pump(proc.stdout, "stdout", out, on_output)),
+            asyncio.create_task(_pump(proc.stderr, "stderr", err, on_output)),
+        ]
+        waiter = asyncio.create_task(_exited(proc))
+        canceller = asyncio.create_task(cancel.wait()) if cancel is not None else None
+        timed_out = cancelled = False
+        try:
+            pending = {waiter} | ({canceller} if canceller else set())
+            done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                cancelled = canceller is not None and canceller in done
+                timed_out = not cancelled
+                await self._kill_group(proc)
+            # A background child may keep the pipes open after the shell exits: stop waiting for it.
+            _, still = await asyncio.wait(readers, timeout=self.orphan_wait_s)
+            for task in still:
+                task.cancel()
+            if still:
+                # Close our ends of the pipes now rather than when the orphan exits (asyncio exposes no
+                # public way: the transport's close() only closes pipes once the process has exited).
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
+            for task in readers:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        except BaseException:
+            # Cancelled by our caller, or the output callback failed: never leave the command running.
+            await self._kill_group(proc)
+            for task in readers:
+                task.cancel()
+            raise
+        finally:
+            if canceller is not None:
+                canceller.cancel()
+        await waiter
+        return ExecResult(
+            exit_code=proc.returncode if proc.returncode is not None else -1,
+            stdout="".join(out),
+            stderr="".join(err),
+            duration_s=time.monotonic() - start,
+            timed_out=timed_out,
+            cancelled=cancelled,
+        )
+
+    async def _kill_group(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM the command's whole process group, then SIGKILL whatever is left."""
+        pgid = proc.pid  # start_new_session: the shell leads its own group
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_exited(proc), self.kill_grace_s)
+        # Children that ignored SIGTERM (or outlived the shell) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        await _exited(proc)
+
+    async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+        await asyncio.to_thread(_write_atomic, Path(path), data, mode)
+
+    async def get_file(self, path: str) -> bytes:
+        """Read the whole file at ``path``."""
+        try:
+            return await asyncio.to_thread(Path(path).read_bytes)
+        except OSError as e:
+            raise TargetError(f"cannot read {path} on {self.name}: {e}") from e
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """Wait until the shell itself exits.
+
+    Not ``proc.wait()``: asyncio's version also waits for the pipes to close, which a background child
+    (``cmd &``) can hold open for as long as it lives. A pidfd says exactly when the process ends.
+    """
+    if proc.returncode is None:
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except OSError:  # no pidfd (old kernel) or already reaped: fall back to polling below
+            fd = -1
+        if fd >= 0:
+            loop = asyncio.get_running_loop()
+            ready = loop.create_future()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+    # The child watcher records the status right after the exit.
+    delay = 0.001
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
+
+
+async def _pump(
+    reader: asyncio.StreamReader, stream: Stream, parts: list[str], on_output: OutputCallback | None
+) -> None:
+    # Incremental decoding: a multi-byte character split across reads is not mangled.
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    while True:
+        chunk = await reader.read(65536)
+        text = decoder.decode(chunk, final=not chunk)
+        if text:
+            parts.append(text)
+            if on_output is not None:
+                res = on_output(stream, text)
+                if inspect.isawaitable(res):
+                    await res
+        if not chunk:
+            return
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise TargetError(f"cannot write {path}: {e}") from e

@@ -1,0 +1,178 @@
+"""Run a child process with a time limit, streaming its output line by line.
+
+Two ways to run it:
+
+* ``sandboxed=True``: inside bubblewrap when it is installed — a read-only view of ``/``, a private
+  writable ``/tmp``, fresh ``/dev`` and ``/proc``, every namespace unshared (so no network) and all
+  capabilities dropped. Without bubblewrap the command runs as a plain subprocess and the result
+  says so (``isolation="none"``): the time limit still applies, the isolation does not.
+* ``sandboxed=False``: a plain subprocess (``use_tool`` runs real tools on the real machine).
+
+Either way the child gets its own process group, and at the time limit the whole group is killed,
+so a tool that forks cannot outlive its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Stream = Literal["stdout", "stderr"]
+LineCallback = Callable[[Stream, str], Awaitable[None] | None]
+Isolation = Literal["bwrap", "none"]
+
+# One line longer than this is cut (the rest of it is dropped), so a tool printing a huge line
+# cannot exhaust memory.
+MAX_LINE = 64 * 1024
+
+
+def bwrap_path() -> str | None:
+    """Path of the ``bwrap`` binary, or None when bubblewrap is not installed."""
+    return shutil.which("bwrap")
+
+
+def bwrap_prefix(bwrap: str, *, writable: Sequence[str] = ()) -> list[str]:
+    """The bubblewrap argument list that goes before the command.
+
+    ``writable`` paths are bound read-write on top of the read-only root (e.g. a scratch dir).
+    """
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in writable:
+        args += ["--bind", path, path]
+    args += ["--unshare-all", "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        # As root bwrap keeps capabilities unless told otherwise; a sandbox must not keep them.
+        args += ["--cap-drop", "ALL"]
+    return [*args, "--"]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What happened to one child process."""
+
+    exit_code: int | None
+    timed_out: bool
+    duration_s: float
+    isolation: Isolation
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def resolve_isolation(mode: Literal["auto", "bwrap", "none"]) -> tuple[str | None, Isolation]:
+    """Decide how declared tests run: ``(bwrap binary or None, isolation name)``.
+
+    ``bwrap`` mode without bubblewrap installed is an error with the fix in the message.
+    """
+    if mode == "none":
+        return None, "none"
+    found = bwrap_path()
+    if found:
+        return found, "bwrap"
+    if mode == "bwrap":
+        raise RuntimeError(
+            "tools.sandbox = 'bwrap' but bubblewrap is not installed (apt-get install bubblewrap)"
+        )
+    return None, "none"
+
+
+async def run_streaming(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    sandboxed: bool = False,
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
+    stdin_data: bytes | None = None,
+    on_line: LineCallback | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    keep_lines: int = 2000,
+) -> RunResult:
+    """Run ``argv``; call ``on_line(stream, line)`` for each output line as it arrives.
+
+    The process group is killed at ``timeout_s`` (``timed_out=True``, ``exit_code=None``).
+    At most ``keep_lines`` lines per stream are kept in the result (the callback sees them all).
+    """
+    isolation: Isolation = "none"
+    cmd = list(argv)
+    if sandboxed:
+        bwrap, isolation = resolve_isolation(sandbox_mode)
+        if bwrap:
+            cmd = bwrap_prefix(bwrap) + cmd
+    start = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        limit=MAX_LINE,
+    )
+    result = RunResult(exit_code=None, timed_out=False, duration_s=0.0, isolation=isolation)
+
+    async def pump(stream: asyncio.StreamReader, name: Stream, keep: list[str]) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:
+                # Line longer than the limit: take what is buffered and go on.
+                raw = await stream.read(MAX_LINE)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if len(keep) < keep_lines:
+                keep.append(line)
+            if on_line is not None:
+                maybe = on_line(name, line)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+
+    async def feed() -> None:
+        if stdin_data is None or proc.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(stdin_data)
+            await proc.stdin.drain()
+            proc.stdin.close()
+
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = asyncio.gather(
+        feed(), pump(proc.stdout, "stdout", result.stdout), pump(proc.stderr, "stderr", result.stderr)
+    )
+    try:
+        await asyncio.wait_for(asyncio.shield(pumps), timeout=timeout_s)
+        result.exit_code = await asyncio.wait_for(proc.wait(), timeout=max(0.1, timeout_s))
+    except TimeoutError:
+        result.timed_out = True
+        _kill_group(proc.pid)
+        await proc.wait()
+        # The pipes close once every process of the group is gone; don't wait forever if a
+        # grandchild escaped the group.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pumps, timeout=2.0)
+        if not pumps.done():
+            pumps.cancel()
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        pumps.cancel()
+        raise
+    finally:
+        result.duration_s = time.perf_counter() - start
+    return result
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

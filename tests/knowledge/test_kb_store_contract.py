@@ -1,0 +1,151 @@
+"""The same contract for every VectorStore: embedded qdrant-edge and qdrant-client (local mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fazai.knowledge.store import (
+    EdgeStore,
+    FieldMatch,
+    QdrantServerStore,
+    StoreError,
+    StoreLockedError,
+    VectorStore,
+)
+
+DIM = 8
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _open(kind: str, path: Path) -> VectorStore:
+    if kind == "edge":
+        return EdgeStore(path / "edge", DIM, indexed=["tags", "status"])
+    from qdrant_client import QdrantClient
+
+    return QdrantServerStore(QdrantClient(path=str(path / "qc")), "kb", DIM, indexed=["tags", "status"])
+
+
+@pytest.fixture(params=["edge", "qdrant-client"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    s = _open(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+def _fill(store: VectorStore, n: int = 20) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    vecs = {f"item-{i}": _unit(rng) for i in range(n)}
+    store.upsert(
+        [
+            (pid, v, {"tags": ["even" if i % 2 == 0 else "odd", f"mod3-{i % 3}"], "status": "s", "n": i})
+            for i, (pid, v) in enumerate(vecs.items())
+        ]
+    )
+    return vecs
+
+
+def test_is_a_vector_store(store: VectorStore) -> None:
+    assert isinstance(store, VectorStore)
+    assert store.count() == 0
+
+
+def test_upsert_get_count(store: VectorStore) -> None:
+    vecs = _fill(store)
+    assert store.count() == 20
+    got = store.get(["item-3", "nope", "item-1"], with_vectors=True)
+    assert [p.id for p in got] == ["item-3", "item-1"]
+    assert got[0].payload["n"] == 3 and "_id" not in got[0].payload
+    np.testing.assert_allclose(got[0].vector, vecs["item-3"], atol=1e-6)
+    assert store.get(["item-3"])[0].vector is None
+
+
+def test_upsert_replaces(store: VectorStore) -> None:
+    _fill(store)
+    store.upsert([("item-0", np.eye(DIM, dtype=np.float32)[0], {"tags": ["new"], "status": "s"})])
+    assert store.count() == 20
+    assert store.get(["item-0"])[0].payload == {"tags": ["new"], "status": "s"}
+
+
+def test_search_nearest_first(store: VectorStore) -> None:
+    vecs = _fill(store)
+    hits = store.search(vecs["item-5"], k=3)
+    assert hits[0].id == "item-5"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 3
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    # Cosine scores agree with a brute-force computation.
+    expect = sorted(vecs, key=lambda k: -float(vecs[k] @ vecs["item-5"]))[:3]
+    assert [h.id for h in hits] == expect
+
+
+def test_search_with_filters(store: VectorStore) -> None:
+    vecs = _fill(store)
+    hits = store.search(vecs["item-5"], k=20, filters=[FieldMatch.of("tags", "even")])
+    assert hits and all(int(h.id.split("-")[1]) % 2 == 0 for h in hits)
+    assert len(hits) == 10
+    both = store.search(
+        vecs["item-5"], k=20, filters=[FieldMatch.of("tags", "even"), FieldMatch.of("tags", "mod3-0")]
+    )
+    assert sorted(int(h.id.split("-")[1]) for h in both) == [0, 6, 12, 18]
+    anyof = store.count([FieldMatch.of("tags", "mod3-1", "mod3-2")])
+    assert anyof == 13
+    assert store.search(vecs["item-5"], k=5, filters=[FieldMatch.of("tags", "missing")]) == []
+
+
+def test_delete(store: VectorStore) -> None:
+    _fill(store)
+    store.delete(["item-1", "item-2", "never-existed"])
+    assert store.count() == 18
+    assert store.get(["item-1"]) == []
+
+
+def test_scroll_pages_through_everything(store: VectorStore) -> None:
+    _fill(store, 45)
+    ids = [p.id for p in store.scroll(batch=7)]
+    assert sorted(ids) == sorted(f"item-{i}" for i in range(45))
+    odd = [p.id for p in store.scroll([FieldMatch.of("tags", "odd")], batch=4, with_vectors=True)]
+    assert len(odd) == 22
+
+
+def test_wrong_dimension_is_a_clear_error(store: VectorStore) -> None:
+    with pytest.raises(StoreError, match="dimensions"):
+        store.upsert([("x", [1.0, 2.0], {})])
+
+
+@pytest.mark.parametrize("kind", ["edge", "qdrant-client"])
+def test_persists_across_reopen(kind: str, tmp_path: Path) -> None:
+    s = _open(kind, tmp_path)
+    vecs = _fill(s)
+    s.close()
+    s = _open(kind, tmp_path)
+    try:
+        assert s.count() == 20
+        assert s.search(vecs["item-9"], k=1)[0].id == "item-9"
+    finally:
+        s.close()
+
+
+def test_edge_store_is_exclusive(tmp_path: Path) -> None:
+    a = EdgeStore(tmp_path / "kb", DIM)
+    try:
+        a.upsert([("x", np.ones(DIM), {})])
+        with pytest.raises(StoreLockedError, match="another process"):
+            EdgeStore(tmp_path / "kb", DIM)
+    finally:
+        a.close()
+
+
+def test_edge_store_rejects_other_dimension(tmp_path: Path) -> None:
+    a = EdgeStore(tmp_path / "kb", DIM)
+    a.upsert([("x", np.ones(DIM), {})])
+    a.close()
+    with pytest.raises(StoreError, match="8-dim"):
+        EdgeStore(tmp_path / "kb", 4)

@@ -1,0 +1,625 @@
+"""The simulated firewall: state + an ASGI app routing ``/api/<module>/<controller>/<action>/<args>``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import fnmatch
+import ipaddress
+import json
+import re
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from .models import (
+    ALIAS_NAME,
+    FQDN,
+    PF_RESERVED,
+    SERVICES,
+    Collection,
+    F,
+    add_msg,
+    is_ip,
+    is_net,
+    is_range,
+    opts,
+)
+
+VERSIONS = ("25.1", "25.7", "26.1", "26.7")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+ROLLBACK_S = 60.0
+
+
+class Clock:
+    """Injectable clock: tests move time with :meth:`advance`."""
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class ApiKey:
+    """An API key of a local user: its secret, privileges (ACL patterns or ``page-all``), flags."""
+
+    secret: str
+    privileges: list[str] = field(default_factory=lambda: ["page-all"])
+    user: str = "fazai"
+    readonly: bool = False
+    disabled: bool = False
+
+
+class UserException(Exception):
+    """OPNsense's UserException → HTTP 500 ``{"errorMessage","errorTitle","errorLevel":"error"}``."""
+
+    def __init__(self, message: str, title: str = "") -> None:
+        super().__init__(message)
+        self.title = title
+
+
+class Reply(Exception):
+    """Short-circuit with an explicit status and body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status, self.body = status, body
+
+
+def _v(text: str) -> tuple[int, int]:
+    a, b = text.split(".")[:2]
+    return int(a), int(b)
+
+
+ALIAS_TYPES = opts(
+    "host=Host(s)",
+    "network=Network(s)",
+    "port=Port(s)",
+    "url=URL (IPs)",
+    "urltable=URL Table (IPs)",
+    "geoip=GeoIP",
+    "networkgroup=Network group",
+    "mac=MAC address",
+    "asn=BGP ASN",
+    "dynipv6host=Dynamic IPv6 Host",
+    "authgroup=OpenVPN group",
+    "internal=Internal (automatic)",
+    "external=External (advanced)",
+    "urljson=URL Table in JSON format (IPs)",
+)
+IFACES = opts("lan=LAN", "wan=WAN", "opt1=DMZ")
+PROTOS = opts("any", "TCP/UDP", "TCP", "UDP", "ICMP", "IPV6-ICMP", "GRE", "ESP")
+
+
+def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
+    """Fresh, empty models for this version."""
+    directions = opts("in=In", "out=Out", *(["any=Both"] if version >= (26, 1) else []))
+    rule_fields = {
+        "enabled": F("bool", "1"),
+        "sequence": F("int", "1"),
+        "action": F("option", "pass", opts("pass=Pass", "block=Block", "reject=Reject"), True),
+        "quick": F("bool", "1"),
+        "interface": F("multi", "", IFACES),
+        "direction": F("option", "in", directions, True),
+        "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6", "inet46=IPv4+IPv6"), True),
+        "protocol": F("option", "any", PROTOS, True),
+        "source_net": F("list", "any"),
+        "source_not": F("bool", "0"),
+        "source_port": F(),
+        "destination_net": F("list", "any"),
+        "destination_not": F("bool", "0"),
+        "destination_port": F(),
+        "gateway": F(),
+        "log": F("bool", "0"),
+        "categories": F(),
+        "description": F(),
+    }
+    rr = ["A", "AAAA", "MX", *(["TXT"] if version >= (26, 1) else [])]
+    cols = {
+        "alias": Collection(
+            "alias",
+            {
+                "enabled": F("bool", "1"),
+                "name": F(required=True),
+                "type": F("option", "", ALIAS_TYPES, True),
+                "proto": F("multi", "", opts("IPv4", "IPv6")),
+                "interface": F(),
+                "counters": F("bool", "0"),
+                "updatefreq": F(),
+                "content": F("content"),
+                "categories": F(),
+                "description": F(),
+            },
+            ("enabled", "name", "type", "description", "content"),
+        ),
+        "rule": Collection("rule", rule_fields, ("enabled", "sequence", "action", "description")),
+        "snat": Collection(
+            "rule",
+            {
+                "enabled": F("bool", "1"),
+                "nonat": F("bool", "0"),
+                "sequence": F("int", "1"),
+                "interface": F("option", "wan", IFACES, True),
+                "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
+                "protocol": F("option", "any", PROTOS, True),
+                "source_net": F("list", "any"),
+                "source_port": F(),
+                "destination_net": F("list", "any"),
+                "destination_port": F(),
+                "target": F(),
+                "target_port": F(),
+                "log": F("bool", "0"),
+                "description": F(),
+            },
+            ("enabled", "sequence", "interface", "description"),
+        ),
+        "one_to_one": Collection(
+            "rule",
+            {
+                "enabled": F("bool", "1"),
+                "log": F("bool", "0"),
+                "sequence": F("int", "1"),
+                "interface": F("option", "wan", IFACES, True),
+                "type": F("option", "binat", opts("binat=BINAT", "nat=NAT"), True),
+                "source_net": F("list", ""),
+                "destination_net": F("list", "any"),
+                "external": F(),
+                "description": F(),
+            },
+            ("enabled", "sequence", "external", "description"),
+        ),
+        "host": Collection(
+            "host",
+            {
+                "enabled": F("bool", "1"),
+                "hostname": F(),
+                "domain": F(required=True),
+                "rr": F("option", "A", opts(*rr), True),
+                "mxprio": F(),
+                "mx": F(),
+                "server": F(),
+                "description": F(),
+            },
+            ("enabled", "hostname", "domain", "rr", "server", "description"),
+        ),
+        "server": Collection(
+            "server",
+            {
+                "enabled": F("bool", "1"),
+                "name": F(required=True),
+                "instance": F(),
+                "pubkey": F(),
+                "privkey": F(required=True),
+                "port": F(),
+                "mtu": F(),
+                "dns": F(),
+                "tunneladdress": F("list", ""),
+                "disableroutes": F("bool", "0"),
+                "gateway": F(),
+                "peers": F("list", ""),
+            },
+            ("enabled", "name", "instance", "port", "tunneladdress"),
+        ),
+        "client": Collection(
+            "client",
+            {
+                "enabled": F("bool", "1"),
+                "name": F(required=True),
+                "pubkey": F(required=True),
+                "psk": F(),
+                "tunneladdress": F("list", ""),
+                "serveraddress": F(),
+                "serverport": F(),
+                "keepalive": F(),
+                "servers": F("list", ""),
+            },
+            ("enabled", "name", "tunneladdress", "serveraddress"),
+        ),
+        "policy": Collection(
+            "policy",
+            {
+                "enabled": F("bool", "1"),
+                "prio": F("int", "0"),
+                "action": F("multi", "", opts("disable=Disabled", "alert=Alert", "drop=Drop")),
+                "rulesets": F("list", ""),
+                "content": F("list", ""),
+                "new_action": F(
+                    "option",
+                    "alert",
+                    opts("default=Default", "alert=Alert", "drop=Drop", "disable=Disable"),
+                    True,
+                ),
+                "description": F(required=True),
+            },
+            ("enabled", "prio", "description"),
+        ),
+    }
+    if version >= (26, 1):
+        cols["dnat"] = Collection(
+            "rule",
+            {
+                "disabled": F("bool", "0"),
+                "sequence": F("int", "1"),
+                "interface": F("multi", "wan", IFACES),
+                "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
+                "protocol": F("option", "any", PROTOS, True),
+                "source.network": F("list", "any"),
+                "source.port": F(),
+                "source.not": F("bool", "0"),
+                "destination.network": F("list", "any"),
+                "destination.port": F(),
+                "destination.not": F("bool", "0"),
+                "target": F(required=True),
+                "local-port": F(),
+                "log": F("bool", "0"),
+                "descr": F(),
+            },
+            ("disabled", "interface", "target", "descr"),
+        )
+        cols["blocklist"] = Collection(
+            "blocklist",
+            {
+                "enabled": F("bool", "1"),
+                "type": F(
+                    "multi",
+                    "",
+                    opts("atf=Abuse.ch ThreatFox", "aa=AdAway", "ag=AdGuard", "hgz002=HaGeZi Pro"),
+                ),
+                "lists": F(),
+                "allowlists": F(),
+                "blocklists": F(),
+                "wildcards": F(),
+                "source_nets": F("list", ""),
+                "address": F(),
+                "nxdomain": F("bool", "0"),
+                "description": F(),
+            },
+            ("enabled", "type", "description"),
+        )
+    return cols
+
+
+class Simulator:
+    """One simulated firewall. ``keys`` maps API key → :class:`ApiKey`."""
+
+    def __init__(self, version: str = "26.1", *, clock: Clock | None = None) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"simulated versions: {VERSIONS}")
+        self.version_text = version
+        self.version = _v(version)
+        self.clock = clock or Clock()
+        self.keys: dict[str, ApiKey] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path) log for assertions
+        self.fail_next: list[int] = []  # HTTP statuses to answer before handling (e.g. 503 from a proxy)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget everything but keys and version."""
+        self.cols = new_collections(self.version)
+        self.running: dict[str, dict[str, dict[str, str]]] = {}  # applied copies, per collection
+        self.pf_tables: dict[str, set[str]] = {}
+        self.savepoints: dict[str, dict[str, dict[str, str]]] = {}
+        self.rollback_timers: dict[str, float] = {}
+        self.rollbacks_done: list[str] = []
+        self.backups: list[tuple[float, str]] = []  # (time, xml)
+        self.dnsbl_legacy = {"enabled": "0", "type": "", "lists": "", "address": "", "nxdomain": "0"}
+        self.ids_rules: dict[int, dict[str, Any]] = {
+            2001219: {
+                "msg": "ET SCAN Potential SSH Scan",
+                "action": "alert",
+                "enabled": 1,
+                "classtype": "attempted-recon",
+            },
+            2013028: {
+                "msg": "ET POLICY curl User-Agent Outbound",
+                "action": "alert",
+                "enabled": 1,
+                "classtype": "policy",
+            },
+        }
+        self.eve: list[dict[str, Any]] = []
+        self.applied: list[str] = []  # which apply/reconfigure endpoints ran
+
+    def add_key(self, key: str, secret: str, **kw: Any) -> ApiKey:
+        """Register an API key."""
+        self.keys[key] = ApiKey(secret, **kw)
+        return self.keys[key]
+
+    def save_config(self) -> None:
+        """Every successful save writes a backup revision (config.xml)."""
+        self.backups.append((self.clock(), self.config_xml()))
+
+    def config_xml(self) -> str:
+        """A config.xml rendering of the staged models."""
+        lines = ['<?xml version="1.0"?>', "<opnsense>", f"  <version>{self.version_text}</version>"]
+        for name, col in self.cols.items():
+            lines.append(f"  <{name}s>")
+            for u, item in sorted(col.items.items()):
+                attrs = "".join(f"<{k}>{v}</{k}>" for k, v in item.items())
+                lines.append(f'    <{col.key} uuid="{u}">{attrs}</{col.key}>')
+            lines.append(f"  </{name}s>")
+        lines.append("</opnsense>")
+        return "\n".join(lines) + "\n"
+
+    def tick(self) -> None:
+        """Fire rollback timers whose 60 s have passed (the rollback_timer script)."""
+        for rev, deadline in list(self.rollback_timers.items()):
+            if self.clock() >= deadline:
+                del self.rollback_timers[rev]
+                self._restore_rules(rev)
+                self.rollbacks_done.append(rev)
+
+    def _restore_rules(self, rev: str) -> None:
+        self.cols["rule"].items = copy.deepcopy(self.savepoints[rev])
+        self.running["rule"] = copy.deepcopy(self.cols["rule"].items)
+
+    def add_eve(self, record: dict[str, Any]) -> None:
+        """Append an EVE record to the simulated eve.json."""
+        self.eve.append(record)
+
+    def locked_out(self, client_ip: str) -> bool:
+        """True when an applied, enabled block/reject rule matches ``client_ip`` as source."""
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return False
+        for r in self.running.get("rule", {}).values():
+            if r.get("enabled") != "1" or r.get("action") not in ("block", "reject"):
+                continue
+            for src in r.get("source_net", "").split(","):
+                if src in self.pf_tables:
+                    nets = list(self.pf_tables[src])
+                elif src and src != "any":
+                    nets = [src]
+                else:
+                    nets = []
+                for n in nets:
+                    try:
+                        if ip in ipaddress.ip_network(n, strict=False):
+                            return True
+                    except ValueError:
+                        continue
+        return False
+
+    # ------------------------------------------------------------------ ASGI
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        client_ip = (scope.get("client") or ("", 0))[0]
+        self.tick()
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            self.requests.append((scope["method"], f"{scope['path']} -> {status}"))
+            await send(
+                {"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        # A lockout drops our packets: no answer until the rollback timer restores the rules.
+        waited = 0.0
+        while self.locked_out(client_ip) and waited < 5.0:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            self.tick()
+        status, payload, ctype = self.handle(
+            scope["method"], scope["path"], scope.get("query_string", b""), headers, body
+        )
+        out = (
+            payload
+            if isinstance(payload, bytes)
+            else b""
+            if payload is None
+            else json.dumps(payload).encode()
+        )
+        hdrs = [(b"content-type", ctype.encode()), (b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": out})
+
+    def handle(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, str]:
+        """Route, authenticate, parse, dispatch. Returns (status, body, content type)."""
+        json_ct = "application/json; charset=UTF-8"
+        segs = [s for s in path.split("/") if s]
+        if len(segs) < 4 or segs[0] != "api":
+            return 404, {"errorMessage": "Endpoint not found"}, json_ct
+        module, controller, action, args = segs[1], segs[2], segs[3], segs[4:]
+        handler = self.route(module, controller, action, len(args))
+        if handler is None:  # routing happens before authentication
+            return 404, {"errorMessage": "Endpoint not found"}, json_ct
+        self.requests.append((method, path))
+        auth = headers.get("authorization")
+        if auth is None:
+            return 401, None, "text/html"
+        try:
+            key, _, secret = base64.b64decode(auth.split(" ")[1]).decode().partition(":")
+        except Exception:
+            key, secret = "", ""
+        k = self.keys.get(key)
+        if k is None or k.secret != secret or k.disabled:
+            return 401, {"status": 401, "message": "Authentication Failed"}, json_ct
+        uri = path.lstrip("/")
+        if "page-all" not in k.privileges and not any(fnmatch.fnmatch(uri, p) for p in k.privileges):
+            return 403, {"status": 403, "message": "Forbidden"}, json_ct
+        post: dict[str, Any] = {}
+        ctype = headers.get("content-type", "")
+        if ctype.split(";")[0].strip() == "application/json":
+            if not body:
+                return 400, {"status": 400, "message": "Invalid JSON syntax"}, json_ct
+            try:
+                parsed = json.loads(body)
+                post = parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                post = {}  # invalid JSON silently becomes an empty $_POST
+        elif ctype.startswith("application/x-www-form-urlencoded"):
+            post = {k2: v[0] for k2, v in parse_qs(body.decode()).items()}
+        qs = {k2: v[0] for k2, v in parse_qs(query.decode()).items()}
+        req = Req(method, post, qs, k)
+        try:
+            result = handler(req, *args)
+        except UserException as e:
+            return 500, {"errorMessage": str(e), "errorTitle": e.title, "errorLevel": "error"}, json_ct
+        except Reply as r:
+            return r.status, r.body, json_ct
+        if isinstance(result, RawReply):
+            return 200, result.data, result.ctype
+        return 200, result, json_ct
+
+    def route(self, module: str, controller: str, action: str, nargs: int) -> Callable[..., Any] | None:
+        """Resolve like OPNsense's router: snake_case or camelCase, then check the argument count."""
+        norm = lambda s: s.replace("_", "").lower()  # noqa: E731
+        entry = _routes(self).get((module.lower(), norm(controller), norm(action)))
+        if entry is None:
+            return None
+        fn, lo, hi, since, until = entry
+        if (since and self.version < since) or (until and self.version > until):
+            return None
+        if not lo <= nargs <= hi:
+            return None
+        return fn
+
+
+@dataclass
+class Req:
+    method: str
+    post: dict[str, Any]
+    query: dict[str, Any]
+    key: ApiKey
+
+    @property
+    def is_post(self) -> bool:
+        return self.method == "POST"
+
+    def request(self, name: str, default: Any = None) -> Any:
+        """``$_REQUEST``: the query string or the body."""
+        return self.post.get(name, self.query.get(name, default))
+
+
+@dataclass
+class RawReply:
+    data: bytes
+    ctype: str
+
+
+def _routes(sim: Simulator) -> dict[tuple[str, str, str], tuple[Callable[..., Any], int, int, Any, Any]]:
+    from .handlers import build_routes
+
+    cache = getattr(sim, "_route_cache", None)
+    if cache is None:
+        cache = build_routes(sim)
+        sim._route_cache = cache  # type: ignore[attr-defined]
+    return cache
+
+
+# ------------------------------------------------------------------ validation per collection
+def validate(sim: Simulator, colname: str, item: dict[str, str], uuid: str) -> dict[str, Any]:
+    """Model validation; keys are ``<key>.<field>``."""
+    col = sim.cols[colname]
+    v: dict[str, Any] = {}
+    k = col.key
+    for name, f in col.fields.items():
+        value = item.get(name, "")
+        if f.required and value == "":
+            add_msg(v, f"{k}.{name}", "A value is required.")
+        if f.kind == "bool" and value not in ("0", "1"):
+            add_msg(v, f"{k}.{name}", "The value must be 0 or 1.")
+        if f.kind in ("option", "multi") and value:
+            keys = {o for o, _ in f.options}
+            for part in value.split(",") if f.kind == "multi" else [value]:
+                if part not in keys:
+                    add_msg(v, f"{k}.{name}", "Option not in list.")
+    if colname == "alias":
+        _validate_alias(sim, item, uuid, v)
+    elif colname in ("rule", "snat"):
+        _validate_rule(sim, item, v, k)
+    elif colname == "host":
+        if item.get("hostname") and not re.match(r"^(\*|[a-zA-Z0-9_-]+)$", item["hostname"]):
+            add_msg(v, "host.hostname", "A valid hostname must be specified.")
+        if item.get("domain") and not FQDN.match(item["domain"]):
+            add_msg(v, "host.domain", "A valid domain must be specified.")
+        if item.get("rr") in ("A", "AAAA"):
+            if not item.get("server"):
+                add_msg(v, "host.server", "The field IP address is required.")
+            elif not is_ip(item["server"]):
+                add_msg(v, "host.server", "A valid IP address must be specified.")
+    return v
+
+
+def _validate_alias(sim: Simulator, item: dict[str, str], uuid: str, v: dict[str, Any]) -> None:
+    name = item.get("name", "")
+    if name and not ALIAS_NAME.match(name):
+        add_msg(
+            v,
+            "alias.name",
+            "The name must start with a letter or single underscore, be less than 32 characters and only "
+            "consist of alphanumeric characters or underscores.",
+        )
+    elif name.lower() in PF_RESERVED:
+        add_msg(v, "alias.name", 'The name cannot be the internally reserved keyword "%s".')
+    elif name.lower() in SERVICES:
+        add_msg(v, "alias.name", "Reserved protocol or service names may not be used")
+    for u, other in sim.cols["alias"].items.items():
+        if u != uuid and other.get("name") == name:
+            add_msg(v, "alias.name", "An alias with this name already exists.")
+    names = {a["name"] for a in sim.cols["alias"].items.values()}
+    typ = item.get("type", "")
+    for entry in [e for e in item.get("content", "").split("\n") if e]:
+        bare = entry.lstrip("!")
+        if typ == "host" and not (is_ip(bare) or is_range(bare) or FQDN.match(bare) or bare in names):
+            add_msg(v, "alias.content", f'Entry "{entry}" is not a valid hostname, IP address or range.')
+        elif typ == "network" and not (is_net(bare) or is_range(bare) or bare in names):
+            add_msg(v, "alias.content", f'Entry "{entry}" is not a network.')
+        elif typ == "port" and not (re.match(r"^\d{1,5}(:\d{1,5})?$", entry) or entry in names):
+            add_msg(v, "alias.content", f'Entry "{entry}" is not a valid port number.')
+
+
+def _net_ok(sim: Simulator, value: str) -> bool:
+    names = {a["name"] for a in sim.cols["alias"].items.values()}
+    return (
+        value in ("any", "(self)")
+        or value in names
+        or is_net(value)
+        or value in {"lan", "wan", "opt1", "lanip", "wanip"}
+    )
+
+
+def _validate_rule(sim: Simulator, item: dict[str, str], v: dict[str, Any], k: str) -> None:
+    seq = item.get("sequence", "1")
+    if not seq.isdigit() or not 1 <= int(seq) <= 999999:
+        add_msg(v, f"{k}.sequence", "Sequence shall be between 1 and 999999.")
+    for side in ("source", "destination"):
+        nets = [n for n in item.get(f"{side}_net", "").split(",") if n]
+        for n in nets:
+            if not _net_ok(sim, n):
+                add_msg(v, f"{k}.{side}_net", f"{n} is not a valid {side} IP address or alias.")
+        if "any" in nets and len(nets) > 1:
+            add_msg(v, f"{k}.{side}_net", "Any can not be combined with other aliases")
+        if item.get(f"{side}_port") and item.get("protocol") not in ("TCP", "UDP", "TCP/UDP"):
+            add_msg(
+                v, f"{k}.{side}_port", f"{side.capitalize()} ports are only valid for tcp or udp type rules."
+            )
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
