@@ -34,6 +34,7 @@ from fazai.models.base import (
     collect,
 )
 from fazai.models.worker_client import WorkerProvider
+from provider_contract import ProviderContract
 
 PREFIX = (
     "You are FazAI, an operations assistant for Linux servers. Answer briefly and prefer read-only "
@@ -350,3 +351,20 @@ def test_model_chat_reports_a_worker_that_dies(tmp_path: Path) -> None:
 
 def _run(env: dict[str, str]) -> dict:
     return {"capture_output": True, "text": True, "env": env, "timeout": 120}
+
+
+@pytest.mark.slow
+class TestWorkerContract(ProviderContract):
+    """The shared provider contract, against the real worker and Gemma."""
+
+    @pytest.fixture
+    async def provider(self, worker_sock: Path):
+        p = WorkerProvider(worker_sock, worker=WorkerSettings(autostart=False))
+        yield p
+        await p.aclose()
+
+    @pytest.mark.xfail(
+        reason="open: stop-string output through the worker differs from the cut text; see report"
+    )
+    async def test_stop_string_is_honoured(self, provider) -> None:
+        await super().test_stop_string_is_honoured(provider)
