@@ -220,7 +220,18 @@ class DaemonSettings(_Section):
     port: int = Field(default=3120, ge=1, le=65535)
     database_url: str | None = Field(default=None, description="default: sqlite in the state dir")
     token_file: Path | None = Field(default=None, description="default: <state_dir>/daemon.token")
-    sse_queue_size: int = Field(default=10000, ge=10)
+    require_token: bool = Field(
+        default=True,
+        description="every request but /healthz needs `Authorization: Bearer <token file>`; "
+        "may be false only on a loopback bind",
+    )
+    sse_queue_size: int = Field(
+        default=10000, ge=10, description="events an SSE client may fall behind before it is dropped"
+    )
+    sse_send_timeout_s: float = Field(
+        default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class AskSettings(_Section):
@@ -254,6 +265,16 @@ class Settings(_Section):
     @property
     def worker_socket(self) -> Path:
         return self.worker.socket or self.paths.worker_socket
+
+    @property
+    def daemon_token_file(self) -> Path:
+        """The daemon's bearer-token file (``[daemon] token_file`` or ``<state_dir>/daemon.token``)."""
+        return self.daemon.token_file or self.paths.state_dir / "daemon.token"
+
+    @property
+    def database_url(self) -> str:
+        """The session store URL (``[daemon] database_url`` or SQLite in the state dir)."""
+        return self.daemon.database_url or f"sqlite+aiosqlite:///{self.paths.state_dir / 'fazai.db'}"
 
 
 class ConfigError(Exception):

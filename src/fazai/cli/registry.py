@@ -21,4 +21,5 @@ _GROUPS: list[str] = [
     "alerts",
     "kb",
     "facts",
+    "agent",
 ]

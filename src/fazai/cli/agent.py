@@ -1,0 +1,330 @@
+"""``fazai agent``, ``fazai sessions``, ``fazai replay`` and ``fazai daemon``.
+
+``fazai agent`` talks to the daemon when one answers and otherwise runs the same runner embedded,
+so a fresh install works with no manual start. The renderer reads only events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fazai.cli.client_types import ClientError, End, Lagged
+from fazai.protocol import Event
+
+if TYPE_CHECKING:
+    from fazai.cli.client import AgentClient
+    from fazai.cli.render import Renderer
+    from fazai.server.runner import RunOptions
+
+# The store, the server and the agent are imported inside the commands: registering this group must
+# not slow down every other `fazai` command.
+
+err = Console(stderr=True)
+
+# Exit codes: 0 success, 1 the goal failed / blocked, 2 usage or config, 3 backend error, 130 aborted.
+EXIT_FOR = {"success": 0, "done": 0, "failed": 1, "blocked": 1, "aborted": 130, "interrupted": 130}
+
+
+def _settings() -> Any:
+    from fazai.cli.main import settings_or_exit
+
+    return settings_or_exit()
+
+
+async def _prompt(question: str) -> str | None:
+    """Read a line without blocking the event loop; a daemon thread so an abort never waits for it."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[str | None] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line: str | None = input(question)
+        except (EOFError, OSError):
+            line = None
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(line))
+
+    threading.Thread(target=read, daemon=True).start()
+    return await fut
+
+
+class _Session:
+    """One `fazai agent` invocation: streams, prompts, handles Ctrl-C."""
+
+    def __init__(self, client: AgentClient, renderer: Renderer, *, interactive: bool, json_mode: bool):
+        self.client = client
+        self.r = renderer
+        self.interactive = interactive
+        self.json_mode = json_mode
+        self.session: str | None = None
+        self.interrupts = 0
+        self.main_task: asyncio.Task[Any] | None = None
+        self.prompts: set[asyncio.Task[Any]] = set()
+        self.yes = False
+
+    def on_sigint(self) -> None:
+        self.interrupts += 1
+        if self.interrupts == 1 and self.session:
+            err.print(
+                f"\n[yellow]aborting the current step…[/] (Ctrl-C again to exit; "
+                f"`fazai agent --resume {self.session}` continues later)"
+            )
+            asyncio.get_running_loop().create_task(self._abort())
+        elif self.main_task:
+            self.main_task.cancel()
+
+    async def _abort(self) -> None:
+        try:
+            if self.session:
+                await self.client.abort(self.session)
+        except ClientError as e:
+            err.print(f"[red]abort failed:[/] {e}")
+
+    async def _answer(self, ev: Event) -> None:
+        d = ev.data
+        action = d.get("action")
+        try:
+            if ev.kind == "approval_required":
+                if not self.interactive:
+                    err.print(
+                        "[yellow]cannot ask for approval (stdin is not a terminal): denied; use --yes[/]"
+                    )
+                    await self.client.reply(ev.session, action, approved=False)
+                    return
+                line = await _prompt("  approve? [y/N] ")
+                ok = (line or "").strip().lower() in ("y", "yes", "s", "sim")
+                await self.client.reply(ev.session, action, approved=ok)
+            else:
+                default = d.get("default")
+                if not self.interactive:
+                    await self.client.reply(ev.session, action, answer=default)
+                    return
+                hint = f" [{default}]" if default else ""
+                line = await _prompt(f"  answer{hint}: ")
+                answer = (line or "").strip() or default
+                await self.client.reply(ev.session, action, answer=answer)
+        except ClientError as e:
+            # The run may have been aborted meanwhile; say so, keep streaming.
+            err.print(f"[yellow]reply not delivered:[/] {e}")
+
+    async def consume(self, stream: Any) -> str | None:
+        status: str | None = None
+        last = 0
+        while True:
+            async for item in stream:
+                if isinstance(item, Event):
+                    self.session = item.session
+                    last = item.seq
+                    self.r.handle(item)
+                    if item.kind in ("approval_required", "ask") and not self.yes:
+                        t = asyncio.create_task(self._answer(item))
+                        self.prompts.add(t)
+                        t.add_done_callback(self.prompts.discard)
+                elif isinstance(item, End):
+                    return item.status
+                elif isinstance(item, Lagged):
+                    self.session = self.session or item.session
+                    break
+            else:
+                return status
+            # Fell behind or the connection dropped: replay from the last event we drew.
+            if not self.session:
+                return "failed"
+            stream = self.client.events(self.session, after=last or item.last_seq)
+
+
+async def _run_agent(
+    goal: str | None,
+    *,
+    session: str | None,
+    options: RunOptions,
+    json_mode: bool,
+    embedded: bool | None,
+) -> int:
+    from fazai.cli.client import connect
+    from fazai.cli.render import Renderer
+    from fazai.server import logs
+
+    settings = _settings()
+    # Embedded runs log only problems, on stderr: stdout belongs to the renderer (and --json).
+    logs.configure("warning")
+    try:
+        client = await connect(settings, embedded=embedded)
+    except ClientError as e:
+        err.print(f"[red]error:[/] {e}")
+        return 3
+    renderer = Renderer(json_mode=json_mode)
+    s = _Session(client, renderer, interactive=sys.stdin.isatty() and not options.yes, json_mode=json_mode)
+    s.session = session
+    s.yes = options.yes
+    loop = asyncio.get_running_loop()
+    s.main_task = asyncio.current_task()
+    installed = False
+    try:
+        loop.add_signal_handler(signal.SIGINT, s.on_sigint)
+        installed = True
+    except (NotImplementedError, RuntimeError):
+        pass
+    status: str | None = None
+    try:
+        status = await s.consume(client.generate(goal, session, options))
+    except ClientError as e:
+        err.print(f"[red]error:[/] {e}")
+        return 3
+    except asyncio.CancelledError:
+        status = "interrupted"
+        if s.session:
+            err.print(f"[yellow]left running/resumable:[/] fazai agent --resume {s.session}")
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+        for t in list(s.prompts):
+            t.cancel()
+        summary = renderer.finish(status)
+        await client.aclose()
+    final = summary.get("status") or status or "failed"
+    return EXIT_FOR.get(str(final), 1)
+
+
+def agent_cmd(
+    goal: str = typer.Argument(None, help="what FazAI should do (omit with --resume)"),
+    json_mode: bool = typer.Option(False, "--json", help="ND-JSON events on stdout, the summary last"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="approve within policy without asking"),
+    model: str = typer.Option(None, "--model", help="model for this run (default [ai_provider] model)"),
+    max_iterations: int = typer.Option(None, "--max-iterations", min=1, help="iteration limit for this run"),
+    session: str = typer.Option(None, "--session", help="continue this session with a new goal"),
+    resume: str = typer.Option(None, "--resume", help="resume an interrupted session's goal"),
+    embedded: bool = typer.Option(
+        None, "--embedded/--daemon", help="force the in-process runner / require the daemon (default: auto)"
+    ),
+) -> None:
+    """Run a goal with the agent, streaming every token, command and result live."""
+    if session and resume:
+        err.print("[red]error:[/] give --session (new goal) or --resume (same goal), not both")
+        raise typer.Exit(2)
+    if resume and goal:
+        err.print(
+            "[red]error:[/] --resume continues the session's own goal; use --session ID to give a new one"
+        )
+        raise typer.Exit(2)
+    if not goal and not resume:
+        err.print('[red]error:[/] say what to do: fazai agent "how much disk is free?"')
+        raise typer.Exit(2)
+    from fazai.server.runner import RunOptions
+
+    options = RunOptions(yes=yes, max_iterations=max_iterations, model=model)
+    code = asyncio.run(
+        _run_agent(goal, session=session or resume, options=options, json_mode=json_mode, embedded=embedded)
+    )
+    raise typer.Exit(code)
+
+
+def sessions_cmd(
+    limit: int = typer.Option(30, "--limit", "-n", min=1, help="how many, most recent first"),
+    json_mode: bool = typer.Option(False, "--json", help="JSON list"),
+) -> None:
+    """List agent sessions, most recent first."""
+
+    from fazai.cli.client import connect
+
+    async def go() -> list[dict[str, Any]]:
+        client = await connect(_settings(), runner=False)
+        try:
+            return await client.sessions(limit)
+        finally:
+            await client.aclose()
+
+    try:
+        rows = asyncio.run(go())
+    except ClientError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(3) from e
+    if json_mode:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        err.print('no sessions yet: fazai agent "…" starts one')
+        return
+    t = Table(box=None, pad_edge=False)
+    for name in ("id", "status", "updated"):
+        t.add_column(name, no_wrap=True)  # ids must stay copyable whatever the terminal width
+    t.add_column("goal", overflow="ellipsis", no_wrap=True, max_width=50)
+    t.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=50)
+    colors = {
+        "done": "green",
+        "failed": "red",
+        "running": "cyan",
+        "interrupted": "yellow",
+        "aborted": "yellow",
+    }
+    for r in rows:
+        st = r["status"]
+        t.add_row(
+            r["id"],
+            f"[{colors.get(st, 'white')}]{st}[/]",
+            r["updated_at"][:19].replace("T", " "),
+            (r["goal"] or "")[:50],
+            (r.get("summary") or "")[:50].replace("\n", " "),
+        )
+    Console().print(t)
+
+
+def replay_cmd(
+    session: str = typer.Argument(..., help="session id (see `fazai sessions`)"),
+    json_mode: bool = typer.Option(False, "--json", help="the stored events as ND-JSON"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep following while the session runs"),
+) -> None:
+    """Re-render a session from its event log."""
+
+    from fazai.cli.client import connect
+    from fazai.cli.render import Renderer
+
+    async def go() -> int:
+        client = await connect(_settings(), runner=False)
+        r = Renderer(json_mode=json_mode)
+        status = None
+        try:
+            async for item in client.events(session, after=0, follow=follow):
+                if isinstance(item, Event):
+                    r.handle(item)
+                elif isinstance(item, End):
+                    status = item.status
+                    break
+                elif isinstance(item, Lagged):
+                    break
+        finally:
+            await client.aclose()
+        r.finish(status)
+        return 0
+
+    try:
+        raise typer.Exit(asyncio.run(go()))
+    except ClientError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(3) from e
+
+
+def daemon_cmd(
+    host: str = typer.Option(None, "--host", help="listen address (default [daemon] host)"),
+    port: int = typer.Option(None, "--port", help="listen port (default [daemon] port; 0 = any)"),
+) -> None:
+    """Run the FazAI daemon (fazaid) in the foreground."""
+    from fazai.server.__main__ import serve
+
+    serve(_settings(), host, port)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach agent, sessions, replay and daemon to the root app."""
+    app.command("agent")(agent_cmd)
+    app.command("sessions")(sessions_cmd)
+    app.command("replay")(replay_cmd)
+    app.command("daemon")(daemon_cmd)

@@ -1,0 +1,310 @@
+"""How the CLI reaches the agent: the daemon over HTTP/SSE, or the same runner embedded in-process.
+
+Both clients yield the same items — stored :class:`Event` objects and the :class:`End` / :class:`Lagged`
+markers — so the renderer cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import httpx
+
+from fazai.cli.client_types import ClientError, End, Lagged
+from fazai.config import Settings
+from fazai.protocol import Event
+from fazai.server.auth import read_token
+from fazai.server.hub import Lagged as HubLagged
+from fazai.server.hub import RunEnded
+from fazai.server.runner import RunnerError, RunOptions, SessionManager
+from fazai.store import SessionRecord, Store
+
+Item = Event | End | Lagged
+
+
+class AgentClient(Protocol):
+    """What the CLI needs from a backend."""
+
+    async def generate(
+        self, goal: str | None, session: str | None, options: RunOptions
+    ) -> AsyncIterator[Item]:
+        """Start / continue / resume a run and stream its events."""
+        ...
+
+    def events(self, session: str, after: int = 0, follow: bool = True) -> AsyncIterator[Item]:
+        """Replay a session's log (and follow it while it runs)."""
+        ...
+
+    async def reply(
+        self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
+    ) -> None: ...
+
+    async def abort(self, session: str) -> bool: ...
+
+    async def sessions(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    async def session(self, session: str) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- daemon ------------------------------------------------------------------------------------
+
+
+def daemon_url(settings: Settings) -> str:
+    host = settings.daemon.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.daemon.port}"
+
+
+async def detect_daemon(settings: Settings, wait_s: float = 0.5) -> bool:
+    """True when a ``fazaid`` answers ``/healthz`` at the configured address."""
+    try:
+        async with httpx.AsyncClient(timeout=wait_s) as c:
+            r = await c.get(daemon_url(settings) + "/healthz")
+            return r.status_code == 200 and r.json().get("service") == "fazaid"
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
+    """(event name, data, id) for each SSE message; comments (pings) are skipped."""
+    name, data, ident = "message", [], None
+    async for line in lines:
+        if line == "":
+            if data:
+                yield name, "\n".join(data), ident
+            name, data, ident = "message", [], None
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            name = value
+        elif field == "id":
+            ident = value
+
+
+class DaemonClient:
+    """The daemon's HTTP API."""
+
+    def __init__(self, base_url: str, token: str | None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=httpx.Timeout(30.0, read=None)
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DaemonClient:
+        import os
+
+        token = os.environ.get("FAZAI_DAEMON_TOKEN") or read_token(settings.daemon_token_file)
+        return cls(daemon_url(settings), token)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _check(self, r: httpx.Response) -> None:
+        if r.status_code == 401:
+            raise ClientError(
+                "the daemon refused the request (401): this user cannot read its token file; "
+                "run as root or set FAZAI_DAEMON_TOKEN"
+            )
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail")
+            except ValueError:
+                detail = r.text
+            raise ClientError(f"daemon: {detail} (HTTP {r.status_code})")
+
+    async def _stream(self, method: str, path: str, **kw: Any) -> AsyncIterator[Item]:
+        last = 0
+        session = ""
+        async with self._http.stream(method, path, **kw) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                self._check(r)
+            session = r.headers.get("X-Session-Id", "")
+            async for name, data, _ident in parse_sse(r.aiter_lines()):
+                payload = json.loads(data)
+                if name == "message":
+                    ev = Event.model_validate(payload)
+                    last, session = ev.seq, ev.session
+                    yield ev
+                elif name == "end":
+                    yield End(payload["session"], payload.get("status"), payload.get("last_seq", last))
+                    return
+                elif name == "lagged":
+                    yield Lagged(payload["session"], payload.get("last_seq", last))
+                    return
+        # The connection ended without an end marker: tell the caller where it stopped.
+        yield Lagged(session, last)
+
+    async def generate(
+        self, goal: str | None, session: str | None, options: RunOptions
+    ) -> AsyncIterator[Item]:
+        body = {
+            "goal": goal,
+            "session": session,
+            "yes": options.yes,
+            "max_iterations": options.max_iterations,
+            "model": options.model,
+        }
+        async for item in self._stream("POST", "/agent/generate", json=body):
+            yield item
+
+    async def events(self, session: str, after: int = 0, follow: bool = True) -> AsyncIterator[Item]:
+        params = {"after": after, "follow": str(follow).lower()}
+        async for item in self._stream("GET", f"/agent/sessions/{session}/events", params=params):
+            yield item
+
+    async def reply(
+        self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
+    ) -> None:
+        r = await self._http.post(
+            "/agent/reply",
+            json={"session": session, "action": action, "approved": approved, "answer": answer},
+        )
+        self._check(r)
+
+    async def abort(self, session: str) -> bool:
+        r = await self._http.post("/agent/abort", json={"session": session})
+        self._check(r)
+        return bool(r.json().get("aborted"))
+
+    async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        r = await self._http.get("/agent/sessions", params={"limit": limit})
+        self._check(r)
+        return r.json()
+
+    async def session(self, session: str) -> dict[str, Any] | None:
+        r = await self._http.get(f"/agent/sessions/{session}")
+        if r.status_code == 404:
+            return None
+        self._check(r)
+        return r.json()
+
+
+# -- embedded ----------------------------------------------------------------------------------
+
+
+class EmbeddedClient:
+    """The daemon's runner and store in this process (no daemon running)."""
+
+    def __init__(self, settings: Settings, store: Store, manager: SessionManager):
+        self.settings = settings
+        self.store = store
+        self.manager = manager
+
+    @classmethod
+    async def open(cls, settings: Settings, *, runner: bool = True) -> EmbeddedClient:
+        try:
+            store = await Store.open(settings.database_url)
+        except Exception as e:
+            raise ClientError(str(e)) from e
+        manager = SessionManager(settings, store)
+        if runner:
+            # No recovery here: another embedded CLI may own sessions still marked running.
+            await manager.start(recover=False)
+        return cls(settings, store, manager)
+
+    async def aclose(self) -> None:
+        await self.manager.stop()
+        await self.store.close()
+
+    async def _follow(self, session: str, after: int, sub: Any) -> AsyncIterator[Item]:
+        last = after
+        for ev in await self.store.events(session, after_seq=after):
+            last = ev.seq
+            yield ev
+        if sub is None:
+            rec = await self.store.get_session(session)
+            yield End(session, rec.status if rec else None, last)
+            return
+        try:
+            while True:
+                item = await sub.get()
+                if isinstance(item, Event):
+                    if item.seq > last:
+                        last = item.seq
+                        yield item
+                elif isinstance(item, RunEnded):
+                    yield End(session, item.status, last)
+                    return
+                elif isinstance(item, HubLagged):
+                    yield Lagged(session, last)
+                    return
+        finally:
+            self.manager.hub.unsubscribe(sub)
+
+    async def generate(
+        self, goal: str | None, session: str | None, options: RunOptions
+    ) -> AsyncIterator[Item]:
+        m = self.manager
+        try:
+            if session is None:
+                session = (await m.create(goal or "", model=options.model)).id
+            elif await self.store.get_session(session) is None:
+                raise ClientError(f"no session {session} (list them with `fazai sessions`)")
+            after = await self.store.last_seq(session)
+            # An in-process follower may queue without bound: the renderer is the only reader.
+            sub = m.hub.subscribe(session, limit=10**9)
+            try:
+                await m.start_run(session_id=session, goal=goal, options=options)
+            except BaseException:
+                m.hub.unsubscribe(sub)
+                raise
+        except RunnerError as e:
+            raise ClientError(str(e)) from e
+        async for item in self._follow(session, after, sub):
+            yield item
+
+    async def events(self, session: str, after: int = 0, follow: bool = True) -> AsyncIterator[Item]:
+        if await self.store.get_session(session) is None:
+            raise ClientError(f"no session {session} (list them with `fazai sessions`)")
+        sub = (
+            self.manager.hub.subscribe(session, limit=10**9)
+            if follow and session in self.manager.runs
+            else None
+        )
+        async for item in self._follow(session, after, sub):
+            yield item
+
+    async def reply(
+        self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
+    ) -> None:
+        try:
+            self.manager.reply(session, action, approved=approved, answer=answer)
+        except RunnerError as e:
+            raise ClientError(str(e)) from e
+
+    async def abort(self, session: str) -> bool:
+        return await self.manager.abort(session)
+
+    async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in await self.store.list_sessions(limit=limit)]
+
+    async def session(self, session: str) -> dict[str, Any] | None:
+        rec: SessionRecord | None = await self.store.get_session(session)
+        return rec.to_dict() if rec else None
+
+
+async def connect(settings: Settings, *, embedded: bool | None = None, runner: bool = True) -> AgentClient:
+    """The daemon's client when one answers (unless ``embedded``), else the embedded runner."""
+    if embedded is not True and await detect_daemon(settings):
+        return DaemonClient.from_settings(settings)
+    if embedded is False:
+        raise ClientError(
+            f"no daemon answers at {daemon_url(settings)}: start it (`fazai daemon` or "
+            "`systemctl start fazaid`) or drop --daemon"
+        )
+    return await EmbeddedClient.open(settings, runner=runner)

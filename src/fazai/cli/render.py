@@ -1,0 +1,261 @@
+"""Renders a session's events for a terminal (Rich) or as ND-JSON. Reads only events.
+
+The same code draws a live run (daemon or embedded) and a replay from the log: nothing here knows
+where the events come from.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from fazai.protocol import Event
+
+
+def _ts(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def action_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The action dict inside an ``action`` event (``data.action`` as a dict, or data itself)."""
+    inner = data.get("action")
+    return inner if isinstance(inner, dict) else data
+
+
+def action_kind(data: dict[str, Any]) -> str:
+    a = action_of(data)
+    kind = a.get("action") if isinstance(a.get("action"), str) else data.get("kind")
+    return str(kind or "?")
+
+
+@dataclass
+class Stats:
+    """What the one-line summary reports."""
+
+    session: str = ""
+    iterations: int = 0
+    commands: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    status: str | None = None
+    answer: str | None = None
+    tokens: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        if self.first_ts and self.last_ts:
+            return max(0.0, (self.last_ts - self.first_ts).total_seconds())
+        return 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "status": self.status,
+            "iterations": self.iterations,
+            "commands": self.commands,
+            "seconds": round(self.seconds, 3),
+            "tokens": self.tokens,
+            "answer": self.answer,
+        }
+
+
+class Renderer:
+    """Turns events into terminal output (or ND-JSON with ``json_mode``)."""
+
+    def __init__(self, *, json_mode: bool = False, console: Console | None = None, out: TextIO | None = None):
+        self.json_mode = json_mode
+        self.out = out or sys.stdout
+        self.console = console or Console(file=self.out, highlight=False, soft_wrap=True)
+        self.stats = Stats()
+        self._in_tokens = False
+        self._in_exec = False
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _break(self) -> None:
+        # End a run of streamed text (tokens / command output) before a block.
+        if self._in_tokens or self._in_exec:
+            self.console.print()
+            self._in_tokens = self._in_exec = False
+
+    def _line(self, text: str, style: str | None = None) -> None:
+        self._break()
+        self.console.print(text, style=style)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def handle(self, ev: Event) -> None:
+        """Account for and draw one event."""
+        st = self.stats
+        st.session = ev.session
+        ts = _ts(ev.ts)
+        if ts:
+            st.first_ts = st.first_ts or ts
+            st.last_ts = ts
+        st.kinds[ev.kind] = st.kinds.get(ev.kind, 0) + 1
+        if ev.kind == "token":
+            st.tokens += 1
+        elif ev.kind == "action":
+            st.iterations += 1
+            if action_kind(ev.data) == "shell":
+                st.commands += 1
+        elif ev.kind == "done":
+            st.status = str(ev.data.get("status", "success"))
+            st.answer = str(ev.data.get("answer", ""))
+        elif ev.kind == "aborted":
+            st.status = "aborted"
+        elif ev.kind == "error" and st.status is None:
+            st.status = "failed"
+        if self.json_mode:
+            self.out.write(ev.model_dump_json() + "\n")
+            self.out.flush()
+            return
+        getattr(self, f"_on_{ev.kind}", self._on_other)(ev)
+
+    def _on_token(self, ev: Event) -> None:
+        if self._in_exec:
+            self._break()
+        self.console.print(escape(str(ev.data.get("text", ""))), style="dim", end="")
+        self._in_tokens = True
+
+    def _on_session_started(self, ev: Event) -> None:
+        goal = ev.data.get("goal")
+        self._line(f"[bold]session[/] {ev.session}" + (f" — {escape(str(goal))}" if goal else ""))
+
+    def _on_context(self, ev: Event) -> None:
+        if "goal" in ev.data:
+            self._line(f"[bold cyan]▶ goal:[/] {escape(str(ev.data['goal']))}")
+
+    def _on_plan(self, ev: Event) -> None:
+        steps = ev.data.get("steps") or action_of(ev.data).get("steps") or []
+        self._break()
+        self.console.print("[bold]plan[/]")
+        for i, s in enumerate(steps, 1):
+            self.console.print(f"  {i}. {escape(str(s))}")
+
+    def _on_action(self, ev: Event) -> None:
+        a = action_of(ev.data)
+        kind = action_kind(ev.data)
+        aid = a.get("id", ev.data.get("id"))
+        detail = {
+            "shell": a.get("command"),
+            "ask": a.get("question"),
+            "research": a.get("query"),
+            "use_tool": a.get("name"),
+            "tool_spec": a.get("name"),
+            "commit_kb": a.get("title"),
+            "observe": a.get("summary"),
+            "done": None,
+            "plan": None,
+        }.get(kind)
+        if kind in ("plan", "done"):
+            # Shown by their own events / the final panel.
+            self._break()
+            return
+        text = f"[bold magenta]⚙ [{aid}] {kind}[/]"
+        if detail:
+            text += f" [bold]{escape(str(detail))}[/]"
+        self._line(text)
+
+    def _on_approval_required(self, ev: Event) -> None:
+        d = ev.data
+        reasons = "; ".join(str(r) for r in d.get("reasons") or [])
+        self._line(
+            f"[bold yellow]? approval needed[/] for [{d.get('action')}] ({d.get('risk')}): "
+            f"{escape(str(d.get('summary', '')))}" + (f" — {escape(reasons)}" if reasons else "")
+        )
+
+    def _on_ask(self, ev: Event) -> None:
+        d = ev.data
+        opts = d.get("options") or []
+        extra = f" [{' / '.join(map(str, opts))}]" if opts else ""
+        self._line(f"[bold yellow]? {escape(str(d.get('question', '')))}[/]{escape(extra)}")
+
+    def _on_reply(self, ev: Event) -> None:
+        d = ev.data
+        if "approved" in d:
+            mark = "[green]✓ approved[/]" if d["approved"] else "[red]✗ denied[/]"
+            self._line(f"  {mark} ({d.get('by', 'operator')})")
+        else:
+            self._line(f"  → {escape(str(d.get('answer')))} ({d.get('by', 'operator')})")
+
+    def _on_exec_log(self, ev: Event) -> None:
+        if self._in_tokens:
+            self._break()
+        text = str(ev.data.get("text", ""))
+        style = "red" if ev.data.get("stream") == "stderr" else None
+        self.console.print(escape(text), style=style, end="")
+        self._in_exec = not text.endswith("\n")
+
+    def _on_exec_end(self, ev: Event) -> None:
+        d = ev.data
+        code = d.get("exit_code")
+        dur = d.get("duration_s", d.get("duration"))
+        extra = []
+        if d.get("timed_out"):
+            extra.append("timed out")
+        if d.get("aborted"):
+            extra.append("aborted")
+        style = "green" if code == 0 else "red"
+        dur_txt = f" in {float(dur):.2f}s" if isinstance(dur, (int, float)) else ""
+        more = f" ({', '.join(extra)})" if extra else ""
+        self._line(f"  [{style}]exit {code}[/]{dur_txt}{more}")
+
+    def _on_observe(self, ev: Event) -> None:
+        d = ev.data
+        text = d.get("summary") or d.get("text") or ""
+        status = d.get("status")
+        label = "format error" if status == "format_error" else "observe"
+        first = str(text).strip().splitlines()[:1]
+        self._line(f"  [italic cyan]{label}:[/] [italic]{escape(first[0] if first else '')}[/]")
+
+    def _on_done(self, ev: Event) -> None:
+        d = ev.data
+        status = d.get("status", "success")
+        color = "green" if status == "success" else "yellow" if status == "blocked" else "red"
+        self._break()
+        self.console.print(
+            Panel(escape(str(d.get("answer", ""))), title=f"done ({status})", border_style=color)
+        )
+
+    def _on_error(self, ev: Event) -> None:
+        self._line(f"[bold red]error:[/] {escape(str(ev.data.get('message', ev.data)))}")
+
+    def _on_aborted(self, ev: Event) -> None:
+        self._line(f"[bold yellow]aborted[/] {escape(str(ev.data.get('reason', '')))}")
+
+    def _on_other(self, ev: Event) -> None:
+        d = ev.data
+        text = d.get("title") or d.get("name") or d.get("message") or json.dumps(d)[:200]
+        self._line(f"  [blue]{ev.kind}:[/] {escape(str(text))}")
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def finish(self, status: str | None = None) -> dict[str, Any]:
+        """Print the one-line summary (or the final JSON line) and return it."""
+        st = self.stats
+        if status and st.status is None:
+            st.status = status
+        summary = st.to_dict()
+        if self.json_mode:
+            self.out.write(json.dumps({"summary": summary}) + "\n")
+            self.out.flush()
+        else:
+            self._break()
+            self.console.print(
+                f"[bold]{st.status or 'unknown'}[/] · {st.iterations} iterations · "
+                f"{st.commands} commands · {st.seconds:.1f}s · session {st.session}",
+                style="dim" if st.status in ("success", "done") else None,
+            )
+        return summary

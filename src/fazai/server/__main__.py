@@ -1,0 +1,79 @@
+"""``fazaid``: the FazAI daemon (HTTP API + SSE on 127.0.0.1:3120 by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import socket
+import sys
+
+import structlog
+import uvicorn
+
+from fazai.config import ConfigError, Settings, load_settings
+from fazai.server import logs
+from fazai.server.auth import AuthConfigError, check_bind
+
+log = structlog.get_logger("fazai.daemon")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so a busy port gets a clear message (and port 0 works)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise SystemExit(
+                f"fazaid: {host}:{port} is already in use — another fazaid is running "
+                f"(check `curl -s http://{host}:{port}/healthz`) or set [daemon] port / --port"
+            ) from e
+        raise SystemExit(f"fazaid: cannot listen on {host}:{port}: {e.strerror}") from e
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run the daemon in the foreground until SIGTERM / Ctrl-C."""
+    from fazai.server.app import create_app
+
+    host = host or settings.daemon.host
+    port = settings.daemon.port if port is None else port
+    logs.configure(settings.daemon.log_level)
+    try:
+        check_bind(host, settings.daemon.require_token)
+    except AuthConfigError as e:
+        raise SystemExit(f"fazaid: {e}") from e
+    sock = bind_socket(host, port)
+    actual = sock.getsockname()[1]
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    log.info("listening", url=f"http://{host}:{actual}", host=host, port=actual)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``fazaid`` console script."""
+    ap = argparse.ArgumentParser(prog="fazaid", description="FazAI daemon: HTTP API and SSE event streams")
+    ap.add_argument("--host", help="listen address (default [daemon] host, 127.0.0.1)")
+    ap.add_argument("--port", type=int, help="listen port (default [daemon] port, 3120; 0 = any free port)")
+    ap.add_argument("--config", help="settings file (default $FAZAI_CONFIG or the standard path)")
+    args = ap.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"fazaid: {e}", file=sys.stderr)
+        sys.exit(2)
+    serve(settings, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

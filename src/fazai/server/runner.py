@@ -1,0 +1,351 @@
+"""Session runner: drives the agent loop for a session and turns its events into the stored log.
+
+For every run it assigns ``seq``, stores each event (group-committed by :class:`EventWriter`) and only
+then publishes it to followers, resolves approvals and questions through futures that
+``POST /agent/reply`` (or the embedded CLI) completes, and aborts on request. No HTTP here: the daemon
+and the embedded CLI both use this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from fazai.config import Settings
+from fazai.protocol import Event
+from fazai.server.hub import Hub
+from fazai.server.metrics import AgentMetrics, RunTracker
+from fazai.store import EventWriter, SessionRecord, Store
+
+log = structlog.get_logger("fazai.runner")
+
+# (goal, session_id, interaction, abort, prior_events, options) -> events
+LoopFn = Callable[..., AsyncIterator[Event]]
+
+TERMINAL_KINDS = {"done", "aborted"}
+
+
+class RunnerError(Exception):
+    """A request the runner cannot honour; ``status`` is the HTTP status the daemon answers with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """Per-run choices of the operator."""
+
+    yes: bool = False
+    max_iterations: int | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "approval" | "ask"
+    future: asyncio.Future[Any]
+    default: str | None = None
+
+
+@dataclass
+class Run:
+    """One run of a session (one goal) in progress."""
+
+    session_id: str
+    goal: str
+    options: RunOptions
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[str] | None = None
+    pending: dict[Any, _Pending] = field(default_factory=dict)
+    next_seq: int = 1
+    status: str = "running"
+
+    def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
+        """Register a reply this run waits for (idempotent)."""
+        if action_id not in self.pending:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.pending[action_id] = _Pending(kind, fut, default)
+        return self.pending[action_id]
+
+
+class RunInteraction:
+    """The loop's ``Interaction``: approvals and questions become futures answered by a reply.
+
+    The loop itself records ``approval_required`` / ``ask`` before asking and ``reply`` after; this
+    class only waits (or answers at once for ``--yes``).
+    """
+
+    # --yes never approves more than this; the safety policy already allows what --yes covers
+    # (changes_state), so what still reaches approve() under --yes (destructive, unclassified) is denied.
+    YES_RISKS = frozenset({"read_only", "changes_state"})
+
+    def __init__(self, manager: SessionManager, run: Run):
+        self._m = manager
+        self._run = run
+
+    async def approve(self, action_id: Any, summary: str, risk: str, reasons: Sequence[str]) -> bool:
+        run = self._run
+        if run.options.yes:
+            run.pending.pop(action_id, None)
+            ok = str(risk) in self.YES_RISKS
+            log.info("auto_reply", action=action_id, approved=ok, risk=str(risk), by="--yes")
+            return ok
+        return bool(await self._wait(action_id, "approval", None))
+
+    async def answer(
+        self, action_id: Any, question: str, options: Sequence[str] | None, default: str | None
+    ) -> str | None:
+        if self._run.options.yes:
+            self._run.pending.pop(action_id, None)
+            # Non-interactive: the question's default, or nothing (the loop then stops, blocked).
+            return default
+        return await self._wait(action_id, "ask", default)
+
+    async def _wait(self, action_id: Any, kind: str, default: str | None) -> Any:
+        run = self._run
+        # Usually registered already, when the loop's approval_required / ask event was stored: a
+        # client may reply as soon as it sees that event, before the loop gets here.
+        pending = run.pending.get(action_id) or run.expect(action_id, kind, default)
+        try:
+            return await pending.future
+        finally:
+            run.pending.pop(action_id, None)
+
+
+def _status_of(ev: Event | None) -> str:
+    if ev is None:
+        return "failed"
+    if ev.kind == "aborted":
+        return "aborted"
+    if ev.kind == "done":
+        return "done" if ev.data.get("status", "success") == "success" else "failed"
+    return "failed"
+
+
+class SessionManager:
+    """Owns the runs of the sessions in one process (the daemon, or the embedded CLI)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        hub: Hub | None = None,
+        metrics: AgentMetrics | None = None,
+        loop_fn: LoopFn | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.hub = hub or Hub(settings.daemon.sse_queue_size)
+        self.metrics = metrics or AgentMetrics()
+        self.writer = EventWriter(store, self.hub.publish)
+        self._loop_fn = loop_fn
+        self._owned_loop: Any = None
+        self.runs: dict[str, Run] = {}
+        self._trackers: dict[str, RunTracker] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, *, recover: bool = True) -> list[str]:
+        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``."""
+        self.writer.start()
+        ids = await self.store.mark_running_interrupted() if recover else []
+        for sid in ids:
+            log.warning("session_interrupted", session=sid, why="left running by a previous process")
+        return ids
+
+    async def stop(self) -> None:
+        """Interrupt every run (they stay resumable), flush the log and stop the writer."""
+        for run in list(self.runs.values()):
+            if run.task and not run.task.done():
+                run.task.cancel()
+        for run in list(self.runs.values()):
+            if run.task:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run.task
+        await self.writer.stop()
+        if self._owned_loop is not None:
+            with contextlib.suppress(Exception):
+                await self._owned_loop.aclose()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def create(self, goal: str, *, mode: str = "agent", model: str | None = None) -> SessionRecord:
+        """Create a session without running it."""
+        if not goal.strip():
+            raise RunnerError("the goal is empty: say what FazAI should do")
+        return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
+
+    async def start_run(
+        self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
+    ) -> Run:
+        """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
+        options = options or RunOptions()
+        prior: list[Event] = []
+        if session_id is None:
+            if not goal or not goal.strip():
+                raise RunnerError("the goal is empty: say what FazAI should do")
+            rec = await self.create(goal, model=options.model)
+        else:
+            found = await self.store.get_session(session_id)
+            if found is None:
+                raise RunnerError(f"no session {session_id} (list them with `fazai sessions`)", 404)
+            rec = found
+            if session_id in self.runs:
+                raise RunnerError(f"session {session_id} is already running (abort it first)", 409)
+            # No goal = resume: the loop picks up the session's latest goal from its history.
+            goal = goal.strip() if goal and goal.strip() else ""
+            prior = await self.store.events(session_id)
+            await self.store.update_session(
+                session_id, status="running", goal=goal or None, model=options.model or self._model_name()
+            )
+        assert goal is not None
+        run = Run(session_id=rec.id, goal=goal, options=options)
+        run.next_seq = (prior[-1].seq + 1) if prior else 1
+        self.runs[rec.id] = run
+        self._trackers[rec.id] = self.metrics.run_tracker()
+        run.task = asyncio.create_task(self._drive(run, prior), name=f"fazai-run-{rec.id}")
+        return run
+
+    async def abort(self, session_id: str) -> bool:
+        """Ask the run to stop at once (the loop kills what it runs); False when not running."""
+        run = self.runs.get(session_id)
+        if run is None:
+            return False
+        run.abort.set()
+        for p in list(run.pending.values()):
+            if not p.future.done():
+                p.future.set_result(False if p.kind == "approval" else None)
+        return True
+
+    def reply(
+        self, session_id: str, action_id: Any, *, approved: bool | None = None, answer: str | None = None
+    ) -> None:
+        """Answer a pending approval or question of a running session."""
+        run = self.runs.get(session_id)
+        if run is None:
+            raise RunnerError(f"session {session_id} is not running", 409)
+        pending = run.pending.get(action_id)
+        if pending is None:
+            waiting = ", ".join(str(k) for k in run.pending) or "none"
+            raise RunnerError(
+                f"action {action_id} of {session_id} is not waiting for a reply (waiting: {waiting})", 409
+            )
+        if pending.kind == "approval":
+            if approved is None:
+                raise RunnerError("this action waits for an approval: send approved=true|false")
+            if not pending.future.done():
+                pending.future.set_result(approved)
+        elif not pending.future.done():
+            pending.future.set_result(answer if answer is not None else pending.default)
+
+    async def wait(self, session_id: str) -> str:
+        """Wait for the session's current run to finish; its final status."""
+        run = self.runs.get(session_id)
+        if run is None or run.task is None:
+            rec = await self.store.get_session(session_id)
+            return rec.status if rec else "unknown"
+        return await asyncio.shield(run.task)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def _emit(self, run: Run, kind: str, data: dict[str, Any], *, wait: bool = True) -> Event:
+        ev = Event(session=run.session_id, kind=kind, data=data)  # type: ignore[arg-type]
+        await self._store_event(run, ev, wait=wait)
+        return ev
+
+    async def _store_event(self, run: Run, ev: Event, *, wait: bool = True) -> None:
+        ev.session = run.session_id
+        ev.seq = run.next_seq
+        run.next_seq += 1
+        if ev.kind == "approval_required" and not run.options.yes:
+            run.expect(ev.data.get("action"), "approval")
+        elif ev.kind == "ask" and not run.options.yes:
+            run.expect(ev.data.get("action"), "ask", ev.data.get("default"))
+        tracker = self._trackers.get(run.session_id)
+        if tracker:
+            tracker.observe(ev)
+        fut = self.writer.submit(ev)
+        # Tokens are not awaited (the writer batches them); everything else is durable before the loop
+        # moves on, so e.g. an action is in the log before its command runs.
+        if wait or ev.kind != "token":
+            await fut
+
+    async def _drive(self, run: Run, prior: list[Event]) -> str:
+        sid = run.session_id
+        # The run's task has its own context copy: the binding stays with this run's log lines.
+        structlog.contextvars.bind_contextvars(session=sid)
+        t0 = time.perf_counter()
+        last: Event | None = None
+        status = "failed"
+        log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
+        try:
+            stream = self._open_loop(run, prior)
+            try:
+                async for ev in stream:
+                    await self._store_event(run, ev, wait=False)
+                    if ev.kind != "token":
+                        last = ev
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            if run.abort.is_set() and (last is None or last.kind not in TERMINAL_KINDS):
+                last = await self._emit(run, "aborted", {"reason": "aborted by the operator"})
+            elif last is None or (last.kind not in TERMINAL_KINDS and last.kind != "error"):
+                last = await self._emit(run, "error", {"message": "the agent loop ended without `done`"})
+            status = _status_of(last)
+        except asyncio.CancelledError:
+            status = "interrupted"
+            raise
+        except Exception as e:
+            log.exception("run_crashed", error=str(e))
+            with contextlib.suppress(Exception):
+                last = await self._emit(run, "error", {"message": f"internal error: {e}", "fatal": True})
+            status = "failed"
+        finally:
+            summary = None
+            if status != "interrupted" and last is not None:
+                if last.kind == "done":
+                    summary = str(last.data.get("answer") or "")[:1000]
+                else:
+                    summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
+            # The row is final before followers hear the run ended (they may read it at once).
+            try:
+                await self.store.update_session(sid, status=status, summary=summary)
+            except Exception as e:
+                log.error("status_update_failed", error=str(e), status=status)
+            tracker = self._trackers.pop(sid, None)
+            if tracker:
+                tracker.finish(status)
+            self.runs.pop(sid, None)
+            self.hub.end_run(sid, status)
+            run.status = status
+            log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
+        return status
+
+    def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
+        interaction = RunInteraction(self, run)
+        if self._loop_fn is None:
+            from fazai.server.agent_glue import AgentLoop
+
+            self._loop_fn = self._owned_loop = AgentLoop(self.settings)
+        return self._loop_fn(
+            run.goal,
+            session_id=run.session_id,
+            interaction=interaction,
+            abort=run.abort,
+            prior_events=tuple(prior),
+            options=run.options,
+        )
+
+    def _model_name(self) -> str:
+        ap = self.settings.ai_provider
+        return f"{ap.provider}:{ap.model}"

@@ -1,0 +1,75 @@
+"""Engine creation and automatic migrations for the session store.
+
+SQLite (WAL) in the state directory by default; PostgreSQL (or any async SQLAlchemy URL) by
+``[daemon] database_url``. Plain ``postgresql://`` / ``sqlite://`` URLs get their async driver added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def default_database_url(state_dir: Path) -> str:
+    """``sqlite+aiosqlite:///<state_dir>/fazai.db``."""
+    return f"sqlite+aiosqlite:///{Path(state_dir) / 'fazai.db'}"
+
+
+def normalize_url(url: str) -> str:
+    """Add the async driver to plain URLs (``postgresql://`` → ``postgresql+asyncpg://``)."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets readers (SSE replays, `fazai sessions`) run while the writer commits; NORMAL is
+    # durable across process crashes (kill -9), which is what the log needs.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get WAL and a busy timeout, and their folder."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision (idempotent; runs at every start)."""
+
+    def _upgrade(conn: Connection) -> None:
+        command.upgrade(_alembic_config(conn), "head")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)

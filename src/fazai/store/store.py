@@ -1,0 +1,187 @@
+"""Queries of the session store: sessions and their append-only event logs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fazai.protocol import Event, utcnow_iso
+from fazai.store import db
+from fazai.store.schema import SESSION_STATUSES, events, sessions
+
+
+class StoreError(Exception):
+    """The store refused an operation; the message says why and what to do."""
+
+
+def new_session_id() -> str:
+    """A fresh session id: ``s_`` + 16 hex digits."""
+    return "s_" + uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One row of ``sessions``."""
+
+    id: str
+    goal: str
+    mode: str
+    status: str
+    created_at: str
+    updated_at: str
+    model: str | None = None
+    summary: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "goal": self.goal,
+            "mode": self.mode,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "model": self.model,
+            "summary": self.summary,
+        }
+
+
+def _record(row: Any) -> SessionRecord:
+    m = row._mapping
+    return SessionRecord(**{k: m[k] for k in SessionRecord.__slots__})  # type: ignore[attr-defined]
+
+
+class Store:
+    """Sessions and events on one database. Create with :meth:`open` (which migrates)."""
+
+    def __init__(self, engine: AsyncEngine, url: str):
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``."""
+        engine = db.create_engine(url)
+        try:
+            await db.migrate(engine)
+        except Exception as e:
+            await engine.dispose()
+            raise StoreError(f"cannot open the session store at {_safe(url)}: {e}") from e
+        return cls(engine, db.normalize_url(url))
+
+    async def close(self) -> None:
+        """Release the connections."""
+        await self.engine.dispose()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create_session(
+        self, goal: str, *, mode: str = "agent", model: str | None = None, session_id: str | None = None
+    ) -> SessionRecord:
+        """Insert a new ``running`` session and return it."""
+        now = utcnow_iso()
+        rec = SessionRecord(
+            id=session_id or new_session_id(),
+            goal=goal,
+            mode=mode,
+            status="running",
+            created_at=now,
+            updated_at=now,
+            model=model,
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(sessions).values(**rec.to_dict()))
+        return rec
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or ``None`` when there is no such id."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return _record(row) if row else None
+
+    async def list_sessions(self, *, limit: int = 50, status: str | None = None) -> list[SessionRecord]:
+        """Most recently updated first."""
+        q = select(sessions).order_by(sessions.c.updated_at.desc(), sessions.c.id).limit(limit)
+        if status:
+            q = q.where(sessions.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [_record(r) for r in rows]
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        status: str | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Change a session's status / summary / goal / model (``updated_at`` follows)."""
+        if status is not None and status not in SESSION_STATUSES:
+            raise StoreError(f"unknown session status {status!r} (one of {', '.join(SESSION_STATUSES)})")
+        values: dict[str, Any] = {"updated_at": utcnow_iso()}
+        for key, val in (("status", status), ("summary", summary), ("goal", goal), ("model", model)):
+            if val is not None:
+                values[key] = val
+        async with self.engine.begin() as conn:
+            await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
+
+    async def mark_running_interrupted(self) -> list[str]:
+        """At daemon start: sessions left ``running`` by a crash become ``interrupted``."""
+        async with self.engine.begin() as conn:
+            ids = list(
+                (await conn.execute(select(sessions.c.id).where(sessions.c.status == "running"))).scalars()
+            )
+            if ids:
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id.in_(ids))
+                    .values(status="interrupted", updated_at=utcnow_iso())
+                )
+        return ids
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def append_events(self, batch: Iterable[Event]) -> None:
+        """Append events (their ``seq`` already assigned) in one transaction."""
+        rows = [
+            {"session": e.session, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data} for e in batch
+        ]
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(events), rows)
+
+    async def events(self, session_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The session's events with ``seq > after_seq``, in order."""
+        q = (
+            select(events.c.seq, events.c.ts, events.c.kind, events.c.data)
+            .where(events.c.session == session_id, events.c.seq > after_seq)
+            .order_by(events.c.seq)
+        )
+        if limit:
+            q = q.limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [Event(session=session_id, seq=r.seq, ts=r.ts, kind=r.kind, data=r.data) for r in rows]
+
+    async def last_seq(self, session_id: str) -> int:
+        """Highest stored ``seq`` of the session (0 when it has none)."""
+        async with self.engine.connect() as conn:
+            val = (
+                await conn.execute(select(func.max(events.c.seq)).where(events.c.session == session_id))
+            ).scalar()
+        return int(val or 0)
+
+
+def _safe(url: str) -> str:
+    # Never print a password from a database URL.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
