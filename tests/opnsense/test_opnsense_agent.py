@@ -273,3 +273,47 @@ async def test_with_alert_puts_the_alert_first_once():
     assert [e.kind for e in fresh] == ["alert", "context"] and fresh[0].data["src_ip"] == ATTACKER
     resumed = [e async for e in loop("", session_id="s1", prior_events=fresh, abort=None)]
     assert [e.kind for e in resumed] == ["context"]
+
+
+def test_alerts_tail_respond_cli(firewall, tmp_path: Path, monkeypatch):
+    """`fazai alerts tail --respond`: one stored session per alert worth it; denied without a terminal
+    (nothing changes), then done with --yes (the block is live)."""
+    from typer.testing import CliRunner
+
+    from fazai.cli.main import _register, app
+
+    _register()
+    sim, settings = firewall
+    script = tmp_path / "script.json"
+    config = tmp_path / "fazai.toml"
+    config.write_text(f'[ai_provider]\nprovider = "scripted"\nscript = "{script}"\n')
+    monkeypatch.setenv("FAZAI_CONFIG", str(config))
+    monkeypatch.setenv("FAZAI_PATHS__STATE_DIR", str(settings.paths.state_dir))
+    mild = json.loads(EVE) | {"src_ip": "198.18.0.1"}
+    mild["alert"] = mild["alert"] | {"severity": 3}
+    eve = tmp_path / "eve.json"
+    eve.write_text("\n".join([EVE, json.dumps(mild), EVE, '{"event_type": "flow"}']) + "\n")
+    args = ["alerts", "tail", "--file", str(eve), "--from-start", "--no-follow", "--respond", "--json"]
+    runner = CliRunner()
+
+    script.write_text(json.dumps(BLOCK_SCRIPT[1:]))
+    r = runner.invoke(app, args)
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    kinds = [e["kind"] for e in events if "kind" in e]
+    assert kinds[0] == "alert" and kinds.count("alert") == 1, r.stdout  # severity 3 and the repeat skipped
+    assert "approval_required" in kinds and sim.pf_tables == {}, r.stderr
+    assert "severity 3 > 2" in r.stderr and "was answered" in r.stderr
+    assert r.exit_code == 0  # the scripted model finished with done (success) after the denial
+
+    script.write_text(json.dumps(BLOCK_SCRIPT[1:]))
+    r = runner.invoke(app, [*args, "--yes"])
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    obs = next(e["data"] for e in events if e.get("kind") == "observe" and e["data"]["kind"] == "use_tool")
+    assert obs["status"] == "ok" and obs["result"]["verification"]["ok"]
+    assert {ipaddress.ip_network(e) for e in sim.pf_tables[BLOCK_ALIAS]} == {ipaddress.ip_network(ATTACKER)}
+    assert KEY not in r.stdout + r.stderr and SECRET not in r.stdout + r.stderr
+
+    r = runner.invoke(app, ["sessions", "--json"])
+    rows = json.loads(r.stdout)
+    assert len(rows) == 2 and all(ATTACKER in row["goal"] for row in rows)

@@ -71,11 +71,12 @@ def build_executors(settings: Settings) -> dict[str, Any]:
     """Executors beyond the loop's built-in ones (research, tool_spec, use_tool) when installed."""
     try:
         from fazai.agent.tool_executors import ToolServices, tool_executors
-        from fazai.tools.registry import ToolRegistry
+        from fazai.tools.builtin import make_registry
     except ImportError:
         return {}
+    # Built-in tools (e.g. OPNsense, when a firewall is registered) + stable and generated ones.
     services = ToolServices(
-        registry=ToolRegistry(settings.paths.tools_dir), research=settings.research, tools=settings.tools
+        registry=make_registry(settings), research=settings.research, tools=settings.tools
     )
     return dict(tool_executors(services))
 
