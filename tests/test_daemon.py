@@ -73,7 +73,8 @@ def test_every_action_kind_with_ask_and_approval(daemons, tmp_path: Path) -> Non
     assert acts == ["plan", "ask", "shell", "shell", "observe", "done"]
     logs = {(e["data"]["stream"], e["data"]["text"].strip()) for e in events if e["kind"] == "exec_log"}
     assert ("stdout", "out-line") in logs and ("stderr", "err-line") in logs
-    assert any(e["kind"] == "reply" and e["data"].get("text") == "hello" for e in events)
+    assert any(e["kind"] == "reply" and e["data"].get("answer") == "hello" for e in events)
+    assert "approval_required" in ks  # `touch` changes state: the operator approved it
     assert marker.exists()
     # Tokens replay to exactly what the model said.
     said = "".join(e["data"]["text"] for e in events if e["kind"] == "token" and e["data"]["iteration"] == 1)

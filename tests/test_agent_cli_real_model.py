@@ -1,0 +1,65 @@
+"""Smoke test of `fazai agent` with the real model worker and the packaged default model (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QWEN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b.gguf"
+
+
+@pytest.mark.slow
+def test_agent_uptime_with_real_worker(tmp_path: Path) -> None:
+    if importlib.util.find_spec("fazai.models.worker_client") is None:
+        pytest.skip("the model worker (fazai.models.worker_client) is not in this build yet")
+    if not QWEN.exists():
+        pytest.skip(f"{QWEN} is missing: link /work/cache/models/*.gguf into .cache/models")
+    cfg = tmp_path / "fazai.toml"
+    cfg.write_text(
+        f"""
+[paths]
+state_dir = "{tmp_path / "state"}"
+runtime_dir = "{tmp_path / "run"}"
+[worker]
+model = "{QWEN}"
+threads = 2
+ctx_size = 4096
+slots = 1
+cache_ram_mib = 256
+[agent]
+max_iterations = 6
+[daemon]
+port = 1
+"""
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fazai.cli.main",
+            "agent",
+            "--yes",
+            "--json",
+            "what is the uptime of this machine?",
+        ],
+        env={**os.environ, "FAZAI_CONFIG": str(cfg)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    assert lines, p.stderr[-2000:]
+    events, summary = lines[:-1], lines[-1]["summary"]
+    shells = [e for e in events if e["kind"] == "action" and e["data"]["kind"] == "shell"]
+    assert shells, [e["kind"] for e in events]
+    assert any(e["kind"] == "exec_end" for e in events)
+    assert any(e["kind"] == "done" for e in events), summary
