@@ -317,3 +317,18 @@ def test_alerts_tail_respond_cli(firewall, tmp_path: Path, monkeypatch):
     r = runner.invoke(app, ["sessions", "--json"])
     rows = json.loads(r.stdout)
     assert len(rows) == 2 and all(ATTACKER in row["goal"] for row in rows)
+
+
+def test_builtin_names_may_be_namespaced(tmp_path: Path):
+    from fazai.tools.registry import BuiltinTool, ToolRegistry
+    from fazai.tools.spec import ToolSpecError
+
+    async def run_(args, ctx):
+        return {}
+
+    reg = ToolRegistry(tmp_path)
+    reg.register_builtin(BuiltinTool("opnsense.status", "d", {"type": "object"}, "read_only", run_))
+    assert reg.get("opnsense.status").kind == "builtin"
+    for bad in ("opnsense.", ".status", "a.b.c", "Opn.status", "opnsense.block-ip"):
+        with pytest.raises(ToolSpecError, match="must match"):
+            reg.register_builtin(BuiltinTool(bad, "d", {"type": "object"}, "read_only", run_))

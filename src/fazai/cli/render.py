@@ -208,6 +208,8 @@ class Renderer:
         if self._in_tokens:
             self._break()
         text = str(ev.data.get("text", ""))
+        if ev.data.get("stream") == "log" and not text.endswith("\n"):
+            text += "\n"  # a tool's log entries are whole lines; shell output comes in raw chunks
         style = "red" if ev.data.get("stream") == "stderr" else None
         self.console.print(escape(text), style=style, end="")
         self._in_exec = not text.endswith("\n")

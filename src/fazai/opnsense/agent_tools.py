@@ -53,18 +53,32 @@ def builtin_tools(settings: Settings) -> list[BuiltinTool]:
 
 
 def change_lines(result: dict[str, Any]) -> list[str]:
-    """One human line per change of a tool result (``Result.to_dict()`` shape), then its notes."""
+    """One human line per change of a tool result (``Result.to_dict()`` shape), then its notes.
+
+    Unchanged items are left out (unless they carry a note)."""
     lines = []
-    for c in result.get("changes") or []:
-        verb = {"noop": "unchanged"}.get(c["action"], c["action"])
-        prefix = "would " if c.get("dry_run") and c["action"] != "noop" else ""
-        diff = c.get("diff") or {}
-        fields = ", ".join(
-            f"{k}: {v['before']!r} → {v['after']!r}" for k, v in diff.items() if k != "expires"
-        )
+    changes = result.get("changes") or []
+    if changes and all(c["action"] == "noop" and not c.get("note") for c in changes):
+        lines.append("nothing to change: already in the desired state")
+    for c in changes:
+        action, kind = c["action"], c["kind"]
+        if action == "noop" and not c.get("note"):
+            continue  # unchanged items are noise in a plan
+        prefix = "would " if c.get("dry_run") and action != "noop" else ""
+        if kind == "apply":
+            head = f"{prefix}apply {c['name']}"
+        else:
+            head = f"{prefix}{'leave unchanged' if action == 'noop' else action} {kind} {c['name']}"
+        diff = {k: v for k, v in (c.get("diff") or {}).items() if k not in ("expires", "name", "description")}
+        if action in ("create", "add"):
+            fields = ", ".join(f"{k}={v['after']}" for k, v in diff.items() if v["after"] not in (None, ""))
+        elif action == "update":
+            fields = ", ".join(f"{k}: {v['before']!r} → {v['after']!r}" for k, v in diff.items())
+        else:
+            fields = ""
         tail = f" ({fields})" if fields else ""
         note = f" — {c['note']}" if c.get("note") else ""
-        lines.append(f"{prefix}{verb} {c['kind']} {c['name']}{tail}{note}")
+        lines.append(f"{head}{tail}{note}")
     lines += [f"note: {n}" for n in result.get("notes") or []]
     return lines
 
