@@ -16,6 +16,7 @@ from _agent_doubles import ScriptedInteraction
 from fazai.agent.alerts import alert_goal, respond_to_alert, with_alert
 from fazai.agent.deps import AgentDeps
 from fazai.agent.loop import run_agent
+from fazai.agent.prompt import context_block
 from fazai.agent.safety import SafetyPolicy
 from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.config import Settings
@@ -70,11 +71,12 @@ def firewall(request, servers, tmp_path: Path):
 
 
 def deps_for(settings: Settings, outputs: list[str], policy: SafetyPolicy | None = None) -> AgentDeps:
-    registry = make_registry(settings)
+    services = ToolServices(registry=make_registry(settings), tools=settings.tools)
     return AgentDeps(
         provider=ScriptedProvider(outputs),
         policy=policy or SafetyPolicy(settings.safety),
-        executors=tool_executors(ToolServices(registry=registry, tools=settings.tools)),
+        executors=tool_executors(services),
+        tools=services.catalog,
     )
 
 
@@ -131,8 +133,15 @@ async def test_alert_to_block_ip_approved(firewall, caplog):
     # The alert is the session's first event; the goal describes it.
     assert events[0].kind == "alert" and events[0].data["src_ip"] == ATTACKER
     assert events[0].data["signature_id"] == 2001219
-    goal = of(events, "context")[0]["goal"]
+    context = of(events, "context")[0]
+    goal = context["goal"]
     assert ATTACKER in goal and "ET SCAN Potential SSH Scan" in goal and "opnsense.block_ip" in goal
+    # The model is told which tools exist (the goal's context lists them, with their risk).
+    offered = {t["name"]: t for t in context["tools"]}
+    assert offered["opnsense.block_ip"]["risk"] == "changes_state"
+    assert offered["opnsense.block_ip"]["args"][:2] == ["firewall", "ip*"]
+    block = context_block(context)
+    assert "## Tools for use_tool" in block and "- opnsense.delete_rule [destructive]:" in block
 
     # Plan → dry-run diff shown with the approval request → approval.
     (approval,) = of(events, "approval_required")
@@ -311,6 +320,8 @@ def test_alerts_tail_respond_cli(firewall, tmp_path: Path, monkeypatch):
     events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     obs = next(e["data"] for e in events if e.get("kind") == "observe" and e["data"]["kind"] == "use_tool")
     assert obs["status"] == "ok" and obs["result"]["verification"]["ok"]
+    context = next(e["data"] for e in events if e.get("kind") == "context")
+    assert "opnsense.block_ip" in {t["name"] for t in context["tools"]}  # the daemon glue lists them
     assert {ipaddress.ip_network(e) for e in sim.pf_tables[BLOCK_ALIAS]} == {ipaddress.ip_network(ATTACKER)}
     assert KEY not in r.stdout + r.stderr and SECRET not in r.stdout + r.stderr
 

@@ -69,6 +69,18 @@ class ToolServices:
     # Extra attributes for built-in tools' ctx (e.g. an OPNsense client).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def catalog(self) -> list[dict[str, Any]]:
+        """Built-in and stable tools, compact, for the goal's context (``AgentDeps(tools=…)``).
+
+        ``args`` lists the input names, required ones marked ``*``."""
+        out = []
+        for t in self.registry.available():
+            props = t.spec.inputs.get("properties") or {}
+            required = set(t.spec.inputs.get("required") or [])
+            args = [k + ("*" if k in required else "") for k in props]
+            out.append({"name": t.name, "risk": t.risk, "description": t.spec.description, "args": args})
+        return out
+
 
 async def _stream(
     step: Step, work: Callable[[Callable[[Event], None]], Awaitable[T]]
