@@ -157,6 +157,8 @@ async def test_alert_to_block_ip_approved(firewall, caplog):
     # Safe apply → verification, in the observation.
     obs = next(d for d in of(events, "observe") if d["kind"] == "use_tool")
     assert obs["status"] == "ok", obs["text"]
+    assert obs["result"]["outcome"].startswith("create alias fazai_block")
+    assert "verified: planned the same change again" in obs["result"]["outcome"]
     verification = obs["result"]["verification"]
     assert verification["ok"] and verification["runtime_table"]["present"]
     assert verification["remaining"] == []
@@ -268,6 +270,9 @@ def test_tools_are_offered_only_with_a_firewall(tmp_path: Path, servers):
     assert offered["opnsense.block_ip"] == "changes_state"
     assert offered["opnsense.delete_rule"] == "destructive"
     assert offered["opnsense.status"] == "read_only"
+    # FazAI dry-runs every change itself before the approval: the model is not offered dry_run.
+    block = make_registry(settings).get("opnsense.block_ip")
+    assert set(block.spec.inputs["properties"]) == {"firewall", "ip", "reason", "ttl_s", "interface"}
 
 
 async def test_with_alert_puts_the_alert_first_once():

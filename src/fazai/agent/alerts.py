@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -43,7 +44,8 @@ def alert_goal(alert: SuricataAlert, *, firewall: str | None = None) -> str:
         details.append(f"severity {alert.severity} (1 is the most severe)")
     src = f"{alert.src_ip}:{alert.src_port}" if alert.src_port is not None else alert.src_ip
     dst = f"{alert.dest_ip}:{alert.dest_port}" if alert.dest_port is not None else alert.dest_ip
-    fw = f', "firewall": "{firewall}"' if firewall else ""
+    fw = f', "firewall": {json.dumps(firewall)}' if firewall else ""
+    reason = f"IDS: {alert.signature} (sid {alert.signature_id})"
     where = (
         "a public address"
         if _is_public(alert.src_ip)
@@ -53,11 +55,12 @@ def alert_goal(alert: SuricataAlert, *, firewall: str | None = None) -> str:
         f"Respond to this Suricata IDS alert: {alert.proto} {src} → {dst}, {', '.join(details)}, "
         f"action {alert.action}, seen {alert.timestamp.isoformat()}. The source {alert.src_ip} is {where}. "
         "Decide whether the source must be blocked at the OPNsense firewall. To block it, use "
-        f'{{"action": "use_tool", "name": "opnsense.block_ip", "args": {{"ip": "{alert.src_ip}", '
-        f'"reason": "<why, with the signature>"{fw}}}}} '
-        "(the operator sees the planned change and approves it). Never block private, loopback or "
-        "the firewall's own addresses. If it is a false positive or not worth a block, say why. "
-        "Finish with done, saying what was done."
+        f'{{"action": "use_tool", "name": "opnsense.block_ip", "args": {{"ip": {json.dumps(alert.src_ip)}, '
+        f'"reason": {json.dumps(reason)}{fw}}}}} '
+        "(FazAI shows the operator the planned change and asks for approval). Never block private, "
+        "loopback or the firewall's own addresses. If it is a false positive or not worth a block, say "
+        "why. When the block is verified, or you decided not to block, finish with done, saying what "
+        "was done."
     )
 
 

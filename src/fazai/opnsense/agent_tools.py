@@ -120,7 +120,11 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
                 await ctx.log(line)
             if tool.risk != "read_only" and not result.get("dry_run"):
                 result["verification"] = await _verify(tool, args, result, conns)
-                await ctx.log(_verdict_line(result["verification"]))
+                verdict = _verdict_line(result["verification"])
+                await ctx.log(verdict)
+                # First key of the observation's JSON: a small model reads the verdict before the diff.
+                done = "; ".join(change_lines(result)[:3]) or "nothing changed"
+                result = {"outcome": f"{done}. {verdict}", **result}
             return result
         finally:
             await conns.close()
@@ -128,7 +132,7 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
     return BuiltinTool(
         name=tool.name,
         description=tool.description,
-        inputs=tool.inputs,
+        inputs=_without_dry_run(tool.inputs),
         risk=tool.risk,
         run=run,
         preview=preview if tool.risk != "read_only" else None,
@@ -168,6 +172,13 @@ async def _verify(tool: ToolDef, args: dict[str, Any], result: dict[str, Any], c
         out["runtime_table"] = {"alias": BLOCK_ALIAS, "address": args["ip"], "present": present}
         out["ok"] = out["ok"] and present == (tool.name == "opnsense.block_ip")
     return out
+
+
+def _without_dry_run(schema: dict[str, Any]) -> dict[str, Any]:
+    """The agent never passes ``dry_run``: every change is dry-run by FazAI before it is approved
+    (a model asking for dry runs itself only repeats the plan it was already shown)."""
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if k != "dry_run"}
+    return {**schema, "properties": props}
 
 
 def _verdict_line(v: dict[str, Any]) -> str:
