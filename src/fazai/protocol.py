@@ -129,6 +129,7 @@ EventKind = Literal[
     "observe",
     "kb_commit",
     "context",
+    "alert",  # an outside alert (Suricata IDS) that started the session: its first event
     "done",
     "error",
     "aborted",

@@ -88,6 +88,10 @@ class KnowledgeHook(Protocol):
 # Returns a short text block of system facts (OS, services, ports, disks…) for the context.
 FactsHook = Callable[[], Awaitable[str]]
 
+# Returns the tools ``use_tool`` may run (``ToolServices.catalog``: name, risk, description, args),
+# listed in the goal's context so the model knows they exist.
+ToolsHook = Callable[[], Sequence[Mapping[str, Any]]]
+
 
 def _default_targets() -> dict[str, Target]:
     from fazai.targets.local import LocalTarget
@@ -105,6 +109,7 @@ class AgentDeps:
     targets: dict[str, Target] = field(default_factory=_default_targets)
     knowledge: KnowledgeHook | None = None
     facts: FactsHook | None = None
+    tools: ToolsHook | None = None
     # Extra or replacement executors by action kind (research, tool_spec, use_tool, commit_kb…).
     executors: Mapping[str, Executor] = field(default_factory=dict)
     params: SessionParams | None = None

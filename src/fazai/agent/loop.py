@@ -181,13 +181,21 @@ def _stopped(ev: _EventFactory, why: str, iteration: int, limit: float) -> Event
 
 
 async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
-    """System facts and knowledge-base hits for a new goal; a failing hook costs context, not the run."""
+    """System facts, the tools on offer and knowledge-base hits for a new goal; a failing hook costs
+    context, not the run."""
     context: dict[str, Any] = {}
     if deps.facts is not None:
         try:
             context["facts"] = await deps.facts()
         except Exception as e:
             log.warning("facts hook failed: %s", e)
+    if deps.tools is not None:
+        try:
+            tools = [dict(t) for t in deps.tools()]
+            if tools:
+                context["tools"] = tools
+        except Exception as e:
+            log.warning("tools hook failed: %s", e)
     if deps.knowledge is not None and deps.kb_limit > 0:
         try:
             hits = await deps.knowledge.search(goal, limit=deps.kb_limit)

@@ -87,7 +87,7 @@ def system_prompt(offered: Sequence[str]) -> str:
 
 
 def context_block(context: dict[str, Any]) -> str:
-    """Render the context of a goal: system facts and knowledge-base hits (verified first)."""
+    """Render the context of a goal: system facts, tools, knowledge-base hits (verified first)."""
     parts: list[str] = []
     facts = str(context.get("facts") or "").strip()
     if facts:
@@ -99,6 +99,14 @@ def context_block(context: dict[str, Any]) -> str:
             f"- [{h.get('status', 'unverified')}] {h.get('title', '')}: {h.get('snippet', '')}" for h in hits
         ]
         parts.append("## What FazAI already knows (knowledge base)\n" + "\n".join(lines))
+    tools = list(context.get("tools") or [])
+    if tools:
+        lines = [
+            f"- {t.get('name')} [{t.get('risk')}]: {t.get('description', '')}"
+            + (f" args: {', '.join(t['args'])}" if t.get("args") else "")
+            for t in tools
+        ]
+        parts.append("## Tools for use_tool (* = required)\n" + "\n".join(lines))
     docs = str(context.get("docs") or "").strip()
     if docs:
         parts.append("## Documentation\n" + docs)

@@ -10,7 +10,9 @@ they happen and ends with one :class:`Outcome`. Register them with
   last try); progress lines are ``exec_log`` events (stream ``tool_spec``); success is a
   ``tool_ready`` event.
 * ``use_tool`` — the tool's declared risk goes through ``policy.check_risk`` (deny / ask / allow,
-  exactly like a shell command), then it runs with a time limit, its log lines streamed as
+  exactly like a shell command); a built-in with a ``preview`` (dry run) shows its planned changes in
+  the ``approval_required`` event (``preview``, and one line per change in ``summary``); then it
+  runs with a time limit, its log lines streamed as
   ``exec_log`` events (streams ``log`` and ``stderr``), ending with ``exec_end``.
 """
 
@@ -67,6 +69,18 @@ class ToolServices:
     # Extra attributes for built-in tools' ctx (e.g. an OPNsense client).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def catalog(self) -> list[dict[str, Any]]:
+        """Built-in and stable tools, compact, for the goal's context (``AgentDeps(tools=…)``).
+
+        ``args`` lists the input names, required ones marked ``*``."""
+        out = []
+        for t in self.registry.available():
+            props = t.spec.inputs.get("properties") or {}
+            required = set(t.spec.inputs.get("required") or [])
+            args = [k + ("*" if k in required else "") for k in props]
+            out.append({"name": t.name, "risk": t.risk, "description": t.spec.description, "args": args})
+        return out
+
 
 async def _stream(
     step: Step, work: Callable[[Callable[[Event], None]], Awaitable[T]]
@@ -96,6 +110,19 @@ async def _stream(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+async def _preview(
+    preview: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], args: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """A built-in tool's dry run, or ``{"error": …}`` (it must never take the loop down)."""
+    try:
+        out = await asyncio.wait_for(preview(args), timeout=timeout_s)
+    except TimeoutError:
+        return {"error": f"no answer within {timeout_s:g}s"}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    return out if isinstance(out, dict) else {"error": f"preview returned {type(out).__name__}, not a dict"}
 
 
 def tool_executors(services: ToolServices) -> dict[str, Executor]:
@@ -194,7 +221,32 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
             )
             return
         if decision.verdict != "allow":
-            yield step.event("approval_required", action=aid, summary=summary, risk=risk, reasons=reasons)
+            extra: dict[str, Any] = {}
+            builtin = info.builtin
+            if builtin is not None and builtin.preview is not None:
+                # Plan first: the operator approves the dry run's diff, not just the arguments.
+                budget = min(services.tools.run_timeout_s, max(step.remaining(), 0.1))
+                aborted, planned = await race_abort(
+                    _preview(builtin.preview, action.args, budget), step.abort
+                )
+                if aborted or planned is None:
+                    yield Outcome(None, status="aborted", stop="aborted", during="use_tool")
+                    return
+                if "error" in planned:
+                    yield Outcome(
+                        f"the dry run of {action.name} failed: {planned['error']}. Nothing was changed "
+                        "and the operator was not asked; fix the arguments or choose another way.",
+                        status="failed",
+                        data={"risk": risk, "tool": action.name, "preview_error": planned["error"]},
+                    )
+                    return
+                extra["preview"] = planned
+                lines = [str(x) for x in planned.get("lines") or []]
+                if lines:
+                    summary += "\n" + "\n".join("  " + x for x in lines)
+            yield step.event(
+                "approval_required", action=aid, summary=summary, risk=risk, reasons=reasons, **extra
+            )
             aborted, approved = await race_abort(
                 step.interaction.approve(aid, summary, risk, reasons), step.abort
             )

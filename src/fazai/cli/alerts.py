@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
@@ -36,29 +37,70 @@ def tail(
     from_start: bool = typer.Option(False, "--from-start", help="also show what the file already holds"),
     follow: bool = typer.Option(True, "--follow/--no-follow"),
     interval: float = typer.Option(5.0, "--interval", help="seconds between firewall polls"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON alert per line"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON alert (or, with --respond, event) per line"),
+    respond: bool = typer.Option(
+        False, "--respond", help="start an agent session for each alert (it may block the source)"
+    ),
+    severity: int = typer.Option(
+        2, "--severity", min=1, max=255, help="--respond: only alerts this severe or more (1 = most)"
+    ),
+    cooldown: float = typer.Option(
+        600.0, "--cooldown", min=0, help="--respond: seconds before the same source gets another session"
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="--respond: approve within policy without asking"),
+    max_sessions: int | None = typer.Option(
+        None, "--max-sessions", min=1, help="--respond: stop after this many sessions"
+    ),
+    on: str | None = typer.Option(
+        None, "--on", help="--respond: the firewall the agent acts on (default: the only registered one)"
+    ),
 ) -> None:
-    """Follow alerts from --file eve.json or from --firewall NAME (one of the two)."""
+    """Follow alerts from --file eve.json or from --firewall NAME (one of the two); --respond hands
+    each one to the agent."""
     if (file is None) == (firewall is None):
         err.print("[red]error:[/] give exactly one of --file eve.json or --firewall NAME")
         raise typer.Exit(2)
     if file is not None and not file.exists():
         err.print(f"[red]error:[/] {file} does not exist (OPNsense writes /var/log/suricata/eve.json)")
         raise typer.Exit(2)
+    alerts = (
+        tail_eve(file, from_start=from_start, follow=follow)
+        if file
+        else _fw_alerts(firewall, follow, interval, skip_first=respond and not from_start)
+    )
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            _tail_file(file, from_start, follow, as_json)
-            if file
-            else _tail_fw(firewall, follow, interval, as_json)
-        )
+        if respond:
+            from fazai.cli.alert_respond import AlertFilter
+            from fazai.cli.alert_respond import respond as run_responses
+            from fazai.cli.main import settings_or_exit
+
+            flt = AlertFilter(max_severity=severity, cooldown_s=cooldown)
+            code = asyncio.run(
+                run_responses(
+                    alerts,
+                    settings_or_exit(),
+                    yes=yes,
+                    json_mode=as_json,
+                    firewall=on or firewall,
+                    flt=flt,
+                    max_sessions=max_sessions,
+                )
+            )
+        else:
+            asyncio.run(_print_all(alerts, as_json))
+    raise typer.Exit(code)
 
 
-async def _tail_file(file: Path, from_start: bool, follow: bool, as_json: bool) -> None:
-    async for a in tail_eve(file, from_start=from_start, follow=follow):
+async def _print_all(alerts: AsyncIterator[SuricataAlert], as_json: bool) -> None:
+    async for a in alerts:
         _emit(a, as_json)
 
 
-async def _tail_fw(name: str | None, follow: bool, interval: float, as_json: bool) -> None:
+async def _fw_alerts(
+    name: str | None, follow: bool, interval: float, *, skip_first: bool = False
+) -> AsyncIterator[SuricataAlert]:
+    """Alerts from a firewall's queryAlerts, oldest first, each once (``skip_first``: only new ones)."""
     from fazai.cli.main import settings_or_exit
     from fazai.opnsense.errors import OPNsenseError
     from fazai.opnsense.store import FirewallStore, StoreError, open_firewall
@@ -69,6 +111,7 @@ async def _tail_fw(name: str | None, follow: bool, interval: float, as_json: boo
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from e
     seen: set[tuple[str | None, int | None]] = set()
+    first = True
     try:
         while True:
             try:
@@ -80,7 +123,9 @@ async def _tail_fw(name: str | None, follow: bool, interval: float, as_json: boo
                 key = (a.fileid, a.filepos)
                 if key not in seen:
                     seen.add(key)
-                    _emit(a, as_json)
+                    if not (first and skip_first):
+                        yield a
+            first = False
             if not follow:
                 return
             await asyncio.sleep(interval)

@@ -171,9 +171,23 @@ class Renderer:
     def _on_approval_required(self, ev: Event) -> None:
         d = ev.data
         reasons = "; ".join(str(r) for r in d.get("reasons") or [])
+        # A built-in tool's dry run adds one line per planned change after the first line.
+        head, *planned = str(d.get("summary", "")).split("\n")
         self._line(
             f"[bold yellow]? approval needed[/] for [{d.get('action')}] ({d.get('risk')}): "
-            f"{escape(str(d.get('summary', '')))}" + (f" — {escape(reasons)}" if reasons else "")
+            f"{escape(head)}" + (f" — {escape(reasons)}" if reasons else "")
+        )
+        for line in planned:
+            self._line(f"[yellow]{escape(line)}[/]")
+
+    def _on_alert(self, ev: Event) -> None:
+        d = ev.data
+        sev = f" severity {d['severity']}" if d.get("severity") is not None else ""
+        src = f"{d.get('src_ip')}:{d['src_port']}" if d.get("src_port") is not None else d.get("src_ip")
+        dst = f"{d.get('dest_ip')}:{d['dest_port']}" if d.get("dest_port") is not None else d.get("dest_ip")
+        self._line(
+            f"[bold red]! IDS alert[/] {escape(str(d.get('signature')))} (sid {d.get('signature_id')}{sev}) "
+            f"{d.get('proto', '')} {src} → {dst} [{d.get('action')}]"
         )
 
     def _on_ask(self, ev: Event) -> None:
@@ -194,6 +208,8 @@ class Renderer:
         if self._in_tokens:
             self._break()
         text = str(ev.data.get("text", ""))
+        if ev.data.get("stream") == "log" and not text.endswith("\n"):
+            text += "\n"  # a tool's log entries are whole lines; shell output comes in raw chunks
         style = "red" if ev.data.get("stream") == "stderr" else None
         self.console.print(escape(text), style=style, end="")
         self._in_exec = not text.endswith("\n")

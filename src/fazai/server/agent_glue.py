@@ -67,16 +67,24 @@ def build_policy(settings: Settings, *, assume_yes: bool = False) -> Any:
     return SafetyPolicy(settings.safety, assume_yes=assume_yes)
 
 
-def build_executors(settings: Settings) -> dict[str, Any]:
-    """Executors beyond the loop's built-in ones (research, tool_spec, use_tool) when installed."""
+def build_tool_services(settings: Settings) -> Any:
+    """The services of the research/tool_spec/use_tool executors (None when not installed)."""
     try:
-        from fazai.agent.tool_executors import ToolServices, tool_executors
-        from fazai.tools.registry import ToolRegistry
+        from fazai.agent.tool_executors import ToolServices
+        from fazai.tools.builtin import make_registry
     except ImportError:
+        return None
+    # Built-in tools (e.g. OPNsense, when a firewall is registered) + stable and generated ones.
+    return ToolServices(registry=make_registry(settings), research=settings.research, tools=settings.tools)
+
+
+def build_executors(settings: Settings, services: Any = None) -> dict[str, Any]:
+    """Executors beyond the loop's built-in ones (research, tool_spec, use_tool) when installed."""
+    services = services or build_tool_services(settings)
+    if services is None:
         return {}
-    services = ToolServices(
-        registry=ToolRegistry(settings.paths.tools_dir), research=settings.research, tools=settings.tools
-    )
+    from fazai.agent.tool_executors import tool_executors
+
     return dict(tool_executors(services))
 
 
@@ -87,6 +95,7 @@ class AgentLoop:
         self.settings = settings
         self._providers: dict[str | None, Provider] = {}
         self._executors: dict[str, Any] | None = None
+        self._services: Any = None
         self._lock = asyncio.Lock()
 
     def _provider(self, model: str | None) -> Provider:
@@ -105,7 +114,8 @@ class AgentLoop:
         if getattr(options, "max_iterations", None):
             agent = agent.model_copy(update={"max_iterations": options.max_iterations})
         if self._executors is None:
-            self._executors = build_executors(s)
+            self._services = build_tool_services(s)
+            self._executors = build_executors(s, self._services)
         ap = s.ai_provider
         params = SessionParams(
             temperature=ap.temperature,
@@ -119,6 +129,7 @@ class AgentLoop:
             settings=agent,
             params=params,
             executors=self._executors,
+            tools=self._services.catalog if self._services is not None else None,
         )
 
     async def __call__(

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from fazai.config import Settings
 from fazai.tools.registry import BuiltinTool, ToolRegistry
 
-_BUILTIN_MODULES: list[str] = []
+_BUILTIN_MODULES: list[str] = [
+    "fazai.opnsense.agent_tools",
+]
 
 
 def load_builtins(settings: Settings, modules: Iterable[str] | None = None) -> list[BuiltinTool]:

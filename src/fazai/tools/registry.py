@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fazai.tools.spec import NAME_RE, Risk, ToolSpec, ToolSpecError, read_spec, risk_floor, stricter
+from fazai.tools.spec import (
+    BUILTIN_NAME_RE,
+    NAME_RE,
+    Risk,
+    ToolSpec,
+    ToolSpecError,
+    read_spec,
+    risk_floor,
+    stricter,
+)
 
 Kind = Literal["builtin", "generated", "stable"]
 
@@ -48,6 +57,9 @@ class BuiltinTool:
     risk: Risk
     run: Callable[[dict[str, Any], Any], Awaitable[dict[str, Any]]]
     tests: list[dict[str, Any]] = field(default_factory=list)
+    # Optional dry run: ``async preview(args) -> dict`` computes what ``run`` would change without
+    # changing anything. ``use_tool`` shows it to the operator with the approval request.
+    preview: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     def spec(self) -> ToolSpec:
         return ToolSpec(
@@ -130,8 +142,8 @@ class ToolRegistry:
 
     def register_builtin(self, tool: BuiltinTool) -> None:
         """Add a Python-defined tool; its name must be valid and not taken by another built-in."""
-        if not NAME_RE.match(tool.name):
-            raise ToolSpecError(f"built-in tool name {tool.name!r} must match {NAME_RE.pattern}")
+        if not BUILTIN_NAME_RE.match(tool.name):
+            raise ToolSpecError(f"built-in tool name {tool.name!r} must match {BUILTIN_NAME_RE.pattern}")
         if tool.name in self._builtins and self._builtins[tool.name] is not tool:
             raise ToolSpecError(f"a built-in tool named {tool.name!r} is already registered")
         self._builtins[tool.name] = tool

@@ -31,6 +31,9 @@ from typing import Any, Literal
 Risk = Literal["read_only", "changes_state", "destructive"]
 RISKS: tuple[str, ...] = ("read_only", "changes_state", "destructive")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Built-in tools may be namespaced (``opnsense.block_ip``). Generated tools never have a dot, so
+# they can never take a built-in's name.
+BUILTIN_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,63})?$")
 
 
 class ToolSpecError(ValueError):
