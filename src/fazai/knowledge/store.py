@@ -10,6 +10,7 @@ The embedded store takes an exclusive lock on its folder: one process per store 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -274,6 +275,29 @@ class EdgeStore:
             shard.flush()
             shard.close()
             self._shard = None
+
+
+# How long an operation waits for another process (an embedded run, `fazai kb`) to release the store.
+LOCK_WAIT_S = 10.0
+
+
+def open_edge_store(
+    path: Path, dim: int, *, indexed: Sequence[str] = (), wait_s: float = LOCK_WAIT_S
+) -> EdgeStore:
+    """Open the embedded store, retrying while another process holds its lock (up to ``wait_s``)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return EdgeStore(path, dim, indexed=indexed)
+        except StoreLockedError as e:
+            if time.monotonic() + delay > deadline:
+                raise StoreLockedError(
+                    f"{e} (waited {wait_s:.0f}s; a `fazai agent` run or the daemon holds it only while it "
+                    "reads or writes, so a long wait means a stuck process)"
+                ) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 # --------------------------------------------------------------------------- server (qdrant-client)
