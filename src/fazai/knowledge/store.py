@@ -293,8 +293,9 @@ def open_edge_store(
         except StoreLockedError as e:
             if time.monotonic() + delay > deadline:
                 raise StoreLockedError(
-                    f"{e} (waited {wait_s:.0f}s; a `fazai agent` run or the daemon holds it only while it "
-                    "reads or writes, so a long wait means a stuck process)"
+                    f"the knowledge base at {path} stayed locked by another process for {wait_s:.1f}s; "
+                    "fazaid and `fazai agent` hold it only while they read or write, so something else "
+                    f"keeps it open (see `lsof +D {path}`), or point [kb] path elsewhere"
                 ) from e
             time.sleep(delay)
             delay = min(delay * 2, 0.5)

@@ -176,7 +176,7 @@ class AgentLoop:
         ):
             if ev.kind == "done" and ev.data.get("status") == "success":
                 # The learning loop: what worked becomes an unverified item, before the run's last event.
-                learned = await self._learn(deps, session_id, seen)
+                learned = await self._learn(deps, session_id, [*seen, ev])
                 if learned is not None:
                     yield learned
             if ev.kind != "token":
