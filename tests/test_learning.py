@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -242,3 +243,22 @@ def test_renderer_shows_the_context_used_and_what_was_learned() -> None:
     assert "facts: OS: Debian 12" in text
     assert "kb: drafted learned.1 — T (unverified) · promote with: fazai kb verify learned.1" in text
     assert "context: no matching recipes" in text and "knowledge base unavailable: boom" in text
+
+
+def test_embedded_fazai_agent_shows_context_and_drafts_then_fazai_kb_lists_it(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port where no daemon listens: the CLI runs the agent embedded
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = [
+        action(action="shell", command="echo fail2ban-ok"),
+        action(action="done", answer="3 IPs banned", status="success"),
+    ]
+    cfg = write_config(tmp_path / "home", script, port=port, learning=True)
+    run = fazai(cfg, "agent", "--yes", "how many IPs are banned by fail2ban?")
+    assert run.returncode == 0, run.stderr
+    assert "context: 4 recipes (" in run.stdout and "fail2ban" in run.stdout  # starter recipes
+    assert "facts: OS:" in run.stdout  # uname alone gives this line
+    assert "kb: drafted learned." in run.stdout and "fazai kb verify learned." in run.stdout
+    listed = fazai(cfg, "kb", "list", "--status", "unverified", "--json")
+    items = json.loads(listed.stdout)
+    assert [i["snippet"] for i in items] == ["echo fail2ban-ok"] and items[0]["tags"][0] == "learned"
