@@ -163,8 +163,8 @@ class EdgeStore:
             msg = str(e)
             if "WouldBlock" in msg or "lock" in msg.lower():
                 raise StoreLockedError(
-                    f"the knowledge base at {self.path} is open in another process (the daemon owns it); "
-                    "stop that process or use the daemon's API"
+                    f"the knowledge base at {self.path} is open in another process (fazaid and "
+                    "`fazai agent` hold it while they read or write); retry, or use open_edge_store to wait"
                 ) from e
             raise StoreError(f"cannot open the knowledge base at {self.path}: {msg}") from e
         stored_dim = self._stored_dim()
