@@ -154,6 +154,19 @@ class Renderer:
                 what = "knowledge base" if key == "kb_error" else "system facts"
                 self._line(f"  [yellow]{what} unavailable:[/] {escape(str(d[key]))}")
 
+    def _on_research_result(self, ev: Event) -> None:
+        d = ev.data
+        hits = [h for h in d.get("hits") or [] if isinstance(h, dict)]
+        shown = "; ".join(f"{h.get('source', '?')}: {h.get('title', '')}" for h in hits[:5])
+        more = f" (+{len(hits) - 5} more)" if len(hits) > 5 else ""
+        n = len(hits)
+        self._line(
+            f"  [blue]research:[/] {n} hit{'s' if n != 1 else ''}"
+            + (f" ({escape(shown)}{more})" if hits else "")
+        )
+        for why in d.get("unavailable") or []:
+            self._line(f"  [yellow]{escape(str(why))}[/]")
+
     def _on_kb_commit(self, ev: Event) -> None:
         d = ev.data
         how = "drafted" if d.get("drafted") else "saved"
