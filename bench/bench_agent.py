@@ -42,6 +42,10 @@ provider = "scripted"
 script = "{home / "script.json"}"
 [agent]
 max_iterations = {iterations + 5}
+# The per-goal context (system facts, KB search: ~2 s) is not loop overhead; docs/knowledge.md has it.
+facts_budget_s = 0
+[kb]
+enabled = false
 [daemon]
 log_level = "info"
 """

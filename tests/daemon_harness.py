@@ -23,8 +23,33 @@ def action(**fields: Any) -> str:
     return f"thinking about {fields.get('action')}\n" + json.dumps(fields)
 
 
-def write_config(home: Path, script: list[str], extra: str = "", port: int = 3120) -> Path:
+def minilm_dir() -> Path:
+    """The embedding model installed once for the test run (tests/knowledge/conftest.py does the same)."""
+    from fazai.knowledge.assets import MINILM, ensure_asset
+
+    return ensure_asset(MINILM, REPO / ".cache" / "assets")
+
+
+def write_config(
+    home: Path, script: list[str], extra: str = "", port: int = 3120, learning: bool = False
+) -> Path:
+    """A config for the scripted provider. Without ``learning`` the knowledge base and system facts are
+    off (transport tests stay fast); with it they are real, with the repo's cached embedding model."""
     home.mkdir(parents=True, exist_ok=True)
+    if learning:
+        tail = f"""
+[kb]
+embedding_model_dir = "{minilm_dir()}"
+[agent]
+facts_budget_s = 3.0
+"""
+    else:
+        tail = """
+[kb]
+enabled = false
+[agent]
+facts_budget_s = 0
+"""
     (home / "script.json").write_text(json.dumps(script))
     cfg = home / "fazai.toml"
     cfg.write_text(
@@ -39,7 +64,7 @@ script = "{home / "script.json"}"
 host = "127.0.0.1"
 port = {port}
 {extra}
-"""
+{tail}"""
     )
     return cfg
 
@@ -47,9 +72,9 @@ port = {port}
 class Daemon:
     """``python -m fazai.server`` with its own config; stderr kept for diagnostics."""
 
-    def __init__(self, home: Path, script: list[str], extra: str = ""):
+    def __init__(self, home: Path, script: list[str], extra: str = "", learning: bool = False):
         self.home = home
-        self.config = write_config(home, script, extra)
+        self.config = write_config(home, script, extra, learning=learning)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.lines: list[str] = []

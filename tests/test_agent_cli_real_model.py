@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon_harness import minilm_dir
+
 REPO = Path(__file__).resolve().parents[1]
 QWEN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b.gguf"
 
@@ -35,6 +37,8 @@ slots = 1
 cache_ram_mib = 256
 [agent]
 max_iterations = 6
+[kb]
+embedding_model_dir = "{minilm_dir()}"
 [daemon]
 port = 1
 """

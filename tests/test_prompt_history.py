@@ -108,3 +108,16 @@ def test_history_notes_an_action_interrupted_by_a_crash():
     h = history_from_events([ev("context", goal="g"), ev("action", id=1, said="{...}")])
     assert h.interrupted_action == 1
     assert h.entries[-1].role == "observation" and "interrupted" in h.entries[-1].text
+
+
+def test_a_new_goal_brings_its_own_kb_hits_but_not_the_facts_again():
+    h = History()
+    h.add_goal("first", {"facts": "System facts: f1", "kb": [{"title": "t1", "snippet": "s1", "id": "a"}]})
+    h.add_turn('{"action": "done", "answer": "x", "status": "success"}', 1)
+    h.add_observation("noted", 1)
+    h.add_goal("second", {"facts": "System facts: f2", "kb": [{"title": "t2", "snippet": "s2", "id": "b"}]})
+    msgs = build_messages(h, CORE)
+    assert "[unverified] t1 (id a): s1" in msgs[1].content and "f1" in msgs[1].content
+    last = msgs[-1].content
+    assert "[unverified] t2 (id b): s2" in last and last.endswith("New goal: second")
+    assert "f2" not in last and "t1" not in last

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 from fazai.config import ResearchSettings
 from fazai.models.scripted import ScriptedProvider
 from fazai.tools.registry import ToolRegistry
 from research_fakes import free_port, serve
 from test_tools import BAD_MARKER, GOOD_MARKER, MARKER_SPEC, answer
-
-# The executors plug into the agent loop (another slice); until it is merged these tests skip.
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("fazai.agent.loop") is None, reason="the agent loop is not merged yet"
-)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,12 @@ class AgentSettings(_Section):
     )
     fallback_enabled: bool = True
     stream: Literal["sse"] = "sse"
+    facts_budget_s: float = Field(
+        default=3.0, ge=0, description="time budget for system facts at each new goal; 0 = no facts"
+    )
+    learn: bool = Field(
+        default=True, description="draft an unverified KB item from the working commands of a successful run"
+    )
 
 
 class SafetySettings(_Section):
@@ -166,6 +172,7 @@ class SafetySettings(_Section):
 class KBSettings(_Section):
     """Knowledge base: embedded Qdrant by default, a server by URL."""
 
+    enabled: bool = Field(default=True, description="give sessions KB context, commit_kb and learning")
     url: str | None = Field(default=None, description="Qdrant server URL; empty = embedded store")
     api_key_env: str | None = None
     collection: str = "fazai_kb"

@@ -65,9 +65,11 @@ class KBHit:
     status: str = "unverified"  # "verified" items are listed first
     score: float = 0.0
     source: str = "kb"
+    id: str = ""  # the KB item's id (the operator can `fazai kb show` it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "title": self.title,
             "snippet": self.snippet,
             "status": self.status,
@@ -114,4 +116,6 @@ class AgentDeps:
     executors: Mapping[str, Executor] = field(default_factory=dict)
     params: SessionParams | None = None
     kb_limit: int = 4
+    # The facts and knowledge hooks run concurrently at each new goal; past this they are skipped.
+    context_timeout_s: float = 20.0
     default_target: str = "local"

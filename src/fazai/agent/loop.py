@@ -181,27 +181,39 @@ def _stopped(ev: _EventFactory, why: str, iteration: int, limit: float) -> Event
 
 
 async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
-    """System facts, the tools on offer and knowledge-base hits for a new goal; a failing hook costs
-    context, not the run."""
-    context: dict[str, Any] = {}
+    """System facts, the tools on offer and knowledge-base hits for a new goal, gathered concurrently.
+
+    A failing or slow hook (past ``deps.context_timeout_s``) costs context, not the run; what went
+    wrong is kept in the context (``facts_error`` / ``kb_error``) so the operator sees it.
+    """
+    jobs: dict[str, Any] = {}
     if deps.facts is not None:
-        try:
-            context["facts"] = await deps.facts()
-        except Exception as e:
-            log.warning("facts hook failed: %s", e)
+        jobs["facts"] = deps.facts()
+    if deps.knowledge is not None and deps.kb_limit > 0:
+        jobs["kb"] = deps.knowledge.search(goal, limit=deps.kb_limit)
+    if not jobs:
+        return {}
+    tasks = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
+    _, pending = await asyncio.wait(tasks.values(), timeout=deps.context_timeout_s)
+    context: dict[str, Any] = {}
+    for name, task in tasks.items():
+        if task in pending:
+            task.cancel()
+            context[f"{name}_error"] = f"not ready within {deps.context_timeout_s:.0f}s"
+            log.warning("%s hook timed out", name)
+        elif (e := task.exception()) is not None:
+            context[f"{name}_error"] = f"{type(e).__name__}: {e}"
+            log.warning("%s hook failed: %s", name, e)
+        elif name == "kb":
+            context["kb"] = [h.to_dict() for h in task.result()]
+        elif task.result():
+            context["facts"] = task.result()
     if deps.tools is not None:
         try:
-            tools = [dict(t) for t in deps.tools()]
-            if tools:
+            if tools := [dict(t) for t in deps.tools()]:
                 context["tools"] = tools
         except Exception as e:
             log.warning("tools hook failed: %s", e)
-    if deps.knowledge is not None and deps.kb_limit > 0:
-        try:
-            hits = await deps.knowledge.search(goal, limit=deps.kb_limit)
-            context["kb"] = [h.to_dict() for h in hits]
-        except Exception as e:
-            log.warning("knowledge hook failed: %s", e)
     return context
 
 

@@ -86,6 +86,12 @@ def system_prompt(offered: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def kb_hit_line(hit: dict[str, Any]) -> str:
+    """How one knowledge-base hit appears in the prompt (the KB token budget is counted on this)."""
+    ident = f" (id {hit['id']})" if hit.get("id") else ""
+    return f"- [{hit.get('status', 'unverified')}] {hit.get('title', '')}{ident}: {hit.get('snippet', '')}"
+
+
 def context_block(context: dict[str, Any]) -> str:
     """Render the context of a goal: system facts, tools, knowledge-base hits (verified first)."""
     parts: list[str] = []
@@ -95,10 +101,10 @@ def context_block(context: dict[str, Any]) -> str:
     hits = list(context.get("kb") or [])
     if hits:
         hits.sort(key=lambda h: (h.get("status") != "verified", -float(h.get("score") or 0.0)))
-        lines = [
-            f"- [{h.get('status', 'unverified')}] {h.get('title', '')}: {h.get('snippet', '')}" for h in hits
-        ]
-        parts.append("## What FazAI already knows (knowledge base)\n" + "\n".join(lines))
+        parts.append(
+            "## What FazAI already knows (knowledge base; verified items were tested, adapt them)\n"
+            + "\n".join(kb_hit_line(h) for h in hits)
+        )
     tools = list(context.get("tools") or [])
     if tools:
         lines = [
@@ -115,7 +121,9 @@ def context_block(context: dict[str, Any]) -> str:
 
 def _goal_message(entry: Entry, first: bool) -> str:
     if not first:
-        return f"New goal: {entry.text}"
+        # A later goal brings its own knowledge-base hits; the system facts stay those at the top.
+        ctx = context_block({k: v for k, v in entry.context.items() if k != "facts"})
+        return (ctx + "\n\n" if ctx else "") + f"New goal: {entry.text}"
     ctx = context_block(entry.context)
     return (ctx + "\n\n" if ctx else "") + f"Goal: {entry.text}"
 

@@ -134,8 +134,47 @@ class Renderer:
         self._line(f"[bold]session[/] {ev.session}" + (f" — {escape(str(goal))}" if goal else ""))
 
     def _on_context(self, ev: Event) -> None:
-        if "goal" in ev.data:
-            self._line(f"[bold cyan]▶ goal:[/] {escape(str(ev.data['goal']))}")
+        d = ev.data
+        if "goal" in d:
+            self._line(f"[bold cyan]▶ goal:[/] {escape(str(d['goal']))}")
+        hits = [h for h in d.get("kb") or [] if isinstance(h, dict)]
+        if hits:
+            titles = "; ".join(
+                str(h.get("title", "")) + (" ✓" if h.get("status") == "verified" else "") for h in hits
+            )
+            n = len(hits)
+            self._line(f"  [blue]context:[/] {n} recipe{'s' if n != 1 else ''} ({escape(titles)})")
+        elif "kb" in d:
+            self._line("  [blue]context:[/] no matching recipes")
+        facts = str(d.get("facts") or "").strip().splitlines()
+        if len(facts) > 1:  # the first line is the "System facts (target):" header
+            self._line(f"  [blue]facts:[/] {escape(facts[1].lstrip('- '))}", style="dim")
+        for key in ("kb_error", "facts_error"):
+            if d.get(key):
+                what = "knowledge base" if key == "kb_error" else "system facts"
+                self._line(f"  [yellow]{what} unavailable:[/] {escape(str(d[key]))}")
+
+    def _on_research_result(self, ev: Event) -> None:
+        d = ev.data
+        hits = [h for h in d.get("hits") or [] if isinstance(h, dict)]
+        shown = "; ".join(f"{h.get('source', '?')}: {h.get('title', '')}" for h in hits[:5])
+        more = f" (+{len(hits) - 5} more)" if len(hits) > 5 else ""
+        n = len(hits)
+        self._line(
+            f"  [blue]research:[/] {n} hit{'s' if n != 1 else ''}"
+            + (f" ({escape(shown)}{more})" if hits else "")
+        )
+        for why in d.get("unavailable") or []:
+            self._line(f"  [yellow]{escape(str(why))}[/]")
+
+    def _on_kb_commit(self, ev: Event) -> None:
+        d = ev.data
+        how = "drafted" if d.get("drafted") else "saved"
+        line = f"  [blue]kb:[/] {how} {escape(str(d.get('id')))} — {escape(str(d.get('title', '')))}"
+        line += f" ({d.get('status')})"
+        if d.get("status") != "verified":
+            line += f" · promote with: fazai kb verify {escape(str(d.get('id')))}"
+        self._line(line)
 
     def _on_plan(self, ev: Event) -> None:
         steps = ev.data.get("steps") or action_of(ev.data).get("steps") or []

@@ -126,12 +126,17 @@ class KBFilters:
     service: str | None = None
     status: Status | None = None
     source: Source | None = None
+    # Any of these platforms (e.g. the machine's ``debian-12``, ``debian``, ``linux``): the agent's filter.
+    platforms: Sequence[str] = ()
 
     def to_store(self) -> list[FieldMatch]:
         """The store-level conditions."""
         out = [FieldMatch.of("tags", t.strip().lower()) for t in self.tags if t.strip()]
         if self.os:
             out.append(FieldMatch.of("platform", self.os.strip().lower()))
+        plats = [p.strip().lower() for p in self.platforms if p.strip()]
+        if plats:
+            out.append(FieldMatch.of("platform", *plats))
         if self.service:
             out.append(FieldMatch.of("service", self.service.strip().lower()))
         if self.status:
@@ -481,7 +486,7 @@ def open_kb(
     time unless ``[kb] import_starter = false``.
     """
     from fazai.knowledge.embeddings import MiniLMEmbedder
-    from fazai.knowledge.store import EdgeStore, QdrantServerStore
+    from fazai.knowledge.store import QdrantServerStore, open_edge_store
 
     kb_cfg = settings.kb
     state_dir = Path(settings.paths.state_dir)
@@ -501,7 +506,8 @@ def open_kb(
         marker = state_dir / "kb-markers" / f"{kb_cfg.collection}.starter"
     else:
         path = Path(kb_cfg.path) if kb_cfg.path else state_dir / "kb"
-        store = EdgeStore(path / kb_cfg.collection, embedder.dim, indexed=INDEXED_FIELDS)
+        # Waits a little when an embedded `fazai agent` run or the daemon is reading or writing it.
+        store = open_edge_store(path / kb_cfg.collection, embedder.dim, indexed=INDEXED_FIELDS)
         marker = path / f"{kb_cfg.collection}.starter"
     kb = KnowledgeBase(store, embedder, verified_boost=kb_cfg.verified_boost, min_score=kb_cfg.min_score)
     if kb_cfg.import_starter if import_starter is None else import_starter:

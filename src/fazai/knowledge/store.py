@@ -10,6 +10,7 @@ The embedded store takes an exclusive lock on its folder: one process per store 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -162,8 +163,8 @@ class EdgeStore:
             msg = str(e)
             if "WouldBlock" in msg or "lock" in msg.lower():
                 raise StoreLockedError(
-                    f"the knowledge base at {self.path} is open in another process (the daemon owns it); "
-                    "stop that process or use the daemon's API"
+                    f"the knowledge base at {self.path} is open in another process (fazaid and "
+                    "`fazai agent` hold it while they read or write); retry, or use open_edge_store to wait"
                 ) from e
             raise StoreError(f"cannot open the knowledge base at {self.path}: {msg}") from e
         stored_dim = self._stored_dim()
@@ -274,6 +275,30 @@ class EdgeStore:
             shard.flush()
             shard.close()
             self._shard = None
+
+
+# How long an operation waits for another process (an embedded run, `fazai kb`) to release the store.
+LOCK_WAIT_S = 10.0
+
+
+def open_edge_store(
+    path: Path, dim: int, *, indexed: Sequence[str] = (), wait_s: float = LOCK_WAIT_S
+) -> EdgeStore:
+    """Open the embedded store, retrying while another process holds its lock (up to ``wait_s``)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return EdgeStore(path, dim, indexed=indexed)
+        except StoreLockedError as e:
+            if time.monotonic() + delay > deadline:
+                raise StoreLockedError(
+                    f"the knowledge base at {path} stayed locked by another process for {wait_s:.1f}s; "
+                    "fazaid and `fazai agent` hold it only while they read or write, so something else "
+                    f"keeps it open (see `lsof +D {path}`), or point [kb] path elsewhere"
+                ) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 # --------------------------------------------------------------------------- server (qdrant-client)

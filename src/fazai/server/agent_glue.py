@@ -7,14 +7,19 @@ The only place where the daemon / embedded runner meets ``fazai.agent``: the run
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, Interaction
+from fazai.agent.learning import KBContext, MachineFacts, commit_kb_executor
 from fazai.agent.loop import run_agent
 from fazai.config import Settings
+from fazai.knowledge.access import KBAccess
 from fazai.models.base import Provider, ProviderError, SessionParams
 from fazai.protocol import Event
+
+log = logging.getLogger(__name__)
 
 
 def build_provider(settings: Settings) -> Provider:
@@ -67,15 +72,23 @@ def build_policy(settings: Settings, *, assume_yes: bool = False) -> Any:
     return SafetyPolicy(settings.safety, assume_yes=assume_yes)
 
 
-def build_tool_services(settings: Settings) -> Any:
-    """The services of the research/tool_spec/use_tool executors (None when not installed)."""
+def build_tool_services(settings: Settings, *, kb_search: Any = None) -> Any:
+    """The services of the research/tool_spec/use_tool executors (None when not installed).
+
+    ``kb_search`` (``(query, k) -> hits``) is the research action's knowledge-base backend.
+    """
     try:
         from fazai.agent.tool_executors import ToolServices
         from fazai.tools.builtin import make_registry
     except ImportError:
         return None
     # Built-in tools (e.g. OPNsense, when a firewall is registered) + stable and generated ones.
-    return ToolServices(registry=make_registry(settings), research=settings.research, tools=settings.tools)
+    return ToolServices(
+        registry=make_registry(settings),
+        research=settings.research,
+        tools=settings.tools,
+        kb_search=kb_search,
+    )
 
 
 def build_executors(settings: Settings, services: Any = None) -> dict[str, Any]:
@@ -91,12 +104,17 @@ def build_executors(settings: Settings, services: Any = None) -> dict[str, Any]:
 class AgentLoop:
     """Callable with the runner's loop signature; owns the provider(s) across runs."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, kb_access: KBAccess | None = None):
         self.settings = settings
         self._providers: dict[str | None, Provider] = {}
         self._executors: dict[str, Any] | None = None
         self._services: Any = None
         self._lock = asyncio.Lock()
+        # The knowledge base, shared by every run of this process (opened per operation, see
+        # fazai.knowledge.access: the embedded store stays free for `fazai kb` between operations).
+        self.kb_access = kb_access
+        if self.kb_access is None and settings.kb.enabled:
+            self.kb_access = KBAccess(settings)
 
     def _provider(self, model: str | None) -> Provider:
         key = model if model and model != self.settings.ai_provider.model else None
@@ -114,8 +132,18 @@ class AgentLoop:
         if getattr(options, "max_iterations", None):
             agent = agent.model_copy(update={"max_iterations": options.max_iterations})
         if self._executors is None:
-            self._services = build_tool_services(s)
+            kb_search = KBContext(self.kb_access).research if self.kb_access is not None else None
+            self._services = build_tool_services(s, kb_search=kb_search)
             self._executors = build_executors(s, self._services)
+        facts = MachineFacts(budget_s=s.agent.facts_budget_s) if s.agent.facts_budget_s > 0 else None
+        knowledge = (
+            KBContext(self.kb_access, facts=facts, token_budget=s.kb.token_budget)
+            if self.kb_access is not None
+            else None
+        )
+        executors = dict(self._executors)
+        if knowledge is not None:
+            executors["commit_kb"] = commit_kb_executor(knowledge)
         ap = s.ai_provider
         params = SessionParams(
             temperature=ap.temperature,
@@ -128,8 +156,11 @@ class AgentLoop:
             policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
             settings=agent,
             params=params,
-            executors=self._executors,
+            executors=executors,
             tools=self._services.catalog if self._services is not None else None,
+            knowledge=knowledge,
+            facts=facts,
+            kb_limit=s.kb.top_k,
         )
 
     async def __call__(
@@ -147,6 +178,7 @@ class AgentLoop:
         except ProviderError as e:
             yield Event(session=session_id, kind="error", data={"reason": "provider", "message": str(e)})
             return
+        seen: list[Event] = list(prior_events)
         async for ev in run_agent(
             goal,
             session_id=session_id,
@@ -155,10 +187,47 @@ class AgentLoop:
             abort=abort,
             prior_events=prior_events,
         ):
+            if ev.kind == "done" and ev.data.get("status") == "success":
+                # The learning loop: what worked becomes an unverified item, before the run's last event.
+                learned = await self._learn(deps, session_id, [*seen, ev])
+                if learned is not None:
+                    yield learned
+            if ev.kind != "token":
+                seen.append(ev)
             yield ev
+
+    async def _learn(self, deps: AgentDeps, session_id: str, events: list[Event]) -> Event | None:
+        """Draft an unverified item from this goal's working commands; a ``kb_commit`` event or None."""
+        if not self.settings.agent.learn or not isinstance(deps.knowledge, KBContext):
+            return None
+        start = max((i for i, e in enumerate(events) if e.kind == "context" and "goal" in e.data), default=-1)
+        if start < 0:
+            return None
+        goal_events = events[start:]
+        if any(e.kind == "kb_commit" for e in goal_events):
+            return None  # the model saved what it learned itself
+        answer = next((str(e.data.get("answer") or "") for e in reversed(events) if e.kind == "done"), None)
+        try:
+            item = await asyncio.wait_for(
+                deps.knowledge.draft(str(events[start].data["goal"]), goal_events, answer),
+                timeout=deps.context_timeout_s,
+            )
+        except Exception as e:  # learning is a bonus: never fail a successful run over it
+            log.warning("drafting a knowledge item failed: %s", e)
+            return None
+        if item is None:
+            return None
+        return Event(
+            session=session_id,
+            kind="kb_commit",
+            data={"id": item.id, "title": item.title, "status": item.status, "source": item.source,
+                  "tags": item.tags, "drafted": True},
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the providers."""
         for p in self._providers.values():
             await p.aclose()
         self._providers.clear()
+        if self.kb_access is not None:
+            await asyncio.to_thread(self.kb_access.close)
