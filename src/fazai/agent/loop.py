@@ -191,11 +191,9 @@ async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
         jobs["facts"] = deps.facts()
     if deps.knowledge is not None and deps.kb_limit > 0:
         jobs["kb"] = deps.knowledge.search(goal, limit=deps.kb_limit)
-    if not jobs:
-        return {}
-    tasks = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
-    _, pending = await asyncio.wait(tasks.values(), timeout=deps.context_timeout_s)
     context: dict[str, Any] = {}
+    tasks = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
+    _, pending = await asyncio.wait(tasks.values(), timeout=deps.context_timeout_s) if tasks else ((), set())
     for name, task in tasks.items():
         if task in pending:
             task.cancel()
