@@ -414,3 +414,19 @@ async def test_abort_during_a_question():
     events = await run(deps, interaction=ScriptedInteraction(block=True), on_event=on_event)
     assert events[-1].kind == "aborted" and events[-1].data["during"] == "ask"
     assert events[-1].data["reason"] == "aborted by the operator during ask"
+
+
+async def test_an_action_repeated_verbatim_is_not_run_twice(tmp_path):
+    marker = tmp_path / "count"
+    cmd = f"echo x >> {marker}"
+    deps = make_deps(
+        [act("plan", steps=["count"]), act("plan", steps=["count"]), act("shell", command=cmd),
+         act("shell", command=cmd), done("counted")],
+        policy=SafetyPolicy(SafetySettings(auto_approve=["read_only", "changes_state"])),
+    )  # fmt: skip
+    events = await run(deps)
+    observed = of(events, "observe")
+    assert [o["status"] for o in observed] == ["ok", "repeated", "ok", "repeated"]
+    assert "not run again" in observed[1]["text"] and "step 1 ('count')" in observed[0]["text"]
+    assert marker.read_text() == "x\n"  # the second identical shell did not run
+    assert kinds(events)[-1] == "done"

@@ -224,6 +224,21 @@ async def test_abort_during_generation(provider: WorkerProvider) -> None:
 
 
 @pytest.mark.slow
+async def test_next_turn_right_after_stopping_at_an_action(provider: WorkerProvider) -> None:
+    # The agent stops reading at its first valid action and sends the next turn at once: the new
+    # generate supersedes the aborted one instead of failing with "already generating".
+    s = await provider.open_session(SessionParams(max_tokens=300, temperature=0.8, seed=5))
+    stream = s.generate([Message("user", "Write a long story about a data center.")])
+    async for chunk in stream:
+        if isinstance(chunk, Token):
+            break
+    await stream.aclose()  # stops reading: the client aborts this generation
+    final = await collect(s.generate([Message("user", "Say ok.")], params=SessionParams(max_tokens=4)))
+    assert final.stop_reason in ("stop", "length") and final.usage.generated_tokens >= 1
+    await s.close()
+
+
+@pytest.mark.slow
 async def test_client_disconnect_mid_stream_leaves_worker_healthy(
     worker_sock: Path, provider: WorkerProvider
 ) -> None:

@@ -81,7 +81,11 @@ def _risk_name(risk: Any) -> str:
 async def execute_plan(action: PlanAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """Show the plan; no side effect."""
     yield step.event("plan", action=step.action_id, steps=list(action.steps))
-    yield Outcome(f"plan recorded ({len(action.steps)} steps). Carry it out one action at a time.")
+    # Small models tend to re-emit the plan; name the concrete next move instead of a general rule.
+    yield Outcome(
+        f"plan recorded ({len(action.steps)} steps). Now carry out step 1 ({action.steps[0]!r}) with "
+        "one action — a shell action for a command — not another plan."
+    )
 
 
 async def execute_observe(action: ObserveAction, step: Step) -> AsyncIterator[Event | Outcome]:

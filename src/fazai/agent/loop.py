@@ -26,6 +26,10 @@ from fazai.models.base import Constraint, Final, Message, ModelSession, Provider
 from fazai.protocol import ACTION_KINDS, ActionStreamParser, Event, ParseFailure, action_line
 
 log = logging.getLogger(__name__)
+_REPEATED = (
+    "you repeated your previous action exactly, so it was not run again: its result is above. "
+    "Take the next step (a different command) or finish with done and the answer."
+)
 _CUT = "the answer hit the token limit before an action was complete: keep the reasoning short"
 
 
@@ -58,7 +62,7 @@ async def run_agent(
             return
         session = await deps.provider.open_session(deps.params)
         grammar = grammar_for(offered) if deps.provider.supports_grammar else None
-        format_errors, first = 0, history.iterations
+        format_errors, first, last_line = 0, history.iterations, ""
         while history.iterations - first < s.max_iterations:
             n = history.iterations + 1
             if abort.is_set():
@@ -94,12 +98,18 @@ async def run_agent(
             # 3-5. Policy, execute, observe: the executor yields its events, then its outcome.
             step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
             outcome = Outcome(None)
-            async with aclosing(executors[action.action](action, step)) as items:
-                async for item in items:
-                    if isinstance(item, Outcome):
-                        outcome = item
-                    else:
-                        yield item
+            line = action_line(action.model_copy(update={"id": None}))
+            if line == last_line and action.action != "done":
+                # The same action twice in a row: its result is already in the history; don't loop.
+                outcome = Outcome(_REPEATED, status="repeated")
+            else:
+                async with aclosing(executors[action.action](action, step)) as items:
+                    async for item in items:
+                        if isinstance(item, Outcome):
+                            outcome = item
+                        else:
+                            yield item
+            last_line = line
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,

@@ -306,14 +306,27 @@ class WorkerServer:
             raise BadRequest("json_schema must be a JSON object")
         if grammar and schema:
             raise BadRequest("give either grammar or json_schema, not both")
-        if sess.current is not None:
-            raise BadRequest(f"session {sess.id} is already generating; abort it or wait for its stop event")
+        # A new generate supersedes the one in progress: a client that stopped reading at the first
+        # action (and sent abort) must not race the old generation's stop event.
+        prev = sess.current
+        if prev is not None:
+            self._abort_generation(prev)
         if self.system_prefix and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": self.system_prefix}, *messages]
         gen = Generation(req_id, conn)
         sess.current = gen
         conn.generations.add(gen)
-        gen.task = asyncio.create_task(self._generate(sess, gen, messages, sampling, grammar, schema))
+        gen.task = asyncio.create_task(
+            self._generate_after(prev, sess, gen, messages, sampling, grammar, schema)
+        )
+
+    async def _generate_after(
+        self, prev: Generation | None, sess: Session, gen: Generation, *args: Any
+    ) -> None:
+        """Wait for a superseded generation to wind down (it was aborted), then generate."""
+        if prev is not None and prev.task is not None:
+            await asyncio.wait({prev.task})  # its outcome is reported to its own client
+        await self._generate(sess, gen, *args)
 
     async def _op_abort(self, conn: Connection, req_id: Any, req: dict[str, Any]) -> None:
         sess = self._session(req)
