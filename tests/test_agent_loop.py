@@ -420,13 +420,22 @@ async def test_an_action_repeated_verbatim_is_not_run_twice(tmp_path):
     marker = tmp_path / "count"
     cmd = f"echo x >> {marker}"
     deps = make_deps(
-        [act("plan", steps=["count"]), act("plan", steps=["count"]), act("shell", command=cmd),
+        [act("observe", summary="start"), act("observe", summary="start"), act("shell", command=cmd),
          act("shell", command=cmd), done("counted")],
         policy=SafetyPolicy(SafetySettings(auto_approve=["read_only", "changes_state"])),
     )  # fmt: skip
     events = await run(deps)
     observed = of(events, "observe")
     assert [o["status"] for o in observed] == ["ok", "repeated", "ok", "repeated"]
-    assert "not run again" in observed[1]["text"] and "step 1 ('count')" in observed[0]["text"]
+    assert "not run again" in observed[1]["text"]
     assert marker.read_text() == "x\n"  # the second identical shell did not run
     assert kinds(events)[-1] == "done"
+
+
+async def test_a_plan_is_not_offered_right_after_a_plan():
+    deps = make_deps([act("plan", steps=["uptime"]), act("plan", steps=["uptime"]), done("up")])
+    events = await run(deps)
+    observed = of(events, "observe")
+    assert "step 1 ('uptime')" in observed[0]["text"]
+    # The second plan is not an offered action for that turn: a format error, then done.
+    assert observed[1]["status"] != "ok" and kinds(events)[-1] == "done"

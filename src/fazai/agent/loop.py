@@ -61,15 +61,20 @@ async def run_agent(
         if any(e.kind == "error" for e in begin):
             return
         session = await deps.provider.open_session(deps.params)
-        grammar = grammar_for(offered) if deps.provider.supports_grammar else None
-        format_errors, first, last_line = 0, history.iterations, ""
+        grammars: dict[tuple[str, ...], str | None] = {}
+        format_errors, first, last_line, last_kind = 0, history.iterations, "", ""
         while history.iterations - first < s.max_iterations:
             n = history.iterations + 1
             if abort.is_set():
                 yield ev("aborted", during="idle", iteration=n)
                 return
             # 1-2. Context + generate: stream tokens until the first valid action.
-            parser, gen = ActionStreamParser(offered), _Generation()
+            # A plan never follows a plan: small models otherwise re-plan forever.
+            turn = tuple(k for k in offered if not (k == last_kind == "plan"))
+            if turn not in grammars:
+                grammars[turn] = grammar_for(list(turn)) if deps.provider.supports_grammar else None
+            grammar = grammars[turn]
+            parser, gen = ActionStreamParser(list(turn)), _Generation()
             messages = build_messages(history, offered, budget_chars=s.history_budget_chars)
             async with aclosing(
                 _generate(session, messages, grammar, parser, abort, deadline, gen)
@@ -109,7 +114,7 @@ async def run_agent(
                             outcome = item
                         else:
                             yield item
-            last_line = line
+            last_line, last_kind = line, action.action
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
