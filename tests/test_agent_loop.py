@@ -432,7 +432,7 @@ async def test_an_action_repeated_verbatim_is_not_run_twice(tmp_path):
     assert kinds(events)[-1] == "done"
 
 
-async def test_a_plan_is_not_offered_right_after_a_plan():
+async def test_a_plan_is_offered_once_per_run():
     deps = make_deps([act("plan", steps=["uptime"]), act("plan", steps=["uptime"]), done("up")])
     events = await run(deps)
     observed = of(events, "observe")

@@ -91,7 +91,9 @@ async def execute_plan(action: PlanAction, step: Step) -> AsyncIterator[Event | 
 async def execute_observe(action: ObserveAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """The model's own summary: recorded, then the loop goes on."""
     yield Outcome(
-        "noted. Continue with the next action.", data={"summary": action.summary, "next": action.next}
+        "noted. If this answers the goal, finish now with done, putting the facts you found in its "
+        "answer; otherwise take the next action.",
+        data={"summary": action.summary, "next": action.next},
     )
 
 

@@ -62,15 +62,17 @@ async def run_agent(
             return
         session = await deps.provider.open_session(deps.params)
         grammars: dict[tuple[str, ...], str | None] = {}
-        format_errors, first, last_line, last_kind = 0, history.iterations, "", ""
+        format_errors, first = 0, history.iterations
+        seen: set[str] = set()  # action lines since the machine last changed (repeats are not re-run)
+        planned = False
         while history.iterations - first < s.max_iterations:
             n = history.iterations + 1
             if abort.is_set():
                 yield ev("aborted", during="idle", iteration=n)
                 return
             # 1-2. Context + generate: stream tokens until the first valid action.
-            # A plan never follows a plan: small models otherwise re-plan forever.
-            turn = tuple(k for k in offered if not (k == last_kind == "plan"))
+            # One plan per run: small models otherwise re-plan instead of acting.
+            turn = tuple(k for k in offered if not (planned and k == "plan"))
             if turn not in grammars:
                 grammars[turn] = grammar_for(list(turn)) if deps.provider.supports_grammar else None
             grammar = grammars[turn]
@@ -104,8 +106,8 @@ async def run_agent(
             step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
             outcome = Outcome(None)
             line = action_line(action.model_copy(update={"id": None}))
-            if line == last_line and action.action != "done":
-                # The same action twice in a row: its result is already in the history; don't loop.
+            if line in seen and action.action != "done":
+                # Nothing changed since this exact action ran: its result is in the history; don't loop.
                 outcome = Outcome(_REPEATED, status="repeated")
             else:
                 async with aclosing(executors[action.action](action, step)) as items:
@@ -114,7 +116,10 @@ async def run_agent(
                             outcome = item
                         else:
                             yield item
-            last_line, last_kind = line, action.action
+            if _changes_machine(action, deps):
+                seen.clear()
+            seen.add(line)
+            planned = planned or action.action == "plan"
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
@@ -137,6 +142,16 @@ async def run_agent(
         if session is not None:
             with contextlib.suppress(Exception):
                 await session.close()
+
+
+def _changes_machine(action: Any, deps: AgentDeps) -> bool:
+    """Whether an action may have changed the machine (so repeating a read afterwards is legitimate)."""
+    if action.action in ("tool_spec", "use_tool", "commit_kb"):
+        return True
+    if action.action != "shell":
+        return False
+    risk = deps.policy.check_command(action.command).risk
+    return str(getattr(risk, "value", risk)) != "read_only"
 
 
 async def _begin(goal: str, history: History, deps: AgentDeps, ev: _EventFactory) -> list[Event]:
