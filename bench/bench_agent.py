@@ -2,7 +2,7 @@
 
 1. Loop overhead: N iterations of the scripted action ``{"action":"shell","command":"true"}`` through
    the daemon (HTTP + SSE, every event stored in SQLite before it is published) vs N bare
-   ``bash -lc true`` in the same run. Target ratio ≤ 1.3.
+   ``bash -c true`` in the same run. Target ratio ≤ 1.3.
 2. Token latency, daemon → client: the time from a token event's creation (its ``ts``) to its arrival
    at an SSE client, p50 / p99 over every token of the run. Target p99 ≤ 20 ms. The tokens come from
    the scripted provider (as fast as it can emit: a worst case for queueing), not the model worker.
@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+
+from fazai.targets.local import shell_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +108,7 @@ def main() -> None:
     def bare_run() -> float:
         t0 = time.perf_counter()
         for _ in range(n):
-            subprocess.run(["bash", "-lc", "true"], check=True)
+            subprocess.run(shell_argv("true"), check=True)
         return time.perf_counter() - t0
 
     # Baseline: the bare commands, measured in this same run, before and after (a shared machine's
@@ -157,7 +159,7 @@ def main() -> None:
             f"note: {approvals} approvals answered over HTTP (no safety policy installed: every command asks)"
         )
     print(
-        f"bare bash -lc true:   {bare * 1000 / n:7.2f} ms/iteration (before {bare_before:.2f} s, "
+        f"bare bash -c true:   {bare * 1000 / n:7.2f} ms/iteration (before {bare_before:.2f} s, "
         f"after {bare_after:.2f} s)"
     )
     print(f"through fazaid:       {through * 1000 / n:7.2f} ms/iteration ({through:.2f} s)")

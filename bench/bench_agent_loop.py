@@ -1,5 +1,5 @@
 """Loop overhead without the daemon: N scripted ``shell: true`` iterations through ``run_agent``
-versus N bare ``bash -lc true`` runs, measured in the same process, same machine, same moment.
+versus N bare ``bash -c true`` runs, measured in the same process, same machine, same moment.
 
     .venv/bin/python bench/bench_agent_loop.py [--n 100]
 
@@ -18,6 +18,7 @@ from fazai.agent.loop import run_agent
 from fazai.agent.safety import SafetyPolicy
 from fazai.config import AgentSettings, SafetySettings
 from fazai.models.scripted import ScriptedProvider
+from fazai.targets.local import shell_argv
 
 
 class _NoHuman:
@@ -32,7 +33,7 @@ async def bare(n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         proc = await asyncio.create_subprocess_exec(
-            "bash", "-lc", "true", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *shell_argv("true"), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         await proc.communicate()
     return time.perf_counter() - start
@@ -69,7 +70,7 @@ async def main() -> None:
         t, e = await loop(per)
         took, events = took + t, events + e
     n = per * args.rounds
-    print(f"bare bash -lc true x{n}: {base:.3f}s ({base / n * 1000:.1f} ms each)")
+    print(f"bare bash -c true x{n}: {base:.3f}s ({base / n * 1000:.1f} ms each)")
     print(f"run_agent shell true x{n}: {took:.3f}s ({took / n * 1000:.1f} ms each, {events} events)")
     print(f"ratio loop/bare: {took / base:.2f} (target <= 1.3)")
 

@@ -130,6 +130,21 @@ async def test_stdin_is_not_a_terminal():
     assert res.stdout == "done\n" and not res.timed_out
 
 
+async def test_login_and_rc_files_are_not_read(tmp_path):
+    # An operator's shell files that hang and print (as a stale `pyenv init` lock did here) must
+    # neither delay nor pollute a command; BASH_ENV would be sourced by any non-interactive bash.
+    for name in (".profile", ".bash_profile", ".bashrc", "env.sh"):
+        (tmp_path / name).write_text("echo noise; sleep 30\n")
+    env = {"HOME": str(tmp_path), "BASH_ENV": str(tmp_path / "env.sh"), "ENV": str(tmp_path / "env.sh")}
+    res = await LocalTarget(env=env).run("echo out", timeout=10)
+    assert (res.stdout, res.stderr, res.timed_out) == ("out\n", "", False)
+
+
+async def test_sbin_is_on_path_even_when_the_caller_lacks_it():
+    res = await LocalTarget(env={"PATH": "/usr/bin:/bin"}).run("echo $PATH", timeout=10)
+    assert "/usr/sbin" in res.stdout.strip().split(":")
+
+
 async def test_cwd_and_env():
     res = await LocalTarget(cwd="/tmp", env={"FAZAI_T": "x1"}).run("pwd; echo $FAZAI_T")
     assert res.stdout == "/tmp\nx1\n"

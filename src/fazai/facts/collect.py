@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from fazai.facts.collectors import COLLECTORS, Collector
+from fazai.targets.local import shell_argv, shell_env
 
 
 class ExecResultLike(Protocol):
@@ -29,7 +30,7 @@ class Target(Protocol):
     """Anything that runs a shell command: ``run(command, timeout=...)``, sync or async."""
 
     def run(self, command: str, timeout: float | None = ...) -> Any:
-        """Run ``command`` with ``bash -lc`` and return an ExecResult-like object."""
+        """Run ``command`` in a shell and return an ExecResult-like object."""
         ...
 
 
@@ -45,7 +46,7 @@ class ExecResult:
 
 
 class LocalRunner:
-    """Runs commands on this machine with ``bash -lc`` (a stand-in until ``fazai.targets.local``)."""
+    """Runs commands on this machine, collecting output at the end (facts need no streaming)."""
 
     name = "local"
 
@@ -53,10 +54,10 @@ class LocalRunner:
         """Run ``command``; on timeout the whole process group is killed and ``timed_out`` is set."""
         t0 = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            "bash", "-lc", command,
+            *shell_argv(command),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a timeout kills pipelines too
-            env={**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": "", "PAGER": "cat"},
+            env=shell_env({"LC_ALL": "C"}),
         )  # fmt: skip
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)

@@ -57,7 +57,7 @@ class Target(Protocol):
         on_output: OutputCallback | None = None,
         cancel: asyncio.Event | None = None,
     ) -> ExecResult:
-        """Run ``command`` with ``bash -lc``, streaming output to ``on_output`` as it arrives.
+        """Run ``command`` in a non-login bash, streaming output to ``on_output`` as it arrives.
 
         A ``timeout`` (seconds) or a set ``cancel`` event kills everything the command started.
         """

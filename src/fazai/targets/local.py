@@ -1,4 +1,4 @@
-"""The ``local`` target: commands run on this machine with ``bash -lc``.
+"""The ``local`` target: commands run on this machine with ``bash`` (see :func:`shell_argv`).
 
 Each command gets its own session and process group, so a timeout or an abort can kill everything it
 started (pipes, subshells, ``sleep`` children), not just the shell. Output is read in chunks as it
@@ -30,6 +30,33 @@ _QUIET_ENV = {
 }
 
 
+# Login PATH entries a root shell expects (``ss``, ``ip``, ``nft`` live in sbin), added when missing.
+_STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def shell_argv(command: str) -> list[str]:
+    """The argv that runs ``command`` in bash, without reading any profile or rc file.
+
+    Why not ``bash -lc``: an operator's login files are not ours to trust on every command. Seen
+    here: ``~/.bashrc`` running ``pyenv init`` blocked 60 s on a stale rehash lock and printed to
+    stderr, so every command "timed out". :func:`shell_env` gives the PATH a login shell would.
+    """
+    return ["bash", "--noprofile", "--norc", "-c", command]
+
+
+def shell_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment made safe for unattended commands (no pagers, no prompts).
+
+    ``BASH_ENV``/``ENV`` are dropped (a non-interactive bash would source them) and the standard
+    sbin/bin directories are appended to ``PATH`` when missing.
+    """
+    merged = {**os.environ, **_QUIET_ENV, **(extra or {})}
+    env = {k: v for k, v in merged.items() if k not in ("BASH_ENV", "ENV")}
+    path = [p for p in env.get("PATH", "").split(":") if p]
+    env["PATH"] = ":".join(path + [p for p in _STANDARD_PATH if p not in path])
+    return env
+
+
 class LocalTarget:
     """Runs commands on the local machine."""
 
@@ -44,7 +71,7 @@ class LocalTarget:
     ):
         self.name = name
         self.cwd = str(cwd) if cwd is not None else None
-        self._env = {**os.environ, **_QUIET_ENV, **(env or {})}
+        self._env = shell_env(env)
         # How long SIGTERM has before SIGKILL, and how long to keep reading after the shell exits
         # while a background child still holds the pipes.
         self.kill_grace_s = kill_grace_s
@@ -58,13 +85,11 @@ class LocalTarget:
         on_output: OutputCallback | None = None,
         cancel: asyncio.Event | None = None,
     ) -> ExecResult:
-        """Run ``command`` with ``bash -lc`` in its own process group (see ``Target.run``)."""
+        """Run ``command`` in bash in its own process group (see ``Target.run``)."""
         start = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(
-                "bash",
-                "-lc",
-                command,
+                *shell_argv(command),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -370,7 +370,7 @@ class Walker:
             and expr not in INHERITED_ENV
             and not expr.startswith(_ENV_PREFIXES)
         ):
-            # Each command runs in a fresh `bash -lc`: a variable nobody set expands to nothing
+            # Each command runs in a fresh bash: a variable nobody set expands to nothing
             # (`rm -rf "$DIR"/` is `rm -rf /`).
             return ""
         return None
