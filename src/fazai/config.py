@@ -115,8 +115,14 @@ class WorkerSettings(_Section):
     socket: Path | None = Field(default=None, description="default: <runtime_dir>/worker.sock")
     model: str = Field(default="qwen2.5-coder-0.5b", description="catalog name or path to a .gguf")
     threads: int = Field(default=0, ge=0, description="0 = all cores")
-    ctx_size: int = Field(default=8192, ge=512)
+    ctx_size: int = Field(default=8192, ge=512, description="context tokens per session (per slot)")
     slots: int = Field(default=4, ge=1, le=64)
+    batch_size: int = Field(
+        default=16,
+        ge=8,
+        le=2048,
+        description="prompt batch; abort lands between batches, so small = fast abort",
+    )
     cache_ram_mib: int = Field(default=1024, ge=0)
     system_prefix: str | None = Field(default=None, description="shared system prompt evaluated once")
     autostart: bool = True

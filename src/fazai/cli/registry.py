@@ -15,6 +15,7 @@ def register_all(app: typer.Typer) -> None:
 
 _GROUPS: list[str] = [
     "model",
+    "model_chat",
     "tools",
     "research",
     "opnsense",
