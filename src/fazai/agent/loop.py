@@ -23,7 +23,7 @@ from fazai.agent.grammar import grammar_for
 from fazai.agent.history import History, history_from_events, interrupted_note
 from fazai.agent.prompt import build_messages, offered_actions
 from fazai.models.base import Constraint, Final, Message, ModelSession, ProviderError
-from fazai.protocol import ACTION_KINDS, ActionStreamParser, Event, ParseFailure, action_line
+from fazai.protocol import ACTION_KINDS, ActionStreamParser, DoneAction, Event, ParseFailure, action_line
 
 log = logging.getLogger(__name__)
 _CUT = "the answer hit the token limit before an action was complete: keep the reasoning short"
@@ -57,7 +57,10 @@ async def run_agent(
         if any(e.kind == "error" for e in begin):
             return
         session = await deps.provider.open_session(deps.params)
-        grammar = grammar_for(offered) if deps.provider.supports_grammar else None
+        grammar = (
+            grammar_for(offered, multi_command=deps.multi_command) if deps.provider.supports_grammar else None
+        )
+        system = deps.system_prompt(offered) if deps.system_prompt is not None else None
         format_errors, first = 0, history.iterations
         while history.iterations - first < s.max_iterations:
             n = history.iterations + 1
@@ -66,13 +69,16 @@ async def run_agent(
                 return
             # 1-2. Context + generate: stream tokens until the first valid action.
             parser, gen = ActionStreamParser(offered), _Generation()
-            messages = build_messages(history, offered, budget_chars=s.history_budget_chars)
+            messages = build_messages(history, offered, budget_chars=s.history_budget_chars, system=system)
             async with aclosing(
                 _generate(session, messages, grammar, parser, abort, deadline, gen)
             ) as tokens:
                 async for text in tokens:
                     yield ev("token", text=text, iteration=n)
             if gen.stopped:  # aborted, or out of session time
+                if gen.stopped == "timeout" and deps.answer_at_limit:
+                    yield _limit_done(ev, deps, history, "time", n, model_answer=None)
+                    return
                 yield _stopped(ev, gen.stopped, n, s.session_timeout_s)
                 return
             parsed = parser.finish()
@@ -111,8 +117,23 @@ async def run_agent(
             if outcome.stop == "done":
                 return
             if time.monotonic() > deadline:
+                if deps.answer_at_limit:
+                    yield _limit_done(ev, deps, history, "time", n, model_answer=None)
+                    return
                 yield _stopped(ev, "timeout", n, s.session_timeout_s)
                 return
+        if deps.answer_at_limit:
+            # The iteration limit: one last model turn that may only answer, then the best answer so far.
+            final, used = _LastWord(), history.iterations
+            async with aclosing(_last_word(session, history, deps, system, abort, deadline, final)) as tokens:
+                async for text in tokens:
+                    yield ev("token", text=text, iteration=history.iterations + 1)
+            if final.action is not None:
+                a = final.action
+                yield ev("action", id=a.id, kind="done", iteration=used + 1, final=True, reasoning="",
+                         said=final.said, action=a.model_dump(exclude_none=True))  # fmt: skip
+            yield _limit_done(ev, deps, history, "iterations", used, model_answer=final.action)
+            return
         yield ev("error", reason="max_iterations", iteration=history.iterations, message=(
             f"stopped after {s.max_iterations} iterations without done; "
             "continue the session or raise agent.max_iterations"))  # fmt: skip
@@ -252,3 +273,82 @@ async def _generate(
         stopper.cancel()
         with contextlib.suppress(Exception):
             await stream.aclose()  # type: ignore[attr-defined]
+
+
+# --- Answering at a limit (modes with ``answer_at_limit``, e.g. ``fazai ask``) ----------------------
+
+_LAST_WORD_S = 15.0  # at most this long for the final answer turn (within the session's deadline)
+
+
+@dataclass(slots=True)
+class _LastWord:
+    action: DoneAction | None = None
+    said: str = ""
+
+
+async def _last_word(
+    session: ModelSession,
+    history: History,
+    deps: AgentDeps,
+    system: str | None,
+    abort: asyncio.Event,
+    deadline: float,
+    out: _LastWord,
+) -> AsyncIterator[str]:
+    """One more generation, constrained to ``done``: the model's best answer from what it has seen."""
+    s = deps.settings
+    key = deps.limit_names[0]
+    if deadline - time.monotonic() < 1.0 or abort.is_set():
+        return
+    history.add_observation(
+        f"LIMIT REACHED ({key} = {s.max_iterations}): no more commands can run. Answer now with done, "
+        "using only the results above; if something is missing, say what."
+    )
+    parser, gen = ActionStreamParser(["done"]), _Generation()
+    grammar = grammar_for(["done"]) if deps.provider.supports_grammar else None
+    messages = build_messages(history, ["done"], budget_chars=s.history_budget_chars, system=system)
+    end = min(deadline, time.monotonic() + _LAST_WORD_S)
+    async with aclosing(_generate(session, messages, grammar, parser, abort, end, gen)) as tokens:
+        async for text in tokens:
+            yield text
+    parsed = parser.finish()
+    if isinstance(parsed, DoneAction) and parsed.answer.strip():
+        out.action = parsed.model_copy(update={"id": history.next_action_id()})
+        out.said = action_line(out.action)
+        history.add_turn(out.said, out.action.id)
+
+
+def _best_results(history: History, limit: int = 600) -> str:
+    """The latest command results, shortened: the best answer when the model gave none."""
+    for e in reversed(history.entries):
+        if e.role == "observation" and e.text.strip():
+            text = e.text.strip()
+            return text if len(text) <= limit else text[:limit] + " …"
+    return ""
+
+
+def _limit_done(
+    ev: _EventFactory,
+    deps: AgentDeps,
+    history: History,
+    which: str,
+    iteration: int,
+    *,
+    model_answer: DoneAction | None,
+) -> Event:
+    """The ``done`` event of a run stopped by a limit: the best answer so far, naming the limit."""
+    s = deps.settings
+    if which == "iterations":
+        key, value = deps.limit_names[0], f"{s.max_iterations}"
+    else:
+        key, value = deps.limit_names[1], f"{s.session_timeout_s:g}s"
+    stopped = f"stopped by the {key} limit ({value})"
+    if model_answer is not None:
+        answer, status, source = model_answer.answer, model_answer.status, "model"
+    else:
+        results = _best_results(history)
+        answer = "No final answer before the limit." + (f" Latest results:\n{results}" if results else "")
+        status, source = "failed", "results"
+    aid = model_answer.id if model_answer else None
+    return ev("done", action=aid, answer=answer, status=status, iterations=iteration, limit=key,
+              stopped_by=stopped, answer_source=source, mode=deps.mode)  # fmt: skip
