@@ -115,6 +115,7 @@ class AgentDeps:
     # what happens at a limit: False = an error event; True = a done event with the best answer so
     # far that names the limit (``limit_names``: the config keys of the iteration and time limits).
     mode: str = "agent"
+    only_actions: tuple[str, ...] | None = None  # offer only these kinds (None: every kind with an executor)
     system_prompt: Callable[[Sequence[str]], str] | None = None
     multi_command: bool = False
     answer_at_limit: bool = False

@@ -47,6 +47,8 @@ async def run_agent(
     s, ev = deps.settings, _EventFactory(session_id)
     executors = {**DEFAULT_EXECUTORS, **deps.executors}
     offered = offered_actions(executors, ACTION_KINDS)  # only kinds that have an executor
+    if deps.only_actions is not None:  # a mode (``fazai ask``) offers fewer
+        offered = [k for k in offered if k in deps.only_actions]
     history = history_from_events(prior_events)
     deadline = time.monotonic() + s.session_timeout_s
     session: ModelSession | None = None
