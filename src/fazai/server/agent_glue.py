@@ -88,6 +88,7 @@ class AgentLoop:
         self._providers: dict[str | None, Provider] = {}
         self._executors: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
+        self._ask_cache: Any = None  # question mode's command cache, shared by the runs of this process
 
     def _provider(self, model: str | None) -> Provider:
         key = model if model and model != self.settings.ai_provider.model else None
@@ -113,13 +114,24 @@ class AgentLoop:
             repeat_penalty=ap.repeat_penalty,
             max_tokens=ap.max_tokens,
         )
-        return AgentDeps(
+        deps = AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
             policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
             settings=agent,
             params=params,
             executors=self._executors,
         )
+        if getattr(options, "mode", "agent") == "ask":
+            from fazai.agent.ask import CommandCache, ask_deps
+
+            if self._ask_cache is None:
+                self._ask_cache = CommandCache(s.ask.cache_ttl_s)
+            ask = s.ask
+            if getattr(options, "max_iterations", None):
+                ask = ask.model_copy(update={"max_iterations": options.max_iterations})
+            # --yes never widens question mode: it stays read-only.
+            deps = ask_deps(deps, ask, self._ask_cache)
+        return deps
 
     async def __call__(
         self,
