@@ -99,8 +99,7 @@ async def execute_done(action: DoneAction, step: Step) -> AsyncIterator[Event | 
         answer=action.answer,
         status=action.status,
         iterations=step.iteration,
-        mode=step.deps.mode,
-        answer_source="model",
+        **({"mode": step.deps.mode, "answer_source": "model"} if step.deps.mode != "agent" else {}),
     )
     yield Outcome(None, status=action.status, stop="done")
 
