@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def main() -> int:
     ap.add_argument("--cases", nargs="*", help="case ids (default: all)")
     ap.add_argument("--json", type=Path, help="write every row and the summary to this file")
     ap.add_argument("--quick", action="store_true", help="a small subset (one case per area)")
+    ap.add_argument("--quick-first", action="store_true", help="all cases, the --quick ones first")
     ap.add_argument(
         "--max-time", type=float, default=None, help="override ask.max_time_s (default: the config's 30 s)"
     )
@@ -146,6 +148,8 @@ def main() -> int:
     cases = [c for c in CASES if not args.cases or c.id in args.cases]
     if args.quick:
         cases = [c for c in cases if c.id in QUICK]
+    if args.quick_first:
+        cases = [c for c in cases if c.id in QUICK] + [c for c in cases if c.id not in QUICK]
     models_dir = args.models_dir or load_settings().paths.models_dir
     models = args.models or installed_models(models_dir)
     if not models and not args.models_dir:
@@ -161,6 +165,8 @@ def main() -> int:
     print(f"baseline: sandbox + setup per case {base * 1000:.0f} ms ({len(cases)} cases)")
 
     summaries, all_rows = [], {}
+    interrupted = False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill → summary of the cases done
     with tempfile.TemporaryDirectory(prefix="fazai-opsbench-") as td:
         tmp = Path(td)
         targets: list[tuple[str, dict[str, str], subprocess.Popen | None]] = []
@@ -182,21 +188,30 @@ def main() -> int:
             env = {**env, "FAZAI_PATHS__STATE_DIR": str(state), "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
             if args.max_time:
                 env["FAZAI_ASK__MAX_TIME_S"] = str(args.max_time)
-            rows = []
-            for c in cases:
-                row = run_one(c, env, [tmp])
-                rows.append(row)
-                mark = "ok " if row["ok"] else "BAD"
-                ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
-                print(
-                    f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
-                    + ("" if row["ok"] else f"  ({row['why']})"),
-                    flush=True,
-                )
+            rows: list[dict] = []
+            all_rows[label] = rows
+            try:
+                for c in cases:
+                    row = run_one(c, env, [tmp])
+                    rows.append(row)
+                    mark = "ok " if row["ok"] else "BAD"
+                    ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
+                    print(
+                        f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
+                        + ("" if row["ok"] else f"  ({row['why']})"),
+                        flush=True,
+                    )
+                    if args.json:  # written as it goes: an interrupted run keeps what it measured
+                        args.json.write_text(json.dumps({"baseline_s": base, "rows": all_rows}, indent=2))
+            except KeyboardInterrupt:
+                print(f"  [{label}] interrupted after {len(rows)} cases: summarizing those", flush=True)
+                interrupted = True
             if proc is not None:
                 proc.terminate()
-            summaries.append(summarize(label, rows))
-            all_rows[label] = rows
+            if rows:
+                summaries.append(summarize(label, rows))
+            if interrupted:
+                break
 
     print()
     hdr = (
