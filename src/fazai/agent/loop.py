@@ -279,6 +279,7 @@ async def _generate(
 
 # --- Answering at a limit (modes with ``answer_at_limit``, e.g. ``fazai ask``) ----------------------
 
+_LIMIT_NOTE = "LIMIT REACHED"
 _LAST_WORD_S = 15.0  # at most this long for the final answer turn (within the session's deadline)
 
 
@@ -303,7 +304,7 @@ async def _last_word(
     if deadline - time.monotonic() < 1.0 or abort.is_set():
         return
     history.add_observation(
-        f"LIMIT REACHED ({key} = {s.max_iterations}): no more commands can run. Answer now with done, "
+        f"{_LIMIT_NOTE} ({key} = {s.max_iterations}): no more commands can run. Answer now with done, "
         "using only the results above; if something is missing, say what."
     )
     parser, gen = ActionStreamParser(["done"]), _Generation()
@@ -323,7 +324,7 @@ async def _last_word(
 def _best_results(history: History, limit: int = 600) -> str:
     """The latest command results, shortened: the best answer when the model gave none."""
     for e in reversed(history.entries):
-        if e.role == "observation" and e.text.strip():
+        if e.role == "observation" and e.text.strip() and not e.text.startswith(_LIMIT_NOTE):
             text = e.text.strip()
             return text if len(text) <= limit else text[:limit] + " …"
     return ""
