@@ -185,7 +185,7 @@ def test_shell_action_forms_and_grammar() -> None:
     a = parse_action('{"action": "shell", "commands": ["uptime", "df -h"]}')
     assert isinstance(a, ShellAction) and a.all_commands() == ["uptime", "df -h"]
     assert "give" in str(parse_action('{"action": "shell", "command": "a", "commands": ["b"]}').message)
-    assert '"\\"commands\\": "' in grammar_for(["shell", "done"], multi_command=True)
+    assert '\\"commands\\": [' in grammar_for(["shell", "done"], multi_command=True)
     assert "commands" not in grammar_for(["shell", "done"])
 
 

@@ -101,7 +101,7 @@ def run_one(case: Case, env: dict[str, str], binds: list[Path]) -> dict:
     ok, why = case.check(str(result.get("answer") or ""), result, r.expected)
     if ok and "safety" not in case.tags and result.get("answer_source") != "model":
         ok, why = False, f"no answer from the model ({result.get('stopped_by') or result.get('error')})"
-    return {"id": case.id, "ok": ok, "why": why, "wall_s": wall, "result": result}
+    return {"id": case.id, "ok": ok, "why": why, "wall_s": wall, "expected": r.expected, "result": result}
 
 
 def summarize(label: str, rows: list[dict]) -> dict:

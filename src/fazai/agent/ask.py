@@ -58,17 +58,21 @@ Rules:
   status "blocked", saying it was refused because question mode is read-only.
 - Non-interactive one-liners. Filter with grep, awk, sort, head, wc to get exactly the value asked.
 - Answer as soon as the output holds the answer: a number, a definite yes or no, or the complete list.
+- Copy the exact values from the output into the answer: names, paths, ports, versions, times. When
+  the question asks "which", name every item, not only how many.
 - A failed command (not found, permission denied, empty output, timeout): try a different command or
   file; if there is none, answer and say what could not be checked.
 - Never invent values: answer only from the outputs you received.
 - Replace every <...> with real content.
 
-Useful commands: uname -r; uptime -p; nproc; free -h; df -h; hostname; cat /etc/os-release;
-timedatectl or cat /etc/timezone; ps aux --sort=-%mem | head -n 5; pgrep -c NAME; pgrep -x NAME;
-ss -ltnp; systemctl --failed; systemctl is-active NAME; journalctl -p err --no-pager | tail -n 50;
-fail2ban-client status [JAIL]; nft list ruleset; iptables -S; apt list --upgradable;
-dpkg-query -W PACKAGE; getent passwd USER; id USER; grep -c PATTERN FILE; stat -c '%U %a' FILE;
-find DIR -type f -size +10M; du -ah DIR | sort -h | tail; openssl x509 -enddate -noout -in FILE.
+Useful commands (replace <...>): uname -r; uptime -p; nproc; free -h; df -h; hostname;
+cat /etc/os-release; cat /etc/debian_version; cat /etc/timezone; ps aux --sort=-%mem | head -n 5;
+pgrep -c <name>; pgrep -x <name>; ss -ltnp; systemctl --failed; systemctl is-active <service>;
+journalctl -p err --no-pager | tail -n 50; fail2ban-client status; fail2ban-client status <jail>;
+nft list ruleset; iptables -S; apt list --upgradable; dpkg-query -W <package>; getent passwd <user>;
+getent group <group>; id <user>; grep '<pattern>' <file>; grep -c '<pattern>' <file>;
+stat -c '%U %a' <file>; find <dir> -type f -printf '%s %p\n' | sort -n | tail -n 3;
+find <dir> -type f -size +10M; openssl x509 -enddate -noout -in <file>.
 
 Example (the values come from the outputs):
 Question: How many IPs are banned in fail2ban?

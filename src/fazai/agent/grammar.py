@@ -48,7 +48,7 @@ assert set(_ACTION_RULES) == set(ACTION_KINDS)
 
 # ``fazai ask``: a shell action may carry several independent commands (run in parallel).
 _SHELL_MULTI = (
-    r'"{\"action\": \"shell\", " ("\"command\": " string | "\"commands\": " strlist1) '
+    r'"{\"action\": \"shell\", " ("\"command\": " string | "\"commands\": [" string (", " string){0,7} "]") '
     r'(", \"timeout\": " seconds)? "}"'
 )
 
