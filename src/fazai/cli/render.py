@@ -298,6 +298,8 @@ class Renderer:
         st = self.stats
         if status and st.status is None:
             st.status = status
+        if self.ask:  # commands that really ran (not refused, cached or skipped)
+            st.commands = len(self.executed)
         summary = st.to_dict()
         if self.json_mode:
             self.out.write(json.dumps({"summary": summary}) + "\n")
