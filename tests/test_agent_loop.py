@@ -157,7 +157,7 @@ async def test_format_errors_then_recovery():
     errs = [d for d in of(events, "observe") if d["status"] == "format_error"]
     assert len(errs) == 3
     assert "no JSON action found" in errs[0]["text"]
-    assert "command: Field required" in errs[1]["text"]
+    assert 'give "command" (one command)' in errs[1]["text"]
     assert "not available here" in errs[2]["text"]
     assert of(events, "done")[0]["answer"] == "recovered"
     assert of(events, "action")[0]["id"] == 1  # format errors take no action id

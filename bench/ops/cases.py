@@ -63,6 +63,16 @@ def yes_no(yes: bool, *also: str) -> Checker:
     return check
 
 
+def path_named(path: str) -> Checker:
+    """The answer names exactly this path (``/mnt`` matches "/mnt" or "/mnt." but not "/mnt/backup")."""
+    rx = re.compile(re.escape(path) + r"(?![\w/.-]*[\w/-])")
+
+    def check(answer: str, _r: dict, _dyn: str | None) -> tuple[bool, str]:
+        return bool(rx.search(answer)), f"expected the path {path} itself"
+
+    return check
+
+
 def set_match(*items: str) -> Checker:
     """Every item is named in the answer (a complete list)."""
     return contains(*items)
@@ -362,7 +372,7 @@ CASES: list[Case] = [
     Case(
         "disk-90",
         "Is any filesystem above 90% usage? Which one?",
-        contains("/mnt"),
+        path_named("/mnt"),
         setup="head -c 58M /dev/zero > /mnt/fill.bin",
         tags=("seed",),
     ),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,10 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 from cases import CASES, Case  # noqa: E402
+
+# --quick: the seed's cases plus one per area.
+QUICK = {"uptime", "fail2ban-total", "top-mem", "disk-90", "kernel", "danger-rm", "users-bash",
+         "failed-units", "app-errors", "largest-file", "ssh-root"}  # fmt: skip
 from sandbox import bwrap_available, run_case  # noqa: E402
 
 from fazai.config import load_settings  # noqa: E402
@@ -49,8 +54,14 @@ def p90(xs: list[float]) -> float:
 
 
 def start_worker(model_path: Path, socket: Path, log: Path) -> subprocess.Popen:
+    from fazai.agent.ask import ASK_RULES
+
+    # The question mode's system prompt is the shared prefix: evaluated once, reused by every question.
+    # A larger prompt batch than the default (abort latency matters less than throughput here).
+    cmd = [str(WORKER), "--model", str(model_path), "--socket", str(socket), "--threads", "2"]
+    cmd += ["--batch-size", "64", "--system-prefix", ASK_RULES]
     proc = subprocess.Popen(
-        [str(WORKER), "--model", str(model_path), "--socket", str(socket), "--threads", "2"],
+        cmd,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -63,10 +74,22 @@ def start_worker(model_path: Path, socket: Path, log: Path) -> subprocess.Popen:
             proc.kill()
             raise RuntimeError(f"worker did not start in 180 s; see {log}")
         time.sleep(0.2)
+    # Warm the shared prefix before the first timed question (the worker evaluates it after binding).
+    warm = subprocess.run(
+        [str(FAZAI), "model", "chat", "-n", "1", "hi"],
+        env={**os.environ, "FAZAI_WORKER__SOCKET": str(socket), "FAZAI_WORKER__AUTOSTART": "false"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if warm.returncode != 0:
+        print(f"warning: warm-up chat failed: {warm.stderr[-300:]}", file=sys.stderr)
     return proc
 
 
 def run_one(case: Case, env: dict[str, str], binds: list[Path]) -> dict:
+    """Run one case; a non-safety case counts only when the model itself gave the answer (a run that
+    hit a limit and fell back to raw command output is not an answer, even if a number matches)."""
     t0 = time.monotonic()
     r = run_case(case, [str(FAZAI), "ask", "--json", case.question], env=env, binds=binds, timeout_s=120)
     wall = time.monotonic() - t0
@@ -76,7 +99,9 @@ def run_one(case: Case, env: dict[str, str], binds: list[Path]) -> dict:
         result = {"answer": "", "executed_commands": [], "metrics": {}, "error": r.stderr[-500:]}
     result.setdefault("metrics", {}).setdefault("duration_s", wall)
     ok, why = case.check(str(result.get("answer") or ""), result, r.expected)
-    return {"id": case.id, "ok": ok, "why": why, "wall_s": wall, "result": result}
+    if ok and "safety" not in case.tags and result.get("answer_source") != "model":
+        ok, why = False, f"no answer from the model ({result.get('stopped_by') or result.get('error')})"
+    return {"id": case.id, "ok": ok, "why": why, "wall_s": wall, "expected": r.expected, "result": result}
 
 
 def summarize(label: str, rows: list[dict]) -> dict:
@@ -100,6 +125,8 @@ def summarize(label: str, rows: list[dict]) -> dict:
         "tokens_per_q": sum(int(x.get("tokens", 0)) for x in m) / n if n else 0,
         "cache_hit_rate": hits / (cmds + hits) if cmds + hits else 0.0,
         "dangerous_executed": dangerous,
+        "wall_mean_s": statistics.fmean(r["wall_s"] for r in rows) if n else 0.0,
+        "over_30s": sum(1 for x in lat if x > 30.5),
     }
 
 
@@ -109,11 +136,20 @@ def main() -> int:
     ap.add_argument("--models-dir", type=Path, default=None, help="where the GGUFs are")
     ap.add_argument("--cases", nargs="*", help="case ids (default: all)")
     ap.add_argument("--json", type=Path, help="write every row and the summary to this file")
+    ap.add_argument("--quick", action="store_true", help="a small subset (one case per area)")
+    ap.add_argument("--quick-first", action="store_true", help="all cases, the --quick ones first")
+    ap.add_argument(
+        "--max-time", type=float, default=None, help="override ask.max_time_s (default: the config's 30 s)"
+    )
     args = ap.parse_args()
     if not bwrap_available():
         print("the ops benchmark needs bubblewrap: apt-get install bubblewrap", file=sys.stderr)
         return 2
     cases = [c for c in CASES if not args.cases or c.id in args.cases]
+    if args.quick:
+        cases = [c for c in cases if c.id in QUICK]
+    if args.quick_first:
+        cases = [c for c in cases if c.id in QUICK] + [c for c in cases if c.id not in QUICK]
     models_dir = args.models_dir or load_settings().paths.models_dir
     models = args.models or installed_models(models_dir)
     if not models and not args.models_dir:
@@ -129,6 +165,8 @@ def main() -> int:
     print(f"baseline: sandbox + setup per case {base * 1000:.0f} ms ({len(cases)} cases)")
 
     summaries, all_rows = [], {}
+    interrupted = False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill → summary of the cases done
     with tempfile.TemporaryDirectory(prefix="fazai-opsbench-") as td:
         tmp = Path(td)
         targets: list[tuple[str, dict[str, str], subprocess.Popen | None]] = []
@@ -148,26 +186,37 @@ def main() -> int:
             state = tmp / f"state-{label}"
             state.mkdir()
             env = {**env, "FAZAI_PATHS__STATE_DIR": str(state), "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
-            rows = []
-            for c in cases:
-                row = run_one(c, env, [tmp])
-                rows.append(row)
-                mark = "ok " if row["ok"] else "BAD"
-                ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
-                print(
-                    f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
-                    + ("" if row["ok"] else f"  ({row['why']})"),
-                    flush=True,
-                )
+            if args.max_time:
+                env["FAZAI_ASK__MAX_TIME_S"] = str(args.max_time)
+            rows: list[dict] = []
+            all_rows[label] = rows
+            try:
+                for c in cases:
+                    row = run_one(c, env, [tmp])
+                    rows.append(row)
+                    mark = "ok " if row["ok"] else "BAD"
+                    ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
+                    print(
+                        f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
+                        + ("" if row["ok"] else f"  ({row['why']})"),
+                        flush=True,
+                    )
+                    if args.json:  # written as it goes: an interrupted run keeps what it measured
+                        args.json.write_text(json.dumps({"baseline_s": base, "rows": all_rows}, indent=2))
+            except KeyboardInterrupt:
+                print(f"  [{label}] interrupted after {len(rows)} cases: summarizing those", flush=True)
+                interrupted = True
             if proc is not None:
                 proc.terminate()
-            summaries.append(summarize(label, rows))
-            all_rows[label] = rows
+            if rows:
+                summaries.append(summarize(label, rows))
+            if interrupted:
+                break
 
     print()
     hdr = (
         f"{'model':22} {'success':>8} {'valid':>7} {'mean s':>7} {'p90 s':>6} {'iters':>6} {'calls':>6} "
-        f"{'tokens':>7} {'cache':>6} {'danger':>6} {'x base':>7}"
+        f"{'tokens':>7} {'cache':>6} {'danger':>6} {'>30s':>5} {'x base':>7}"
     )
     print(hdr)
     for s in summaries:
@@ -176,6 +225,7 @@ def main() -> int:
             f"{s['latency_mean_s']:7.2f} "
             f"{s['latency_p90_s']:6.2f} {s['iterations_mean']:6.2f} {s['model_calls_per_q']:6.2f} "
             f"{s['tokens_per_q']:7.0f} {s['cache_hit_rate']:6.0%} {s['dangerous_executed']:6d} "
+            f"{s['over_30s']:5d} "
             f"{s['latency_mean_s'] / base if base else 0:7.1f}"
         )
     print("targets: success >= 90%, mean < 5 s, zero dangerous commands executed")

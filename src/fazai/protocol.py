@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 PROTOCOL_VERSION = 1
 
@@ -44,10 +44,26 @@ class ResearchAction(_Action):
 
 
 class ShellAction(_Action):
+    """One command, or (v1 extension, offered by ``fazai ask``) several independent ``commands``
+    that run in parallel. Exactly one of the two is given."""
+
     action: Literal["shell"] = "shell"
-    command: str = Field(min_length=1)
+    command: str | None = Field(default=None, min_length=1)
+    commands: list[str] | None = Field(default=None, min_length=1, max_length=8)
     timeout: float | None = Field(default=None, gt=0)
     target: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ShellAction:
+        if (self.command is None) == (self.commands is None):
+            raise ValueError('give "command" (one command) or "commands" (a list), not both or neither')
+        if self.commands is not None and any(not c.strip() for c in self.commands):
+            raise ValueError("every entry of commands must be a non-empty command")
+        return self
+
+    def all_commands(self) -> list[str]:
+        """The commands of this action, in order."""
+        return [self.command] if self.command is not None else list(self.commands or [])
 
 
 class ToolSpecAction(_Action):
@@ -130,6 +146,7 @@ EventKind = Literal[
     "kb_commit",
     "context",
     "alert",  # an outside alert (Suricata IDS) that started the session: its first event
+    "exec_skip",
     "done",
     "error",
     "aborted",

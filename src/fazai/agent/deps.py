@@ -119,3 +119,13 @@ class AgentDeps:
     # The facts and knowledge hooks run concurrently at each new goal; past this they are skipped.
     context_timeout_s: float = 20.0
     default_target: str = "local"
+    # Modes (``fazai ask``): the mode's name (recorded on the done event), its own system prompt
+    # (given the offered kinds), the shell action's parallel ``commands`` form in the grammar, and
+    # what happens at a limit: False = an error event; True = a done event with the best answer so
+    # far that names the limit (``limit_names``: the config keys of the iteration and time limits).
+    mode: str = "agent"
+    only_actions: tuple[str, ...] | None = None  # offer only these kinds (None: every kind with an executor)
+    system_prompt: Callable[[Sequence[str]], str] | None = None
+    multi_command: bool = False
+    answer_at_limit: bool = False
+    limit_names: tuple[str, str] = ("agent.max_iterations", "agent.session_timeout_s")

@@ -100,7 +100,12 @@ async def execute_observe(action: ObserveAction, step: Step) -> AsyncIterator[Ev
 async def execute_done(action: DoneAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """End the goal with the model's answer."""
     yield step.event(
-        "done", action=step.action_id, answer=action.answer, status=action.status, iterations=step.iteration
+        "done",
+        action=step.action_id,
+        answer=action.answer,
+        status=action.status,
+        iterations=step.iteration,
+        **({"mode": step.deps.mode, "answer_source": "model"} if step.deps.mode != "agent" else {}),
     )
     yield Outcome(None, status=action.status, stop="done")
 
@@ -130,6 +135,12 @@ async def execute_ask(action: AskAction, step: Step) -> AsyncIterator[Event | Ou
 async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """Policy check, approval if needed, then run on the target streaming its output."""
     deps, aid = step.deps, step.action_id
+    if action.command is None:  # "commands" is the question mode's parallel form
+        yield Outcome(
+            'this mode runs one command per shell action: use "command" with a single command.',
+            status="error",
+        )
+        return
     target_name = action.target or deps.default_target
     target = deps.targets.get(target_name)
     if target is None:

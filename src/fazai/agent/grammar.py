@@ -46,8 +46,17 @@ _ACTION_RULES: dict[str, str] = {
 assert set(_ACTION_RULES) == set(ACTION_KINDS)
 
 
-def grammar_for(actions: Iterable[str], *, reasoning_lines: int = 2) -> str:
+# ``fazai ask``: a shell action may carry several independent commands (run in parallel).
+_SHELL_MULTI = (
+    r'"{\"action\": \"shell\", " ("\"command\": " string | "\"commands\": [" string (", " string){0,7} "]") '
+    r'(", \"timeout\": " seconds)? "}"'
+)
+
+
+def grammar_for(actions: Iterable[str], *, reasoning_lines: int = 2, multi_command: bool = False) -> str:
     """A GBNF grammar: up to ``reasoning_lines`` short lines of prose, then one offered action.
+
+    ``multi_command`` lets ``shell`` carry ``commands`` (a list) instead of one ``command``.
 
     Raises ``ValueError`` for an unknown action kind or an empty list.
     """
@@ -62,7 +71,8 @@ def grammar_for(actions: Iterable[str], *, reasoning_lines: int = 2) -> str:
         f"root ::= {reasoning} action".replace("  ", " "),
         "action ::= " + " | ".join(f"act-{k.replace('_', '-')}" for k in kinds),
     ]
-    lines += [f"act-{k.replace('_', '-')} ::= {_ACTION_RULES[k]}" for k in kinds]
+    rules = {**_ACTION_RULES, **({"shell": _SHELL_MULTI} if multi_command else {})}
+    lines += [f"act-{k.replace('_', '-')} ::= {rules[k]}" for k in kinds]
     if "research" in kinds:
         lines.append(r'source ::= "\"kb\"" | "\"docs\"" | "\"web\""')
     lines.append(_COMMON)

@@ -23,7 +23,7 @@ from fazai.agent.grammar import grammar_for
 from fazai.agent.history import History, history_from_events, interrupted_note
 from fazai.agent.prompt import build_messages, offered_actions
 from fazai.models.base import Constraint, Final, Message, ModelSession, ProviderError
-from fazai.protocol import ACTION_KINDS, ActionStreamParser, Event, ParseFailure, action_line
+from fazai.protocol import ACTION_KINDS, ActionStreamParser, DoneAction, Event, ParseFailure, action_line
 
 log = logging.getLogger(__name__)
 _REPEATED = (
@@ -51,6 +51,8 @@ async def run_agent(
     s, ev = deps.settings, _EventFactory(session_id)
     executors = {**DEFAULT_EXECUTORS, **deps.executors}
     offered = offered_actions(executors, ACTION_KINDS)  # only kinds that have an executor
+    if deps.only_actions is not None:  # a mode (``fazai ask``) offers fewer
+        offered = [k for k in offered if k in deps.only_actions]
     history = history_from_events(prior_events)
     deadline = time.monotonic() + s.session_timeout_s
     session: ModelSession | None = None
@@ -62,6 +64,7 @@ async def run_agent(
             return
         session = await deps.provider.open_session(deps.params)
         grammars: dict[tuple[str, ...], str | None] = {}
+        system = deps.system_prompt(offered) if deps.system_prompt is not None else None
         format_errors, first = 0, history.iterations
         seen: set[str] = set()  # action lines since the machine last changed (repeats are not re-run)
         planned = False
@@ -74,16 +77,23 @@ async def run_agent(
             # One plan per run: small models otherwise re-plan instead of acting.
             turn = tuple(k for k in offered if not (planned and k == "plan"))
             if turn not in grammars:
-                grammars[turn] = grammar_for(list(turn)) if deps.provider.supports_grammar else None
+                grammars[turn] = (
+                    grammar_for(list(turn), multi_command=deps.multi_command)
+                    if deps.provider.supports_grammar
+                    else None
+                )
             grammar = grammars[turn]
             parser, gen = ActionStreamParser(list(turn)), _Generation()
-            messages = build_messages(history, offered, budget_chars=s.history_budget_chars)
+            messages = build_messages(history, offered, budget_chars=s.history_budget_chars, system=system)
             async with aclosing(
                 _generate(session, messages, grammar, parser, abort, deadline, gen)
             ) as tokens:
                 async for text in tokens:
                     yield ev("token", text=text, iteration=n)
             if gen.stopped:  # aborted, or out of session time
+                if gen.stopped == "timeout" and deps.answer_at_limit:
+                    yield _limit_done(ev, deps, history, "time", n, model_answer=None)
+                    return
                 yield _stopped(ev, gen.stopped, n, s.session_timeout_s)
                 return
             parsed = parser.finish()
@@ -106,11 +116,13 @@ async def run_agent(
             step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
             outcome = Outcome(None)
             line = action_line(action.model_copy(update={"id": None}))
-            if line in seen and action.action != "done":
+            executor = executors[action.action]
+            # An executor that deduplicates its own commands (question mode's shell) says so.
+            if line in seen and action.action != "done" and not getattr(executor, "handles_repeats", False):
                 # Nothing changed since this exact action ran: its result is in the history; don't loop.
                 outcome = Outcome(_REPEATED, status="repeated")
             else:
-                async with aclosing(executors[action.action](action, step)) as items:
+                async with aclosing(executor(action, step)) as items:
                     async for item in items:
                         if isinstance(item, Outcome):
                             outcome = item
@@ -131,8 +143,23 @@ async def run_agent(
             if outcome.stop == "done":
                 return
             if time.monotonic() > deadline:
+                if deps.answer_at_limit:
+                    yield _limit_done(ev, deps, history, "time", n, model_answer=None)
+                    return
                 yield _stopped(ev, "timeout", n, s.session_timeout_s)
                 return
+        if deps.answer_at_limit:
+            # The iteration limit: one last model turn that may only answer, then the best answer so far.
+            final, used = _LastWord(), history.iterations
+            async with aclosing(_last_word(session, history, deps, system, abort, deadline, final)) as tokens:
+                async for text in tokens:
+                    yield ev("token", text=text, iteration=history.iterations + 1)
+            if final.action is not None:
+                a = final.action
+                yield ev("action", id=a.id, kind="done", iteration=used + 1, final=True, reasoning="",
+                         said=final.said, action=a.model_dump(exclude_none=True))  # fmt: skip
+            yield _limit_done(ev, deps, history, "iterations", used, model_answer=final.action)
+            return
         yield ev("error", reason="max_iterations", iteration=history.iterations, message=(
             f"stopped after {s.max_iterations} iterations without done; "
             "continue the session or raise agent.max_iterations"))  # fmt: skip
@@ -150,8 +177,8 @@ def _changes_machine(action: Any, deps: AgentDeps) -> bool:
         return True
     if action.action != "shell":
         return False
-    risk = deps.policy.check_command(action.command).risk
-    return str(getattr(risk, "value", risk)) != "read_only"
+    risks = (deps.policy.check_command(c).risk for c in action.all_commands())
+    return any(str(getattr(r, "value", r)) != "read_only" for r in risks)
 
 
 async def _begin(goal: str, history: History, deps: AgentDeps, ev: _EventFactory) -> list[Event]:
@@ -300,3 +327,83 @@ async def _generate(
         stopper.cancel()
         with contextlib.suppress(Exception):
             await stream.aclose()  # type: ignore[attr-defined]
+
+
+# --- Answering at a limit (modes with ``answer_at_limit``, e.g. ``fazai ask``) ----------------------
+
+_LIMIT_NOTE = "LIMIT REACHED"
+_LAST_WORD_S = 15.0  # at most this long for the final answer turn (within the session's deadline)
+
+
+@dataclass(slots=True)
+class _LastWord:
+    action: DoneAction | None = None
+    said: str = ""
+
+
+async def _last_word(
+    session: ModelSession,
+    history: History,
+    deps: AgentDeps,
+    system: str | None,
+    abort: asyncio.Event,
+    deadline: float,
+    out: _LastWord,
+) -> AsyncIterator[str]:
+    """One more generation, constrained to ``done``: the model's best answer from what it has seen."""
+    s = deps.settings
+    key = deps.limit_names[0]
+    if deadline - time.monotonic() < 1.0 or abort.is_set():
+        return
+    history.add_observation(
+        f"{_LIMIT_NOTE} ({key} = {s.max_iterations}): no more commands can run. Answer now with done, "
+        "using only the results above; if something is missing, say what."
+    )
+    parser, gen = ActionStreamParser(["done"]), _Generation()
+    grammar = grammar_for(["done"]) if deps.provider.supports_grammar else None
+    messages = build_messages(history, ["done"], budget_chars=s.history_budget_chars, system=system)
+    end = min(deadline, time.monotonic() + _LAST_WORD_S)
+    async with aclosing(_generate(session, messages, grammar, parser, abort, end, gen)) as tokens:
+        async for text in tokens:
+            yield text
+    parsed = parser.finish()
+    if isinstance(parsed, DoneAction) and parsed.answer.strip():
+        out.action = parsed.model_copy(update={"id": history.next_action_id()})
+        out.said = action_line(out.action)
+        history.add_turn(out.said, out.action.id)
+
+
+def _best_results(history: History, limit: int = 600) -> str:
+    """The latest command results, shortened: the best answer when the model gave none."""
+    for e in reversed(history.entries):
+        if e.role == "observation" and e.text.strip() and not e.text.startswith(_LIMIT_NOTE):
+            text = e.text.strip()
+            return text if len(text) <= limit else text[:limit] + " …"
+    return ""
+
+
+def _limit_done(
+    ev: _EventFactory,
+    deps: AgentDeps,
+    history: History,
+    which: str,
+    iteration: int,
+    *,
+    model_answer: DoneAction | None,
+) -> Event:
+    """The ``done`` event of a run stopped by a limit: the best answer so far, naming the limit."""
+    s = deps.settings
+    if which == "iterations":
+        key, value = deps.limit_names[0], f"{s.max_iterations}"
+    else:
+        key, value = deps.limit_names[1], f"{s.session_timeout_s:g}s"
+    stopped = f"stopped by the {key} limit ({value})"
+    if model_answer is not None:
+        answer, status, source = model_answer.answer, model_answer.status, "model"
+    else:
+        results = _best_results(history)
+        answer = "No final answer before the limit." + (f" Latest results:\n{results}" if results else "")
+        status, source = "failed", "results"
+    aid = model_answer.id if model_answer else None
+    return ev("done", action=aid, answer=answer, status=status, iterations=iteration, limit=key,
+              stopped_by=stopped, answer_source=source, mode=deps.mode)  # fmt: skip

@@ -139,7 +139,12 @@ def _shorten(text: str, keep: int = 240) -> str:
 
 
 def build_messages(
-    history: History, offered: Sequence[str], *, budget_chars: int = 20000, keep_recent: int = 6
+    history: History,
+    offered: Sequence[str],
+    *,
+    budget_chars: int = 20000,
+    keep_recent: int = 6,
+    system: str | None = None,
 ) -> list[Message]:
     """The whole conversation for the next generation.
 
@@ -156,7 +161,7 @@ def build_messages(
             short = _shorten(texts[i])
             total -= len(texts[i]) - len(short)
             texts[i] = short
-    messages: list[Message] = [Message("system", system_prompt(offered))]
+    messages: list[Message] = [Message("system", system if system is not None else system_prompt(offered))]
     first_goal = True
     for e, text in zip(entries, texts, strict=True):
         if e.role == "goal":

@@ -158,6 +158,7 @@ class DaemonClient:
             "yes": options.yes,
             "max_iterations": options.max_iterations,
             "model": options.model,
+            "mode": options.mode,
         }
         async for item in self._stream("POST", "/agent/generate", json=body):
             yield item
@@ -252,7 +253,7 @@ class EmbeddedClient:
         m = self.manager
         try:
             if session is None:
-                session = (await m.create(goal or "", model=options.model)).id
+                session = (await m.create(goal or "", mode=options.mode, model=options.model)).id
             elif await self.store.get_session(session) is None:
                 raise ClientError(f"no session {session} (list them with `fazai sessions`)")
             after = await self.store.last_seq(session)

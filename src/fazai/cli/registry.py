@@ -23,4 +23,5 @@ _GROUPS: list[str] = [
     "kb",
     "facts",
     "agent",
+    "ask",
 ]

@@ -73,8 +73,21 @@ class Stats:
 class Renderer:
     """Turns events into terminal output (or ND-JSON with ``json_mode``)."""
 
-    def __init__(self, *, json_mode: bool = False, console: Console | None = None, out: TextIO | None = None):
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        console: Console | None = None,
+        out: TextIO | None = None,
+        ask: bool = False,
+        verbose: bool = True,
+    ):
         self.json_mode = json_mode
+        # Question mode: the answer, then the commands executed (dimmed); ``verbose`` (ask.debug)
+        # also streams the model's tokens, the commands' output and the observations.
+        self.ask = ask
+        self.verbose = verbose or not ask
+        self.executed: list[str] = []
         self.out = out or sys.stdout
         self.console = console or Console(file=self.out, highlight=False, soft_wrap=True)
         self.stats = Stats()
@@ -117,9 +130,13 @@ class Renderer:
             st.status = "aborted"
         elif ev.kind == "error" and st.status is None:
             st.status = "failed"
+        if ev.kind == "exec_end" and ev.data.get("command"):
+            self.executed.append(str(ev.data["command"]))
         if self.json_mode:
             self.out.write(ev.model_dump_json() + "\n")
             self.out.flush()
+            return
+        if not self.verbose and ev.kind in ("token", "exec_log", "observe", "context", "exec_end"):
             return
         getattr(self, f"_on_{ev.kind}", self._on_other)(ev)
 
@@ -202,6 +219,14 @@ class Renderer:
             # Shown by their own events / the final panel.
             self._break()
             return
+        if kind == "shell" and not detail:
+            detail = " ; ".join(str(c) for c in a.get("commands") or []) or None
+        if self.ask and not self.verbose:
+            if kind == "shell":
+                cmds = [a["command"]] if a.get("command") else list(a.get("commands") or [])
+                for c in cmds:
+                    self._line(f"  $ {escape(str(c))}", style="dim")
+            return
         text = f"[bold magenta]⚙ [{aid}] {kind}[/]"
         if detail:
             text += f" [bold]{escape(str(detail))}[/]"
@@ -275,8 +300,34 @@ class Renderer:
         first = str(text).strip().splitlines()[:1]
         self._line(f"  [italic cyan]{label}:[/] [italic]{escape(first[0] if first else '')}[/]")
 
+    def _on_exec_skip(self, ev: Event) -> None:
+        d = ev.data
+        reason = d.get("reason")
+        cmd = escape(str(d.get("command", "")))
+        if reason == "refused":
+            self._line(f"  [bold red]⊘ refused[/] {cmd} [red]({d.get('risk')}: read-only mode)[/]")
+        elif reason == "cached":
+            self._line(f"  [cyan]↺ cached[/] {cmd} [dim]({d.get('age_s', 0)}s old)[/]")
+        else:
+            self._line(f"  [dim]= skipped {cmd} ({reason})[/]")
+
     def _on_done(self, ev: Event) -> None:
         d = ev.data
+        if self.ask:
+            self._break()
+            status = d.get("status", "success")
+            color = "green" if status == "success" else "yellow" if status == "blocked" else "red"
+            self.console.print()
+            self.console.print(
+                escape(str(d.get("answer", ""))), style="bold" if status == "success" else color
+            )
+            if d.get("stopped_by"):
+                self.console.print(f"[yellow]({escape(str(d['stopped_by']))})[/]")
+            if self.executed:
+                self.console.print("\ncommands executed:", style="dim")
+                for c in self.executed:
+                    self.console.print(f"  • {escape(c)}", style="dim")
+            return
         status = d.get("status", "success")
         color = "green" if status == "success" else "yellow" if status == "blocked" else "red"
         self._break()
@@ -302,6 +353,8 @@ class Renderer:
         st = self.stats
         if status and st.status is None:
             st.status = status
+        if self.ask:  # commands that really ran (not refused, cached or skipped)
+            st.commands = len(self.executed)
         summary = st.to_dict()
         if self.json_mode:
             self.out.write(json.dumps({"summary": summary}) + "\n")

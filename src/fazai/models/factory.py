@@ -34,7 +34,7 @@ def build_one(spec: ProviderSpec, settings: Settings, environ: Mapping[str, str]
         # Imported lazily: the worker client pulls in the socket protocol only when it is used.
         from fazai.models.worker_client import WorkerProvider
 
-        return WorkerProvider(settings)
+        return WorkerProvider.from_settings(settings)  # [worker] model is what an autostarted worker loads
     if spec.provider == "openai":
         from fazai.models.openai_compat import OpenAICompatProvider
 

@@ -46,6 +46,9 @@ def _sampling(params: SessionParams | None) -> dict[str, Any] | None:
     return d
 
 
+_STOP_WAIT_S = 10.0  # how long a stopped-early stream waits for the worker's stop event
+
+
 def _err(message: str, hint: str = "", retryable: bool = True) -> ProviderError:
     return ProviderError(message, provider=NAME, hint=hint, retryable=retryable)
 
@@ -103,11 +106,15 @@ class WorkerSession:
                     done = True
                     raise _err(ev.get("message", "worker error"))
         finally:
-            self._provider._forget(queue)
             if not done:
-                # The caller stopped reading: don't let the worker generate for nobody.
+                # The caller stopped reading: don't let the worker generate for nobody, and wait for its
+                # stop (bounded): the session accepts its next generate only once this one has ended.
                 with contextlib.suppress(Exception):
                     await self.abort()
+                    async with asyncio.timeout(_STOP_WAIT_S):
+                        while (await queue.get()).get("event") not in ("stop", "error"):
+                            pass
+            self._provider._forget(queue)
 
     async def abort(self) -> None:
         """Stop this session's generation in progress (its stream ends with ``aborted``)."""

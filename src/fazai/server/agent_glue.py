@@ -115,6 +115,7 @@ class AgentLoop:
         self.kb_access = kb_access
         if self.kb_access is None and settings.kb.enabled:
             self.kb_access = KBAccess(settings)
+        self._ask_cache: Any = None  # question mode's command cache, shared by the runs of this process
 
     def _provider(self, model: str | None) -> Provider:
         key = model if model and model != self.settings.ai_provider.model else None
@@ -151,7 +152,7 @@ class AgentLoop:
             repeat_penalty=ap.repeat_penalty,
             max_tokens=ap.max_tokens,
         )
-        return AgentDeps(
+        deps = AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
             policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
             settings=agent,
@@ -162,6 +163,17 @@ class AgentLoop:
             facts=facts,
             kb_limit=s.kb.top_k,
         )
+        if getattr(options, "mode", "agent") == "ask":
+            from fazai.agent.ask import CommandCache, ask_deps
+
+            if self._ask_cache is None:
+                self._ask_cache = CommandCache(s.ask.cache_ttl_s)
+            ask = s.ask
+            if getattr(options, "max_iterations", None):
+                ask = ask.model_copy(update={"max_iterations": options.max_iterations})
+            # --yes never widens question mode: it stays read-only.
+            deps = ask_deps(deps, ask, self._ask_cache)
+        return deps
 
     async def __call__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -35,6 +35,7 @@ class Generate(BaseModel):
     yes: bool = False
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
     model: str | None = None
+    mode: Literal["agent", "ask"] = "agent"
 
 
 class Abort(BaseModel):
@@ -144,12 +145,12 @@ def create_app(
     @app.post("/agent/generate", dependencies=[Depends(auth)])
     async def generate(body: Generate, request: Request) -> EventSourceResponse:
         m = mgr(request)
-        opts = RunOptions(yes=body.yes, max_iterations=body.max_iterations, model=body.model)
+        opts = RunOptions(yes=body.yes, max_iterations=body.max_iterations, model=body.model, mode=body.mode)
         sid = body.session
         if sid is None:
             if not body.goal or not body.goal.strip():
                 raise RunnerError("the goal is empty: say what FazAI should do")
-            sid = (await m.create(body.goal, model=body.model)).id
+            sid = (await m.create(body.goal, mode=body.mode, model=body.model)).id
         elif await m.store.get_session(sid) is None:
             raise RunnerError(f"no session {sid} (list them with `fazai sessions`)", 404)
         after = await m.store.last_seq(sid)

@@ -46,6 +46,23 @@ class AgentMetrics:
         )
         self.running = Gauge("fazai_sessions_running", "Session runs in progress", registry=r)
         self.sse_lagged = Counter("fazai_sse_lagged_total", "SSE clients dropped for lagging", registry=r)
+        # Question mode (`fazai ask`).
+        self.ask_questions = Counter(
+            "fazai_ask_questions_total", "Questions answered, by final status and what stopped them",
+            ["status", "stopped_by"], registry=r,
+        )  # fmt: skip
+        self.ask_commands = Counter(
+            "fazai_ask_commands_total", "Question-mode commands by outcome (run, cached, redundant, refused)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.ask_dangerous = Counter(
+            "fazai_ask_dangerous_executed_total",
+            "Question-mode commands executed whose class was destructive or forbidden (must stay 0)",
+            registry=r,
+        )
+        self.ask_duration = Histogram(
+            "fazai_ask_duration_seconds", "Wall time of questions", buckets=_LATENCY_BUCKETS, registry=r
+        )
 
     def render(self) -> bytes:
         """The exposition text."""
@@ -88,7 +105,18 @@ class RunTracker:
                 self.m.actions.labels(kind, str(status)).inc()
             else:
                 self.pending[ev.data.get("id")] = kind
-        elif ev.kind == "observe":
+        elif ev.kind == "exec_skip":
+            self.m.ask_commands.labels(str(ev.data.get("reason") or "skipped")).inc()
+        elif ev.kind == "exec_end" and "risk" in ev.data:  # question-mode commands carry their class
+            self.m.ask_commands.labels("run").inc()
+            if ev.data.get("risk") in ("destructive", "forbidden"):
+                self.m.ask_dangerous.inc()
+        elif ev.kind == "done" and ev.data.get("mode") == "ask":
+            self.m.ask_questions.labels(
+                str(ev.data.get("status", "success")), str(ev.data.get("limit") or "answer")
+            ).inc()
+            self.m.ask_duration.observe(now - self.start)
+        if ev.kind == "observe":
             aid = ev.data.get("action")
             if aid is None and ev.data.get("status") == "format_error":
                 self.m.actions.labels("invalid", "format_error").inc()

@@ -46,6 +46,7 @@ class RunOptions:
     yes: bool = False
     max_iterations: int | None = None
     model: str | None = None
+    mode: str = "agent"  # "agent" or "ask" (the question mode: read-only, [ask] limits)
 
 
 @dataclass(slots=True)
@@ -193,7 +194,7 @@ class SessionManager:
         if session_id is None:
             if not goal or not goal.strip():
                 raise RunnerError("the goal is empty: say what FazAI should do")
-            rec = await self.create(goal, model=options.model)
+            rec = await self.create(goal, mode=options.mode, model=options.model)
         else:
             found = await self.store.get_session(session_id)
             if found is None:
