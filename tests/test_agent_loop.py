@@ -416,20 +416,34 @@ async def test_abort_during_a_question():
     assert events[-1].data["reason"] == "aborted by the operator during ask"
 
 
-async def test_an_action_repeated_verbatim_is_not_run_twice(tmp_path):
+async def test_an_action_repeated_verbatim_is_not_run_twice_and_then_only_done_is_offered(tmp_path):
     marker = tmp_path / "count"
     cmd = f"echo x >> {marker}"
     deps = make_deps(
-        [act("observe", summary="start"), act("observe", summary="start"), act("shell", command=cmd),
-         act("shell", command=cmd), done("counted")],
+        [act("shell", command=cmd), act("shell", command=cmd), act("shell", command="echo y"),
+         done("counted")],
         policy=SafetyPolicy(SafetySettings(auto_approve=["read_only", "changes_state"])),
+        supports_grammar=True,
     )  # fmt: skip
     events = await run(deps)
     observed = of(events, "observe")
-    assert [o["status"] for o in observed] == ["ok", "repeated", "ok", "repeated"]
+    assert [o["status"] for o in observed] == ["ok", "repeated", "format_error"]
     assert "not run again" in observed[1]["text"]
     assert marker.read_text() == "x\n"  # the second identical shell did not run
     assert kinds(events)[-1] == "done"
+    after_repeat = deps.provider.calls[2]["constraint"].grammar
+    assert "act-done" in after_repeat and "act-shell" not in after_repeat
+
+
+async def test_a_read_repeated_after_the_machine_changed_runs_again(tmp_path):
+    f = tmp_path / "f"
+    deps = make_deps(
+        [act("shell", command=f"cat {f}"), act("shell", command=f"echo 1 > {f}"),
+         act("shell", command=f"cat {f}"), done("1")],
+        policy=SafetyPolicy(SafetySettings(auto_approve=["read_only", "changes_state"])),
+    )  # fmt: skip
+    events = await run(deps)
+    assert [o["status"] for o in of(events, "observe")] == ["failed", "ok", "ok"]
 
 
 async def test_a_plan_is_offered_once_per_run():

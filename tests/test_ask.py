@@ -228,6 +228,7 @@ def test_ask_kernel_version_with_real_model(tmp_path: Path) -> None:
                        timeout=600, cwd=REPO, stdin=subprocess.DEVNULL)  # fmt: skip
     result = json.loads(p.stdout.strip().splitlines()[-1])
     assert result["answer"], p.stderr[-2000:]
-    assert result["executed_commands"], result
+    # The kernel is among the system facts given as context, so a right answer may need no command.
+    assert result["executed_commands"] or os.uname().release in result["answer"], result
     assert result["metrics"]["dangerous_executed"] == 0
     assert os.uname().release in result["answer"] or result["answer_source"] == "model", result

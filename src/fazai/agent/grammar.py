@@ -18,6 +18,7 @@ string ::= "\"" char* "\""
 char ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
 strlist ::= "[" (string (", " string)*)? "]"
 strlist1 ::= "[" string (", " string)* "]"
+step ::= "\"" char{1,120} "\""
 seconds ::= [1-9] [0-9]{0,4}
 value ::= object | array | string | jnumber | "true" | "false" | "null"
 object ::= "{" (string ": " value (", " string ": " value)*)? "}"
@@ -27,7 +28,9 @@ jnumber ::= "-"? [0-9]+ ("." [0-9]+)?
 
 # One rule per action kind: fields in the same order as the prompt's examples.
 _ACTION_RULES: dict[str, str] = {
-    "plan": r'"{\"action\": \"plan\", \"steps\": " strlist1 "}"',
+    # At most 6 short steps: a small model otherwise writes a whole essay into a plan and hits the
+    # token limit before closing it (seen with Qwen 0.5B, which also put its guessed answer there).
+    "plan": r'"{\"action\": \"plan\", \"steps\": [" step (", " step){0,5} "]}"',
     "ask": r'"{\"action\": \"ask\", \"question\": " string (", \"options\": " strlist1)? '
     r'(", \"default\": " string)? "}"',
     "research": r'"{\"action\": \"research\", \"query\": " string '

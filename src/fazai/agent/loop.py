@@ -27,8 +27,9 @@ from fazai.protocol import ACTION_KINDS, ActionStreamParser, DoneAction, Event, 
 
 log = logging.getLogger(__name__)
 _REPEATED = (
-    "you repeated your previous action exactly, so it was not run again: its result is above. "
-    "Take the next step (a different command) or finish with done and the answer."
+    "you repeated an earlier action exactly, so it was not run again: its result is above and "
+    "nothing has changed since. Finish now with done: put the facts you found in the answer, "
+    'status "success" if they answer the goal, "failed" if they do not.'
 )
 _CUT = "the answer hit the token limit before an action was complete: keep the reasoning short"
 
@@ -67,15 +68,18 @@ async def run_agent(
         system = deps.system_prompt(offered) if deps.system_prompt is not None else None
         format_errors, first = 0, history.iterations
         seen: set[str] = set()  # action lines since the machine last changed (repeats are not re-run)
-        planned = False
+        planned = repeated = False
         while history.iterations - first < s.max_iterations:
             n = history.iterations + 1
             if abort.is_set():
                 yield ev("aborted", during="idle", iteration=n)
                 return
             # 1-2. Context + generate: stream tokens until the first valid action.
-            # One plan per run: small models otherwise re-plan instead of acting.
+            # One plan per run: small models otherwise re-plan instead of acting. After a repeated
+            # action the model has nothing new to learn, so it may only answer (else it loops).
             turn = tuple(k for k in offered if not (planned and k == "plan"))
+            if repeated and "done" in turn:
+                turn = ("done",)
             if turn not in grammars:
                 grammars[turn] = (
                     grammar_for(list(turn), multi_command=deps.multi_command)
@@ -132,6 +136,7 @@ async def run_agent(
                 seen.clear()
             seen.add(line)
             planned = planned or action.action == "plan"
+            repeated = outcome.status == "repeated"
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
