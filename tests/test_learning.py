@@ -26,7 +26,7 @@ from fazai.facts import Facts
 from fazai.knowledge.access import KBAccess
 from fazai.knowledge.store import EdgeStore, StoreLockedError, open_edge_store
 from fazai.protocol import Event
-from fazai.server.runner import RunOptions, SessionManager
+from fazai.sessions.manager import RunOptions, SessionManager
 from fazai.store import Store
 
 

@@ -23,7 +23,7 @@ from fazai.protocol import Event
 if TYPE_CHECKING:
     from fazai.cli.client import AgentClient
     from fazai.cli.render import Renderer
-    from fazai.server.runner import RunOptions
+    from fazai.sessions.manager import RunOptions
 
 # The store, the server and the agent are imported inside the commands: registering this group must
 # not slow down every other `fazai` command.
@@ -151,7 +151,7 @@ async def _run_agent(
 ) -> int:
     from fazai.cli.client import connect
     from fazai.cli.render import Renderer
-    from fazai.server import logs
+    from fazai.sessions import logs
 
     settings = _settings()
     # Embedded runs log only problems, on stderr: stdout belongs to the renderer (and --json).
@@ -218,7 +218,7 @@ def agent_cmd(
     if not goal and not resume:
         err.print('[red]error:[/] say what to do: fazai agent "how much disk is free?"')
         raise typer.Exit(2)
-    from fazai.server.runner import RunOptions
+    from fazai.sessions.manager import RunOptions
 
     options = RunOptions(yes=yes, max_iterations=max_iterations, model=model)
     code = asyncio.run(
@@ -317,9 +317,14 @@ def daemon_cmd(
     port: int = typer.Option(None, "--port", help="listen port (default [daemon] port; 0 = any)"),
 ) -> None:
     """Run the FazAI daemon (fazaid) in the foreground."""
-    from fazai.server.__main__ import serve
+    import os
 
-    serve(_settings(), host, port)
+    _settings()  # a bad config fails here, with the CLI's message
+    argv = [sys.executable, "-m", "fazai.server"]
+    argv += ["--host", host] if host else []
+    argv += ["--port", str(port)] if port is not None else []
+    # Replace this process (the CLI does not import the server): signals and exit code are fazaid's.
+    os.execv(sys.executable, argv)
 
 
 def register(app: typer.Typer) -> None:

@@ -71,9 +71,9 @@ async def respond(
     from fazai.cli.agent import EXIT_FOR, _Session
     from fazai.cli.client import EmbeddedClient
     from fazai.cli.render import Renderer
-    from fazai.server import logs
-    from fazai.server.agent_glue import AgentLoop
-    from fazai.server.runner import RunOptions, SessionManager
+    from fazai.sessions import logs
+    from fazai.sessions.glue import AgentLoop
+    from fazai.sessions.manager import RunOptions, SessionManager
     from fazai.store import Store
 
     logs.configure("warning")  # stdout belongs to the renderer

@@ -36,8 +36,8 @@ async def _run_ask(question: str, *, model: str | None, json_mode: bool, embedde
     from fazai.cli.agent import _Session, _settings
     from fazai.cli.client import connect
     from fazai.cli.render import Renderer
-    from fazai.server import logs
-    from fazai.server.runner import RunOptions
+    from fazai.sessions import logs
+    from fazai.sessions.manager import RunOptions
 
     t0 = time.perf_counter()
     settings = _settings()

@@ -15,10 +15,10 @@ import httpx
 from fazai.cli.client_types import ClientError, End, Lagged
 from fazai.config import Settings
 from fazai.protocol import Event
-from fazai.server.auth import read_token
-from fazai.server.hub import Lagged as HubLagged
-from fazai.server.hub import RunEnded
-from fazai.server.runner import RunnerError, RunOptions, SessionManager
+from fazai.sessions.hub import Lagged as HubLagged
+from fazai.sessions.hub import RunEnded
+from fazai.sessions.manager import RunnerError, RunOptions, SessionManager
+from fazai.sessions.token import read_token
 from fazai.store import SessionRecord, Store
 
 Item = Event | End | Lagged

@@ -12,8 +12,8 @@ import structlog
 import uvicorn
 
 from fazai.config import ConfigError, Settings, load_settings
-from fazai.server import logs
 from fazai.server.auth import AuthConfigError, check_bind
+from fazai.sessions import logs
 
 log = structlog.get_logger("fazai.daemon")
 

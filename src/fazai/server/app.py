@@ -15,8 +15,9 @@ from sse_starlette import EventSourceResponse
 from fazai import __version__
 from fazai.config import Settings
 from fazai.server import sse
-from fazai.server.auth import ensure_token, token_matches
-from fazai.server.runner import LoopFn, RunnerError, RunOptions, SessionManager
+from fazai.server.auth import token_matches
+from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
+from fazai.sessions.token import ensure_token
 from fazai.store import Store
 
 log = structlog.get_logger("fazai.daemon")

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from sse_starlette import ServerSentEvent
 
 from fazai.protocol import Event
-from fazai.server.hub import Lagged, RunEnded, Subscriber
-from fazai.server.runner import SessionManager
+from fazai.sessions.hub import Lagged, RunEnded, Subscriber
+from fazai.sessions.manager import SessionManager
 
 REPLAY_PAGE = 1000
 

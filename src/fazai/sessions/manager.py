@@ -19,8 +19,8 @@ import structlog
 
 from fazai.config import Settings
 from fazai.protocol import Event
-from fazai.server.hub import Hub
-from fazai.server.metrics import AgentMetrics, RunTracker
+from fazai.sessions.hub import Hub
+from fazai.sessions.metrics import AgentMetrics, RunTracker
 from fazai.store import EventWriter, SessionRecord, Store
 
 log = structlog.get_logger("fazai.runner")
@@ -335,7 +335,7 @@ class SessionManager:
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
         interaction = RunInteraction(self, run)
         if self._loop_fn is None:
-            from fazai.server.agent_glue import AgentLoop
+            from fazai.sessions.glue import AgentLoop
 
             self._loop_fn = self._owned_loop = AgentLoop(self.settings)
         return self._loop_fn(
