@@ -19,9 +19,11 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Stream = Literal["stdout", "stderr"]
@@ -38,12 +40,30 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def bwrap_prefix(bwrap: str, *, writable: Sequence[str] = ()) -> list[str]:
+def _hidden_by_tmp(extra: Sequence[str]) -> list[str]:
+    """Paths the child needs that the fresh ``/tmp`` would hide: this Python (a checkout or venv under
+    ``/tmp``, as in a CI clone), FazAI's own package, and ``extra``; read-only, outermost first."""
+    import fazai
+
+    wanted = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+              str(Path(fazai.__file__).resolve().parents[1]), *extra]  # fmt: skip
+    found: list[str] = []
+    for p in sorted({os.path.realpath(x) for x in wanted if x}, key=len):
+        inside = any(p == f or p.startswith(f + "/") for f in found)
+        if p.startswith("/tmp/") and os.path.exists(p) and not inside:
+            found.append(p)
+    return found
+
+
+def bwrap_prefix(bwrap: str, *, writable: Sequence[str] = (), readable: Sequence[str] = ()) -> list[str]:
     """The bubblewrap argument list that goes before the command.
 
-    ``writable`` paths are bound read-write on top of the read-only root (e.g. a scratch dir).
+    ``writable`` paths are bound read-write on top of the read-only root (e.g. a scratch dir);
+    ``readable`` paths under ``/tmp`` stay visible (read-only) through the sandbox's empty ``/tmp``.
     """
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in _hidden_by_tmp(readable):
+        args += ["--ro-bind", path, path]
     for path in writable:
         args += ["--bind", path, path]
     args += ["--unshare-all", "--die-with-parent", "--new-session"]
@@ -108,7 +128,8 @@ async def run_streaming(
     if sandboxed:
         bwrap, isolation = resolve_isolation(sandbox_mode)
         if bwrap:
-            cmd = bwrap_prefix(bwrap) + cmd
+            paths = [a for a in cmd if a.startswith("/")] + ([cwd] if cwd else [])
+            cmd = bwrap_prefix(bwrap, readable=paths) + cmd
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         *cmd,
