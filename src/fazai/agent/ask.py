@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, CommandPolicy
-from fazai.agent.executors import Outcome, Step
+from fazai.agent.executors import Outcome, Step, resolve_target
 from fazai.agent.observation import excerpt
 from fazai.config import AgentSettings, AskSettings
 from fazai.protocol import Event, ShellAction
@@ -208,11 +208,9 @@ class AskShell:
 
     async def __call__(self, action: ShellAction, step: Step) -> AsyncIterator[Event | Outcome]:
         deps, aid = step.deps, step.action_id
-        target_name = action.target or deps.default_target
-        target = deps.targets.get(target_name)
+        target_name, target, unknown = resolve_target(action, deps)
         if target is None:
-            names = ", ".join(sorted(deps.targets)) or "(none)"
-            yield Outcome(f"unknown target {target_name!r}: available targets are {names}.", status="error")
+            yield unknown
             return
         commands = list(dict.fromkeys(c.strip() for c in action.all_commands()))
         entries: list[dict[str, Any]] = [{"command": c, "index": i} for i, c in enumerate(commands)]

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from fazai.agent.deps import AgentDeps, Interaction
 from fazai.agent.observation import shell_observation
 from fazai.protocol import AskAction, DoneAction, Event, ObserveAction, PlanAction, ShellAction
-from fazai.targets.base import ExecResult, Stream, TargetError
+from fazai.targets.base import ExecResult, Stream, Target, TargetError
 
 T = TypeVar("T")
 
@@ -132,6 +132,14 @@ async def execute_ask(action: AskAction, step: Step) -> AsyncIterator[Event | Ou
     yield Outcome(f"the operator answered: {answer}")
 
 
+def resolve_target(action: ShellAction, deps: AgentDeps) -> tuple[str, Target | None, Outcome]:
+    """The action's target (or the default) by name; when unknown, ``None`` and the error outcome."""
+    name = action.target or deps.default_target
+    target = deps.targets.get(name)
+    names = ", ".join(sorted(deps.targets)) or "(none)"
+    return name, target, Outcome(f"unknown target {name!r}: available targets are {names}.", status="error")
+
+
 async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """Policy check, approval if needed, then run on the target streaming its output."""
     deps, aid = step.deps, step.action_id
@@ -141,11 +149,9 @@ async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event 
             status="error",
         )
         return
-    target_name = action.target or deps.default_target
-    target = deps.targets.get(target_name)
+    target_name, target, unknown = resolve_target(action, deps)
     if target is None:
-        names = ", ".join(sorted(deps.targets)) or "(none)"
-        yield Outcome(f"unknown target {target_name!r}: available targets are {names}.", status="error")
+        yield unknown
         return
     decision = deps.policy.check_command(action.command)
     risk, reasons = _risk_name(decision.risk), list(decision.reasons)

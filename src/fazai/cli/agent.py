@@ -115,6 +115,29 @@ class _Session:
             # The run may have been aborted meanwhile; say so, keep streaming.
             err.print(f"[yellow]reply not delivered:[/] {e}")
 
+    async def run(self, stream: Any) -> str | None:
+        """:meth:`consume` with Ctrl-C handled (abort the step, then exit): ``"interrupted"`` on exit.
+
+        A :class:`ClientError` propagates to the caller.
+        """
+        loop = asyncio.get_running_loop()
+        self.main_task = asyncio.current_task()
+        installed = False
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.on_sigint)
+            installed = True
+        except (NotImplementedError, RuntimeError):
+            pass
+        try:
+            return await self.consume(stream)
+        except asyncio.CancelledError:
+            return "interrupted"
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+            for t in list(self.prompts):
+                t.cancel()
+
     async def consume(self, stream: Any) -> str | None:
         status: str | None = None
         last = 0
@@ -165,29 +188,15 @@ async def _run_agent(
     s = _Session(client, renderer, interactive=sys.stdin.isatty() and not options.yes, json_mode=json_mode)
     s.session = session
     s.yes = options.yes
-    loop = asyncio.get_running_loop()
-    s.main_task = asyncio.current_task()
-    installed = False
-    try:
-        loop.add_signal_handler(signal.SIGINT, s.on_sigint)
-        installed = True
-    except (NotImplementedError, RuntimeError):
-        pass
     status: str | None = None
     try:
-        status = await s.consume(client.generate(goal, session, options))
+        status = await s.run(client.generate(goal, session, options))
     except ClientError as e:
         err.print(f"[red]error:[/] {e}")
         return 3
-    except asyncio.CancelledError:
-        status = "interrupted"
-        if s.session:
-            err.print(f"[yellow]left running/resumable:[/] fazai agent --resume {s.session}")
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
-        for t in list(s.prompts):
-            t.cancel()
+        if status == "interrupted" and s.session:
+            err.print(f"[yellow]left running/resumable:[/] fazai agent --resume {s.session}")
         summary = renderer.finish(status)
         await client.aclose()
     final = summary.get("status") or status or "failed"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from typing import Any
 
@@ -51,25 +50,13 @@ async def _run_ask(question: str, *, model: str | None, json_mode: bool, embedde
     renderer = Renderer(ask=True, verbose=settings.ask.debug)
     sink: Any = collector if json_mode else renderer
     session = _Session(client, sink, interactive=False, json_mode=json_mode)
-    session.main_task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    installed = False
-    try:
-        loop.add_signal_handler(signal.SIGINT, session.on_sigint)
-        installed = True
-    except (NotImplementedError, RuntimeError):
-        pass
     status: str | None = None
     try:
-        status = await session.consume(client.generate(question, None, RunOptions(model=model, mode="ask")))
+        status = await session.run(client.generate(question, None, RunOptions(model=model, mode="ask")))
     except ClientError as e:
         err.print(f"[red]error:[/] {e}")
         return 3
-    except asyncio.CancelledError:
-        status = "interrupted"
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
         await client.aclose()
     if json_mode:
         result = ask_result(question, collector.events, wall_s=time.perf_counter() - t0)
