@@ -387,3 +387,37 @@ def test_cli_embedded_without_daemon(tmp_path: Path) -> None:
     bad = _fazai(cfg, "replay", "s_missing")
     assert bad.returncode == 3 and "no session s_missing" in bad.stderr
     assert httpx  # the module is used by the harness
+
+
+def test_ctrl_c_aborts_the_running_command_and_the_session_stays_resumable(tmp_path: Path) -> None:
+    from daemon_harness import write_config
+
+    with socket.socket() as s:  # a port where no daemon listens: the CLI runs embedded
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    marker = f"fazai-ctrlc-{os.getpid()}"
+    cfg = write_config(
+        tmp_path / "cc",
+        [action(action="shell", command=f"sleep 30; echo {marker}"), action(action="done", answer="after")],
+        port=port,
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "fazai.cli.main", "agent", "--json", "wait a while"],
+        env={**os.environ, "FAZAI_CONFIG": str(cfg)}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: find_procs(marker), timeout=30)
+        p.send_signal(signal.SIGINT)  # first Ctrl-C: abort the running command
+        wait_for(lambda: not find_procs(marker), timeout=5)
+        out, errs = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    evs = [json.loads(x) for x in out.splitlines()]
+    assert any(e.get("kind") == "aborted" for e in evs[:-1]), errs
+    assert evs[-1]["summary"]["status"] == "aborted" and p.returncode == 130
+    sid = evs[-1]["summary"]["session"]
+    # The session is kept and continues: the scripted model's next turn finishes it.
+    resumed = _fazai(cfg, "agent", "--json", "--resume", sid)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.splitlines()[-1])["summary"]["status"] == "success"
