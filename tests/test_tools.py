@@ -456,3 +456,24 @@ async def test_the_hand_written_example_in_the_docs_validates():
     assert source is not None
     v = await validate_tool(source.group(1), "count_banned.py", expected_name="count_banned")
     assert v.ok, v.errors
+
+
+async def test_the_configured_fallback_provider_writes_tool_specs_last_attempt(tmp_path: Path):
+    # Wiring, as the daemon builds it: [[ai_provider.fallback]] reaches tool_spec's last attempt.
+    from fazai.config import load_settings
+    from fazai.sessions.glue import build_tool_services
+
+    (tmp_path / "primary.json").write_text(json.dumps([answer(BAD_MARKER), "no code"]))
+    (tmp_path / "fallback.json").write_text(json.dumps([answer(GOOD_MARKER)]))
+    cfg = tmp_path / "fazai.toml"
+    cfg.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[ai_provider]\nprovider = "scripted"\nscript = "{tmp_path / "primary.json"}"\n'
+        f'[[ai_provider.fallback]]\nprovider = "scripted"\nscript = "{tmp_path / "fallback.json"}"\n'
+    )
+    settings = load_settings(cfg)
+    services = build_tool_services(settings)
+    primary = ScriptedProvider.from_file(tmp_path / "primary.json")
+    build = await ToolSmith(services.registry, primary, services.fallback).build(REQUEST, "s_1")
+    assert build.ok, build.error
+    assert [a.kind for a in build.attempts] == ["write", "repair", "fallback"]

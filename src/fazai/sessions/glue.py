@@ -14,91 +14,40 @@ from typing import Any
 from fazai.agent.deps import AgentDeps, Interaction
 from fazai.agent.learning import KBContext, MachineFacts, commit_kb_executor
 from fazai.agent.loop import run_agent
+from fazai.agent.safety import SafetyPolicy
+from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.config import Settings
 from fazai.knowledge.access import KBAccess
-from fazai.models.base import Provider, ProviderError, SessionParams
+from fazai.models.base import Provider, ProviderError
+from fazai.models.factory import build_one, build_provider, session_params
 from fazai.protocol import Event
+from fazai.tools.builtin import make_registry
 
 log = logging.getLogger(__name__)
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The configured provider (``fazai.models.factory`` when present; the scripted one always)."""
-    try:
-        from fazai.models.factory import build_provider as factory
-    except ImportError:
-        factory = None
-    if factory is not None:
-        return factory(settings)
-    ap = settings.ai_provider
-    if ap.provider == "scripted":
-        from fazai.models.scripted import ScriptedProvider
-
-        if ap.script is None:
-            raise ProviderError(
-                "the scripted provider needs a script", provider="scripted", hint="set [ai_provider] script"
-            )
-        return ScriptedProvider.from_file(ap.script)
-    raise ProviderError(
-        f"provider {ap.provider!r} is not available in this build",
-        provider=ap.provider,
-        hint="install the full FazAI package",
-        retryable=False,
-    )
-
-
-class _AskEverything:
-    """Used only when ``fazai.agent.safety`` is missing: every command needs a human's approval."""
-
-    class _D:
-        def __init__(self, what: str):
-            self.verdict = "ask"
-            self.risk = "unclassified"
-            self.reasons = [f"the safety policy is not installed; {what} needs approval"]
-
-    def check_command(self, command: str) -> Any:
-        return self._D("every command")
-
-    def check_risk(self, risk: str, what: str) -> Any:
-        return self._D(what)
-
-
-def build_policy(settings: Settings, *, assume_yes: bool = False) -> Any:
+def build_policy(settings: Settings, *, assume_yes: bool = False) -> SafetyPolicy:
     """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers."""
-    try:
-        from fazai.agent.safety import SafetyPolicy
-    except ImportError:
-        return _AskEverything()
     return SafetyPolicy(settings.safety, assume_yes=assume_yes)
 
 
-def build_tool_services(settings: Settings, *, kb_search: Any = None) -> Any:
-    """The services of the research/tool_spec/use_tool executors (None when not installed).
+def build_tool_services(settings: Settings, *, kb_search: Any = None) -> ToolServices:
+    """The services of the research/tool_spec/use_tool executors.
 
     ``kb_search`` (``(query, k) -> hits``) is the research action's knowledge-base backend.
     """
-    try:
-        from fazai.agent.tool_executors import ToolServices
-        from fazai.tools.builtin import make_registry
-    except ImportError:
-        return None
+    # tool_spec's last attempt goes to the first fallback provider (the seeds' stronger "arbiter").
+    ai = settings.ai_provider
+    use_fallback = bool(ai.fallback) and settings.agent.fallback_enabled
+    fallback = build_one(ai.fallback[0], settings) if use_fallback else None
     # Built-in tools (e.g. OPNsense, when a firewall is registered) + stable and generated ones.
     return ToolServices(
         registry=make_registry(settings),
         research=settings.research,
         tools=settings.tools,
         kb_search=kb_search,
+        fallback=fallback,
     )
-
-
-def build_executors(settings: Settings, services: Any = None) -> dict[str, Any]:
-    """Executors beyond the loop's built-in ones (research, tool_spec, use_tool) when installed."""
-    services = services or build_tool_services(settings)
-    if services is None:
-        return {}
-    from fazai.agent.tool_executors import tool_executors
-
-    return dict(tool_executors(services))
 
 
 class AgentLoop:
@@ -135,7 +84,7 @@ class AgentLoop:
         if self._executors is None:
             kb_search = KBContext(self.kb_access).research if self.kb_access is not None else None
             self._services = build_tool_services(s, kb_search=kb_search)
-            self._executors = build_executors(s, self._services)
+            self._executors = dict(tool_executors(self._services))
         facts = MachineFacts(budget_s=s.agent.facts_budget_s) if s.agent.facts_budget_s > 0 else None
         knowledge = (
             KBContext(self.kb_access, facts=facts, token_budget=s.kb.token_budget)
@@ -145,13 +94,7 @@ class AgentLoop:
         executors = dict(self._executors)
         if knowledge is not None:
             executors["commit_kb"] = commit_kb_executor(knowledge)
-        ap = s.ai_provider
-        params = SessionParams(
-            temperature=ap.temperature,
-            top_p=ap.top_p,
-            repeat_penalty=ap.repeat_penalty,
-            max_tokens=ap.max_tokens,
-        )
+        params = session_params(s)
         deps = AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
             policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
