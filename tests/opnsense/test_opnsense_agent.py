@@ -348,3 +348,15 @@ def test_builtin_names_may_be_namespaced(tmp_path: Path):
     for bad in ("opnsense.", ".status", "a.b.c", "Opn.status", "opnsense.block-ip"):
         with pytest.raises(ToolSpecError, match="must match"):
             reg.register_builtin(BuiltinTool(bad, "d", {"type": "object"}, "read_only", run_))
+
+
+def test_a_running_daemon_offers_a_firewall_added_after_it_started(tmp_path: Path) -> None:
+    from fazai.sessions.glue import AgentLoop
+    from fazai.sessions.manager import RunOptions
+
+    settings = Settings(paths={"state_dir": tmp_path / "state"}, kb={"enabled": False})
+    loop = AgentLoop(settings)
+    names = lambda: {t["name"] for t in loop.deps(RunOptions()).tools()}  # noqa: E731
+    assert not any(n.startswith("opnsense.") for n in names())
+    FirewallStore(settings.paths.state_dir).add(FirewallEntry(name="fw1", url="https://fw1"), KEY, SECRET)
+    assert "opnsense.block_ip" in names()

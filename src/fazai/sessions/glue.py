@@ -21,7 +21,7 @@ from fazai.knowledge.access import KBAccess
 from fazai.models.base import Provider, ProviderError
 from fazai.models.factory import build_one, build_provider, session_params
 from fazai.protocol import Event
-from fazai.tools.builtin import make_registry
+from fazai.tools.builtin import load_builtins, make_registry
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ class AgentLoop:
             kb_search = KBContext(self.kb_access).research if self.kb_access is not None else None
             self._services = build_tool_services(s, kb_search=kb_search)
             self._executors = dict(tool_executors(self._services))
+        else:
+            # Built-ins follow what is registered now: `fazai opnsense add` needs no daemon restart.
+            self._services.registry.replace_builtins(load_builtins(s))
         facts = MachineFacts(budget_s=s.agent.facts_budget_s) if s.agent.facts_budget_s > 0 else None
         knowledge = (
             KBContext(self.kb_access, facts=facts, token_budget=s.kb.token_budget)

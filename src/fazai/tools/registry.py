@@ -148,6 +148,17 @@ class ToolRegistry:
             raise ToolSpecError(f"a built-in tool named {tool.name!r} is already registered")
         self._builtins[tool.name] = tool
 
+    def replace_builtins(self, tools: Iterable[BuiltinTool]) -> None:
+        """Swap the whole built-in set (e.g. a firewall was registered since this process started)."""
+        old = self._builtins
+        self._builtins = {}
+        try:
+            for t in tools:
+                self.register_builtin(t)
+        except ToolSpecError:
+            self._builtins = old
+            raise
+
     # -- reading
 
     def _load_file(self, path: Path, kind: Kind, session: str | None) -> ToolInfo | None:
