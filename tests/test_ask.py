@@ -232,3 +232,20 @@ def test_ask_kernel_version_with_real_model(tmp_path: Path) -> None:
     assert result["executed_commands"] or os.uname().release in result["answer"], result
     assert result["metrics"]["dangerous_executed"] == 0
     assert os.uname().release in result["answer"] or result["answer_source"] == "model", result
+
+
+async def test_a_placeholder_copied_from_the_prompt_is_not_run_and_the_model_is_told() -> None:
+    deps, _ = make([
+        act("shell", commands=["id <user>", "grep -c '<Directory>' /dev/null"]),
+        act("shell", command="id -un"),
+        done("root"),
+    ])  # fmt: skip
+    events = await run(deps)
+    (skip,) = of(events, "exec_skip")
+    assert skip.data["reason"] == "placeholder" and skip.data["command"] == "id <user>"
+    first = of(events, "observe")[0].data
+    assert "NOT RUN: <user> is a placeholder" in first["text"]
+    # The quoted '<Directory>' is a real search pattern: it ran.
+    assert [r["status"] for r in first["results"]] == ["placeholder", "failed"]
+    result = ask_result("q", events)
+    assert result["executed_commands"] == ["grep -c '<Directory>' /dev/null", "id -un"]

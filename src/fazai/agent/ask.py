@@ -187,6 +187,12 @@ def classify_result(result: ExecResult) -> str:
     return "ok"
 
 
+# ``<user>``, ``<jail1>``, ``<a + b>``: the prompt's placeholders, never a real shell word (``< file``
+# and ``<<EOF``, ``<(cmd)`` have a space, a second ``<`` or a parenthesis).
+# Quoted text is left out: ``grep '<Directory>' apache2.conf`` is a real search.
+_PLACEHOLDER = re.compile(r"<[A-Za-z](?:[\w .+-]*[\w.+-])?>")
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+
 _HINTS = {
     "failed": "the command failed: try an alternative command.",
     "not_found": "not found: use another tool or file (e.g. ss for netstat), or say it is not available.",
@@ -221,6 +227,12 @@ class AskShell:
         to_run: list[dict[str, Any]] = []
         for e in entries:
             cmd = e["command"]
+            holes = _PLACEHOLDER.findall(_QUOTED.sub("", cmd))
+            if holes:
+                # Copied from the prompt's command list: as shell it is a redirection, not a value.
+                e.update(status="placeholder", holes=holes)
+                yield step.event("exec_skip", action=aid, cmd=e["index"], command=cmd, reason="placeholder")
+                continue
             d = deps.policy.check_command(cmd)
             e["risk"] = _risk_name(d.risk)
             if d.verdict != "allow":
@@ -326,6 +338,17 @@ class AskShell:
             cmd = e["command"]
             label = f"$ {cmd}" if not multi else f"[{e['index'] + 1}] $ {cmd}"
             row: dict[str, Any] = {"command": cmd, "risk": e.get("risk")}
+            if e.get("status") == "placeholder":
+                holes = ", ".join(e["holes"])
+                parts.append(
+                    f"{label}\nNOT RUN: {holes} is a placeholder. Write the command again with a real "
+                    "value in its place (a name from the question or from an earlier result), or pick a "
+                    "command that needs no value."
+                )
+                results.append(
+                    {**row, "status": "placeholder", "executed": False, "error": f"placeholder {holes}"}
+                )
+                continue
             if e.get("status") == "refused":
                 why = "; ".join(e.get("reasons") or []) or REFUSAL
                 parts.append(
