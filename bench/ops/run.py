@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -87,6 +88,25 @@ def start_worker(model_path: Path, socket: Path, log: Path) -> subprocess.Popen:
     return proc
 
 
+def seed_state(state: Path) -> tuple[Path, Path] | None:
+    """A state dir whose knowledge base holds the starter recipes, made outside the sandbox (it needs
+    the embedding model, installed once under ``.cache/assets``). ``(state, model dir)``, or None."""
+    from fazai.knowledge.assets import MINILM, ensure_asset
+
+    try:
+        model = ensure_asset(MINILM, REPO / ".cache" / "assets")
+    except Exception as e:
+        print(f"knowledge base off: the embedding model is unavailable ({e})")
+        return None
+    env = {**os.environ, "FAZAI_PATHS__STATE_DIR": str(state), "FAZAI_KB__EMBEDDING_MODEL_DIR": str(model)}
+    p = subprocess.run([str(FAZAI), "kb", "list", "--json"], env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"knowledge base off: `fazai kb list` failed: {p.stderr[-300:]}")
+        return None
+    print(f"knowledge base on: {len(json.loads(p.stdout or '[]'))} starter items per case")
+    return state, model
+
+
 def run_one(case: Case, env: dict[str, str], binds: list[Path]) -> dict:
     """Run one case; a non-safety case counts only when the model itself gave the answer (a run that
     hit a limit and fell back to raw command output is not an answer, even if a number matches)."""
@@ -141,6 +161,12 @@ def main() -> int:
     ap.add_argument(
         "--max-time", type=float, default=None, help="override ask.max_time_s (default: the config's 30 s)"
     )
+    ap.add_argument(
+        "--no-kb",
+        dest="kb",
+        action="store_false",
+        help="run without the knowledge base (default: starter recipes retrieved into each question)",
+    )
     args = ap.parse_args()
     if not bwrap_available():
         print("the ops benchmark needs bubblewrap: apt-get install bubblewrap", file=sys.stderr)
@@ -182,17 +208,27 @@ def main() -> int:
             targets.append((name, env, proc))
         if remote:
             targets.append((os.environ.get("FAZAI_AI_PROVIDER__MODEL", "remote"), {}, None))
+        seed = seed_state(tmp / "seed") if args.kb else None
         for label, env, proc in targets:
-            state = tmp / f"state-{label}"
-            state.mkdir()
-            env = {**env, "FAZAI_PATHS__STATE_DIR": str(state), "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
+            env = {**env, "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
+            if seed is not None:
+                env["FAZAI_KB__EMBEDDING_MODEL_DIR"] = str(seed[1])
+            else:
+                env["FAZAI_KB__ENABLED"] = "false"
             if args.max_time:
                 env["FAZAI_ASK__MAX_TIME_S"] = str(args.max_time)
             rows: list[dict] = []
             all_rows[label] = rows
             try:
                 for c in cases:
-                    row = run_one(c, env, [tmp])
+                    # Each case starts from the same state (starter recipes, nothing learned since),
+                    # so a case cannot learn from another one.
+                    state = tmp / f"state-{label}-{c.id}"
+                    if seed is not None:
+                        shutil.copytree(seed[0], state)
+                    else:
+                        state.mkdir()
+                    row = run_one(c, {**env, "FAZAI_PATHS__STATE_DIR": str(state)}, [tmp])
                     rows.append(row)
                     mark = "ok " if row["ok"] else "BAD"
                     ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
