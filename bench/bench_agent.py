@@ -115,7 +115,8 @@ def main() -> None:
     # load drifts; the mean of both brackets the daemon run).
     bare_before = bare_run()
 
-    script = [json.dumps({"action": "shell", "command": "true"})] * n
+    # Distinct commands: the loop does not re-run a verbatim repeat (it would skip the work measured).
+    script = [json.dumps({"action": "shell", "command": f"true {i}"}) for i in range(n)]
     script.append(json.dumps({"action": "done", "answer": "ok", "status": "success"}))
     with tempfile.TemporaryDirectory(prefix="fazai-bench-") as tmp:
         proc, port = start_daemon(Path(tmp), script, n)

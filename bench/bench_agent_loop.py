@@ -40,8 +40,10 @@ async def bare(n: int) -> float:
 
 
 async def loop(n: int) -> tuple[float, int]:
-    shell = json.dumps({"action": "shell", "command": "true"})
-    script = [shell] * n + [json.dumps({"action": "done", "answer": "ok", "status": "success"})]
+    # Distinct commands (`true 1`, `true 2`, …): the loop does not re-run a verbatim repeat, and a
+    # skipped command would make the loop look cheaper than bash.
+    shells = [json.dumps({"action": "shell", "command": f"true {i}"}) for i in range(n)]
+    script = [*shells, json.dumps({"action": "done", "answer": "ok", "status": "success"})]
     deps = AgentDeps(
         provider=ScriptedProvider(script, chunk_size=16),
         policy=SafetyPolicy(SafetySettings()),  # the real classifier: part of the overhead

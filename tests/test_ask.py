@@ -224,8 +224,12 @@ def test_ask_kernel_version_with_real_model(tmp_path: Path) -> None:
         f"batch_size = 64\n[ask]\nmax_time_s = 240\n[daemon]\nport = 1\n"
     )
     cmd = [sys.executable, "-m", "fazai.cli.main", "ask", "--json", "what is the kernel version?"]
-    p = subprocess.run(cmd, env={**os.environ, "FAZAI_CONFIG": str(cfg)}, capture_output=True, text=True,
-                       timeout=600, cwd=REPO, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        p = subprocess.run(cmd, env={**os.environ, "FAZAI_CONFIG": str(cfg)}, capture_output=True,
+                           text=True, timeout=600, cwd=REPO, stdin=subprocess.DEVNULL)  # fmt: skip
+    finally:
+        # The CLI auto-started a detached worker for this config: stop it.
+        subprocess.run(["pkill", "-f", str(tmp_path / "run")], check=False)
     result = json.loads(p.stdout.strip().splitlines()[-1])
     assert result["answer"], p.stderr[-2000:]
     # The kernel is among the system facts given as context, so a right answer may need no command.

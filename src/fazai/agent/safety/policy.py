@@ -46,6 +46,9 @@ class SafetyPolicy:
                     f"[safety] extra_forbidden pattern {pat!r} is invalid ({exc}); fix it"
                 )
         self.extra_read_only = frozenset(getattr(settings, "extra_read_only", []) or [])
+        # Classification is a pure function of the command here (the loop asks twice per shell
+        # action: to decide, then whether the machine changed); parsing is the costly part.
+        self._classified: dict[str, tuple[Risk, tuple[str, ...]]] = {}
 
     def check_command(self, command: str) -> Decision:
         """Classify ``command`` and decide: forbidden → deny; read_only → allow; else allow if
@@ -55,8 +58,13 @@ class SafetyPolicy:
                 return Decision(
                     "deny", FORBIDDEN, [f"matches [safety] extra_forbidden pattern {rx.pattern!r}"]
                 )
-        v = classify(command, extra_read_only=self.extra_read_only)
-        return self._decide(v.risk, v.reasons + self.bad_patterns)
+        cached = self._classified.get(command)
+        if cached is None:
+            v = classify(command, extra_read_only=self.extra_read_only)
+            if len(self._classified) >= 512:
+                self._classified.clear()
+            cached = self._classified[command] = (v.risk, tuple(v.reasons))
+        return self._decide(cached[0], [*cached[1], *self.bad_patterns])
 
     def check_risk(self, risk: Risk | str | None, what: str) -> Decision:
         """Decide for a tool that declares its own risk class (unknown or missing → changes_state).
