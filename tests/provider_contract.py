@@ -33,7 +33,12 @@ class ProviderContract:
     max_tokens: ClassVar[int] = 16
 
     def params(self, **kw: object) -> SessionParams:
-        base: dict[str, object] = {"temperature": 0.0, "top_p": 1.0, "max_tokens": self.max_tokens, "seed": 7}
+        # Greedy and no repetition penalty: the contract compares two generations of one prompt. With a
+        # penalty, llama.cpp samples a cached prompt differently from a fresh one (seen with the worker:
+        # same prompt, temperature 0, penalty 1.05 → different first token once the prefix was cached).
+        base: dict[str, object] = {
+            "temperature": 0.0, "top_p": 1.0, "repeat_penalty": 1.0, "max_tokens": self.max_tokens, "seed": 7,
+        }  # fmt: skip
         base.update(kw)
         return SessionParams(**base)  # type: ignore[arg-type]
 
