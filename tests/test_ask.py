@@ -253,3 +253,20 @@ async def test_a_placeholder_copied_from_the_prompt_is_not_run_and_the_model_is_
     assert [r["status"] for r in first["results"]] == ["placeholder", "failed"]
     result = ask_result("q", events)
     assert result["executed_commands"] == ["grep -c '<Directory>' /dev/null", "id -un"]
+
+
+async def test_knowledge_hits_are_left_out_of_questions_unless_kb_context() -> None:
+    class Knowledge:
+        def __init__(self) -> None:
+            self.searched: list[str] = []
+
+        async def search(self, goal: str, limit: int) -> list:
+            self.searched.append(goal)
+            return []
+
+    for on in (False, True):
+        kn = Knowledge()
+        provider = RecordingProvider(ScriptedProvider([done("x")]))
+        base = AgentDeps(provider=provider, policy=SafetyPolicy(SafetySettings()), knowledge=kn, kb_limit=3)
+        await run(ask_deps(base, AskSettings(kb_context=on), None), "how many cores?")
+        assert kn.searched == (["how many cores?"] if on else [])

@@ -423,6 +423,7 @@ def ask_deps(base: AgentDeps, ask: AskSettings, cache: CommandCache | None) -> A
         multi_command=True,
         answer_at_limit=True,
         limit_names=("ask.max_iterations", "ask.max_time_s"),
+        kb_limit=base.kb_limit if ask.kb_context else 0,
     )
 
 
