@@ -193,7 +193,7 @@ async def _exited(proc: asyncio.subprocess.Process) -> int:
                 loop.remove_reader(fd)
                 os.close(fd)
     # The child watcher records the status right after the exit.
-    delay = 0.001
+    delay = 0.0001  # the watcher thread is microseconds behind the pidfd: poll finely first
     while proc.returncode is None:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
