@@ -111,3 +111,28 @@ def transport_error(provider: str, url: str, e: Exception) -> ProviderError:
             hint="is the server running and base_url right?",
         )
     return ProviderError(f"request to {url} failed: {type(e).__name__}: {e}", provider=provider)
+
+
+class LazyClient:
+    """One ``httpx.AsyncClient`` per provider, created on first use (inside the running loop, so a
+    provider can be built before any loop exists) and recreated after ``aclose``."""
+
+    def __init__(self, headers: dict[str, str], timeout_s: float):
+        self.headers = headers
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        """The client, created if needed."""
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                headers=self.headers,
+                timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client (a later ``get`` opens a new one)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from fazai.models._http import Aborted, http_error, iter_sse, race_abort, transport_error
+from fazai.models._http import Aborted, LazyClient, http_error, iter_sse, race_abort, transport_error
 from fazai.models.base import (
     Chunk,
     Constraint,
@@ -67,7 +67,7 @@ class OpenAICompatProvider:
         self._headers = {"Accept": "text/event-stream", **(headers or {})}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._client: httpx.AsyncClient | None = None
+        self._http = LazyClient(self._headers, timeout_s)
         self._ids = itertools.count(1)
 
     @property
@@ -77,12 +77,7 @@ class OpenAICompatProvider:
 
     def client(self) -> httpx.AsyncClient:
         """The shared HTTP client (created on first use, inside the running loop)."""
-        if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(
-                headers=self._headers,
-                timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
-            )
-        return self._client
+        return self._http.get()
 
     async def open_session(self, params: SessionParams | None = None) -> OpenAICompatSession:
         """Open a session. Stateless on the wire: the conversation travels with each call."""
@@ -90,9 +85,7 @@ class OpenAICompatProvider:
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()
 
     def build_body(
         self, messages: list[Message], params: SessionParams, constraint: Constraint | None
