@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -136,3 +137,57 @@ class LazyClient:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, object],
+    abort: asyncio.Event,
+    *,
+    provider: str,
+    status_error: Callable[[int, str], ProviderError],
+) -> AsyncIterator[httpx.Response]:
+    """POST ``body`` as a streamed request, raced against ``abort`` (:class:`Aborted`).
+
+    An error status raises ``status_error(status, body text)``; a transport failure inside the block
+    raises :class:`Aborted` when the abort caused it, else a :func:`transport_error`. The response is
+    closed on exit.
+    """
+    resp: httpx.Response | None = None
+    try:
+        req = client.build_request("POST", url, json=body)
+        resp = await race_abort(asyncio.ensure_future(client.send(req, stream=True)), abort)
+        if resp.status_code >= 400:
+            raise status_error(resp.status_code, (await resp.aread()).decode(errors="replace"))
+        yield resp
+    except httpx.HTTPError as e:
+        if abort.is_set():
+            raise Aborted from e
+        raise transport_error(provider, url, e) from e
+    finally:
+        if resp is not None:
+            await resp.aclose()
+
+
+async def sse_json(
+    resp: httpx.Response, abort: asyncio.Event, *, url: str, provider: str, done: str | None = None
+) -> AsyncIterator[tuple[str, dict[str, object]]]:
+    """Each server-sent event of ``resp`` as ``(event name, parsed JSON)``, each read raced against
+    ``abort``; ends at the stream's end or at a ``done`` data line (OpenAI's ``[DONE]``)."""
+    events = iter_sse(resp.aiter_lines())
+    while True:
+        try:
+            ev = await race_abort(asyncio.ensure_future(anext(events)), abort)
+        except StopAsyncIteration:
+            return
+        if done is not None and ev.data.strip() == done:
+            return
+        try:
+            obj = json.loads(ev.data)
+        except ValueError as e:
+            raise ProviderError(
+                f"malformed stream data from {url}: {ev.data[:200]!r}", provider=provider
+            ) from e
+        yield ev.event, obj

@@ -17,11 +17,12 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
 
-from fazai.models._http import Aborted, LazyClient, http_error, iter_sse, race_abort, transport_error
+from fazai.models._http import Aborted, LazyClient, http_error, open_stream, sse_json
 from fazai.models.base import (
     Chunk,
     Constraint,
@@ -145,27 +146,17 @@ class AnthropicSession:
         usage: dict[str, int] = {}
         model = p.model
         stopped = False
-        resp: httpx.Response | None = None
         try:
-            try:
-                req = client.build_request("POST", p.url, json=body)
-                resp = await race_abort(asyncio.ensure_future(client.send(req, stream=True)), self._abort)
-                if resp.status_code >= 400:
-                    text = (await resp.aread()).decode(errors="replace")
-                    raise _api_error(p, resp.status_code, text)
-                events = iter_sse(resp.aiter_lines())
-                while not stopped:
-                    try:
-                        ev = await race_abort(asyncio.ensure_future(anext(events)), self._abort)
-                    except StopAsyncIteration:
-                        break
-                    try:
-                        obj = json.loads(ev.data)
-                    except ValueError as e:
-                        raise ProviderError(
-                            f"malformed event from {p.url}: {ev.data[:200]!r}", provider=p.name
-                        ) from e
-                    kind = obj.get("type") or ev.event
+            opened = open_stream(
+                client, p.url, body, self._abort, provider=p.name,
+                status_error=lambda status, text: _api_error(p, status, text),
+            )  # fmt: skip
+            async with (
+                opened as resp,
+                aclosing(sse_json(resp, self._abort, url=p.url, provider=p.name)) as events,
+            ):
+                async for event, obj in events:
+                    kind = obj.get("type") or event
                     if kind == "message_start":
                         msg = obj.get("message") or {}
                         model = msg.get("model") or model
@@ -188,6 +179,7 @@ class AnthropicSession:
                         )
                     elif kind == "message_stop":
                         stopped = True
+                        break
                     elif kind == "error":
                         err = obj.get("error") or {}
                         raise ProviderError(
@@ -196,20 +188,12 @@ class AnthropicSession:
                             hint="the API is overloaded or failed: retry later or add a fallback",
                         )
                     # ping, content_block_start/stop and unknown future events need nothing.
-                if not stopped and reason != "aborted":
-                    raise ProviderError(
-                        f"stream from {p.url} ended before message_stop", provider=p.name, hint="retry"
-                    )
-            except Aborted:
-                reason = "aborted"
-            except httpx.HTTPError as e:
-                if self._abort.is_set():
-                    reason = "aborted"
-                else:
-                    raise transport_error(p.name, p.url, e) from e
-        finally:
-            if resp is not None:
-                await resp.aclose()
+            if not stopped:
+                raise ProviderError(
+                    f"stream from {p.url} ended before message_stop", provider=p.name, hint="retry"
+                )
+        except Aborted:
+            reason = "aborted"
         end = time.perf_counter()
         gen = usage.get("output_tokens", len(parts))
         decode_s = end - first if first is not None else 0.0

@@ -20,11 +20,12 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
 
-from fazai.models._http import Aborted, LazyClient, http_error, iter_sse, race_abort, transport_error
+from fazai.models._http import Aborted, LazyClient, http_error, open_stream, sse_json
 from fazai.models.base import (
     Chunk,
     Constraint,
@@ -155,18 +156,15 @@ class OpenAICompatSession:
         timings: dict[str, Any] = {}
         model = p.model
         deltas = 0
-        resp: httpx.Response | None = None
         try:
-            try:
-                req = client.build_request("POST", p.url, json=body)
-                resp = await race_abort(asyncio.ensure_future(client.send(req, stream=True)), self._abort)
-                if resp.status_code >= 400:
-                    text = (await resp.aread()).decode(errors="replace")
-                    raise http_error(
-                        p.name, p.url, resp.status_code, text, model=p.model, key_env=p._api_key_env
-                    )
-                is_json = resp.headers.get("content-type", "").startswith("application/json")
-                if is_json:
+            opened = open_stream(
+                client, p.url, body, self._abort, provider=p.name,
+                status_error=lambda status, text: http_error(
+                    p.name, p.url, status, text, model=p.model, key_env=p._api_key_env
+                ),
+            )  # fmt: skip
+            async with opened as resp:
+                if resp.headers.get("content-type", "").startswith("application/json"):
                     # An endpoint that ignored `stream: true` and answered in one piece.
                     obj = json.loads(await resp.aread())
                     text = ((obj.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
@@ -180,50 +178,31 @@ class OpenAICompatSession:
                         deltas = 1
                         yield Token(text)
                 else:
-                    events = iter_sse(resp.aiter_lines())
-                    while True:
-                        try:
-                            ev = await race_abort(asyncio.ensure_future(anext(events)), self._abort)
-                        except StopAsyncIteration:
-                            break
-                        if ev.data.strip() == "[DONE]":
-                            break
-                        try:
-                            obj = json.loads(ev.data)
-                        except ValueError as e:
-                            raise ProviderError(
-                                f"malformed stream data from {p.url}: {ev.data[:200]!r}", provider=p.name
-                            ) from e
-                        if "error" in obj:
-                            err = obj["error"]
-                            msg = err.get("message", err) if isinstance(err, dict) else err
-                            raise ProviderError(f"stream error from {p.url}: {msg}", provider=p.name)
-                        model = obj.get("model") or model
-                        if obj.get("usage"):
-                            usage_raw = obj["usage"]
-                        if obj.get("timings"):
-                            timings = obj["timings"]
-                        for choice in obj.get("choices") or []:
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
-                                if first is None:
-                                    first = time.perf_counter()
-                                deltas += 1
-                                parts.append(text)
-                                yield Token(text)
-                            fr = choice.get("finish_reason")
-                            if fr:
-                                reason = _FINISH.get(fr, "stop")
-            except Aborted:
-                reason = "aborted"
-            except httpx.HTTPError as e:
-                if self._abort.is_set():
-                    reason = "aborted"
-                else:
-                    raise transport_error(p.name, p.url, e) from e
-        finally:
-            if resp is not None:
-                await resp.aclose()
+                    stream = sse_json(resp, self._abort, url=p.url, provider=p.name, done="[DONE]")
+                    async with aclosing(stream) as events:
+                        async for _, obj in events:
+                            if "error" in obj:
+                                err = obj["error"]
+                                msg = err.get("message", err) if isinstance(err, dict) else err
+                                raise ProviderError(f"stream error from {p.url}: {msg}", provider=p.name)
+                            model = obj.get("model") or model
+                            if obj.get("usage"):
+                                usage_raw = obj["usage"]
+                            if obj.get("timings"):
+                                timings = obj["timings"]
+                            for choice in obj.get("choices") or []:
+                                text = (choice.get("delta") or {}).get("content")
+                                if text:
+                                    if first is None:
+                                        first = time.perf_counter()
+                                    deltas += 1
+                                    parts.append(text)
+                                    yield Token(text)
+                                fr = choice.get("finish_reason")
+                                if fr:
+                                    reason = _FINISH.get(fr, "stop")
+        except Aborted:
+            reason = "aborted"
         end = time.perf_counter()
         yield Final(
             text="".join(parts),
