@@ -453,3 +453,12 @@ async def test_a_plan_is_offered_once_per_run():
     assert "step 1 ('uptime')" in observed[0]["text"]
     # The second plan is not an offered action for that turn: a format error, then done.
     assert observed[1]["status"] != "ok" and kinds(events)[-1] == "done"
+
+
+async def test_a_placeholder_copied_from_the_prompt_is_not_run(tmp_path):
+    deps = make_deps([act("shell", command="id <user>"), act("shell", command="id -un"), done("root")])
+    events = await run(deps)
+    first, second = of(events, "observe")[:2]
+    assert first["status"] == "error" and "NOT RUN: <user> is a placeholder" in first["text"]
+    assert not any(e.kind == "exec_end" and e.data["action"] == 1 for e in events)
+    assert second["status"] == "ok"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, CommandPolicy
-from fazai.agent.executors import Outcome, Step, resolve_target
+from fazai.agent.executors import Outcome, Step, placeholder_note, placeholders, resolve_target
 from fazai.agent.observation import excerpt
 from fazai.config import AgentSettings, AskSettings
 from fazai.protocol import Event, ShellAction
@@ -187,12 +187,6 @@ def classify_result(result: ExecResult) -> str:
     return "ok"
 
 
-# ``<user>``, ``<jail1>``, ``<a + b>``: the prompt's placeholders, never a real shell word (``< file``
-# and ``<<EOF``, ``<(cmd)`` have a space, a second ``<`` or a parenthesis).
-# Quoted text is left out: ``grep '<Directory>' apache2.conf`` is a real search.
-_PLACEHOLDER = re.compile(r"<[A-Za-z](?:[\w .+-]*[\w.+-])?>")
-_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
-
 _HINTS = {
     "failed": "the command failed: try an alternative command.",
     "not_found": "not found: use another tool or file (e.g. ss for netstat), or say it is not available.",
@@ -227,7 +221,7 @@ class AskShell:
         to_run: list[dict[str, Any]] = []
         for e in entries:
             cmd = e["command"]
-            holes = _PLACEHOLDER.findall(_QUOTED.sub("", cmd))
+            holes = placeholders(cmd)
             if holes:
                 # Copied from the prompt's command list: as shell it is a redirection, not a value.
                 e.update(status="placeholder", holes=holes)
@@ -339,15 +333,11 @@ class AskShell:
             label = f"$ {cmd}" if not multi else f"[{e['index'] + 1}] $ {cmd}"
             row: dict[str, Any] = {"command": cmd, "risk": e.get("risk")}
             if e.get("status") == "placeholder":
-                holes = ", ".join(e["holes"])
-                parts.append(
-                    f"{label}\nNOT RUN: {holes} is a placeholder. Write the command again with a real "
-                    "value in its place (a name from the question or from an earlier result), or pick a "
-                    "command that needs no value."
-                )
+                parts.append(f"{label}\n{placeholder_note(e['holes'])}")
                 results.append(
-                    {**row, "status": "placeholder", "executed": False, "error": f"placeholder {holes}"}
-                )
+                    {**row, "status": "placeholder", "executed": False,
+                     "error": f"placeholder {', '.join(e['holes'])}"}
+                )  # fmt: skip
                 continue
             if e.get("status") == "refused":
                 why = "; ".join(e.get("reasons") or []) or REFUSAL

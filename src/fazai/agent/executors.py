@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,26 @@ def resolve_target(action: ShellAction, deps: AgentDeps) -> tuple[str, Target | 
     return name, target, Outcome(f"unknown target {name!r}: available targets are {names}.", status="error")
 
 
+# ``<user>``, ``<jail1>``, ``<a + b>``: the prompt's placeholders, never a real shell word (``< file``
+# and ``<<EOF``, ``<(cmd)`` have a space, a second ``<`` or a parenthesis). Quoted text is left
+# out: ``grep '<Directory>' apache2.conf`` is a real search.
+_PLACEHOLDER = re.compile(r"<[A-Za-z](?:[\w .+-]*[\w.+-])?>")
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def placeholders(command: str) -> list[str]:
+    """The prompt placeholders a small model copied into ``command`` (as shell, a redirection)."""
+    return _PLACEHOLDER.findall(_QUOTED.sub("", command))
+
+
+def placeholder_note(holes: list[str]) -> str:
+    """What the model is told about a command that still holds placeholders (it did not run)."""
+    return (
+        f"NOT RUN: {', '.join(holes)} is a placeholder. Write the command again with a real value in "
+        "its place (a name from the goal or from an earlier result), or pick a command that needs no value."
+    )
+
+
 async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event | Outcome]:
     """Policy check, approval if needed, then run on the target streaming its output."""
     deps, aid = step.deps, step.action_id
@@ -152,6 +173,9 @@ async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event 
     target_name, target, unknown = resolve_target(action, deps)
     if target is None:
         yield unknown
+        return
+    if holes := placeholders(action.command):
+        yield Outcome(placeholder_note(holes), status="error", data={"command": action.command})
         return
     decision = deps.policy.check_command(action.command)
     risk, reasons = _risk_name(decision.risk), list(decision.reasons)

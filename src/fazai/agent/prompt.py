@@ -24,34 +24,34 @@ ACTION_DOCS: dict[str, tuple[str, str]] = {
     ),
     "ask": (
         "ask the operator when the goal is ambiguous or the choice is theirs",
-        '{"action": "ask", "question": "Which domain should the relay accept?", '
-        '"options": ["example.com", "example.org"], "default": "example.com"}',
+        '{"action": "ask", "question": "<the question>", "options": ["<option 1>", "<option 2>"], '
+        '"default": "<option 1>"}',
     ),
     "research": (
         "look something up in the knowledge base, documentation or the web",
-        '{"action": "research", "query": "postfix relay only configuration", "sources": ["kb", "docs"]}',
+        '{"action": "research", "query": "<what to look up>", "sources": ["kb", "docs"]}',
     ),
     "shell": (
         'run one non-interactive bash one-liner on the server (optional "timeout" in seconds)',
-        '{"action": "shell", "command": "systemctl is-active nginx && ss -ltnp | grep -w 80"}',
+        '{"action": "shell", "command": "<one bash one-liner>"}',
     ),
     "tool_spec": (
         "define a reusable tool (name, description, JSON Schema of its inputs)",
-        '{"action": "tool_spec", "name": "count_bans", "description": "count banned IPs per jail", '
-        '"inputs": {"type": "object", "properties": {"jail": {"type": "string"}}}}',
+        '{"action": "tool_spec", "name": "<tool_name>", "description": "<what it does>", '
+        '"inputs": {"type": "object", "properties": {"<input>": {"type": "string"}}}}',
     ),
     "use_tool": (
         "run a registered tool",
-        '{"action": "use_tool", "name": "count_bans", "args": {"jail": "sshd"}}',
+        '{"action": "use_tool", "name": "<a tool from the Tools list>", "args": {"<input>": "<value>"}}',
     ),
     "observe": (
         "note what you learned when more steps follow (not needed before done)",
         '{"action": "observe", "summary": "<what the last output showed>", "next": "<what to check next>"}',
     ),
     "commit_kb": (
-        "save a verified procedure or fact to the knowledge base",
-        '{"action": "commit_kb", "title": "Relay-only postfix", "snippet": "postconf -e ...", '
-        '"tags": ["postfix"], "status": "verified"}',
+        "save a procedure that worked here (verified only if you checked its result)",
+        '{"action": "commit_kb", "title": "<what it does>", "snippet": "<the commands that worked>", '
+        '"tags": ["<service>"], "status": "unverified"}',
     ),
     "done": (
         "finish: the answer for the operator, with status success, failed or blocked",
