@@ -6,6 +6,7 @@ import pytest
 
 from fazai.opnsense import errors as E
 from fazai.opnsense.firewall import BLOCK_ALIAS, BLOCK_RULE
+from opnsense_sim.eve import SSH_SCAN_ALERT
 
 SSH_RULE = {
     "action": "block",
@@ -278,29 +279,7 @@ async def test_ids_operations(fw2):
     f, sim = fw2
     assert (await f.ids_status())["status"] == "running"
     sim.add_eve({"timestamp": "2025-03-01T10:15:02.123456+0000", "event_type": "flow", "src_ip": "1.1.1.1"})
-    sim.add_eve(
-        {
-            "timestamp": "2025-03-01T10:15:02.123456+0000",
-            "flow_id": 1234567890123456,
-            "in_iface": "em0",
-            "event_type": "alert",
-            "src_ip": "198.51.100.23",
-            "src_port": 51515,
-            "dest_ip": "192.0.2.10",
-            "dest_port": 22,
-            "proto": "TCP",
-            "alert": {
-                "action": "allowed",
-                "gid": 1,
-                "signature_id": 2001219,
-                "rev": 20,
-                "signature": "ET SCAN Potential SSH Scan",
-                "category": "Attempted Information Leak",
-                "severity": 2,
-            },
-            "app_proto": "ssh",
-        }
-    )
+    sim.add_eve(SSH_SCAN_ALERT)
     alerts = await f.query_alerts()
     assert len(alerts) == 1
     a = alerts[0]
