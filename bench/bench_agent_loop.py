@@ -17,9 +17,9 @@ import time
 
 from fazai.agent.deps import AgentDeps
 from fazai.agent.loop import run_agent
-from fazai.agent.safety import SafetyPolicy
 from fazai.config import AgentSettings, SafetySettings
 from fazai.models.scripted import ScriptedProvider
+from fazai.safety import SafetyPolicy
 from fazai.targets.local import shell_argv
 
 

@@ -11,10 +11,10 @@ from _agent_doubles import RecordingProvider, ScriptedInteraction
 from fazai.agent.deps import AgentDeps, KBHit
 from fazai.agent.executors import Outcome
 from fazai.agent.loop import run_agent
-from fazai.agent.safety import SafetyPolicy
 from fazai.config import AgentSettings, SafetySettings
 from fazai.models.scripted import ScriptedError, ScriptedProvider
 from fazai.protocol import Event
+from fazai.safety import SafetyPolicy
 
 
 def act(kind: str, **fields) -> str:

@@ -16,10 +16,10 @@ from fazai.agent.ask import ASK_RULES, CommandCache, ask_deps, ask_result
 from fazai.agent.deps import AgentDeps
 from fazai.agent.grammar import grammar_for
 from fazai.agent.loop import run_agent
-from fazai.agent.safety import SafetyPolicy
 from fazai.config import AskSettings, SafetySettings
 from fazai.models.scripted import ScriptedProvider
 from fazai.protocol import Event, ShellAction, parse_action
+from fazai.safety import SafetyPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 

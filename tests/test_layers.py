@@ -40,3 +40,14 @@ def test_protocol_and_config_import_no_outer_layer() -> None:
     for name in ("protocol.py", "config.py"):
         outer = _imports(SRC / name) - allowed
         assert not outer, f"{name} imports {sorted(outer)}"
+
+
+def test_safety_is_an_inner_layer() -> None:
+    """The policy is used by agent, tools, OPNsense, the node agent and playbooks: it depends on none."""
+    allowed = {"fazai", "fazai.protocol", "fazai.config"}
+    bad = []
+    for path in (SRC / "safety").rglob("*.py"):
+        for mod in _imports(path):
+            if mod not in allowed and not mod.startswith("fazai.safety"):
+                bad.append(f"{path.relative_to(SRC)} imports {mod}")
+    assert not bad, "\n".join(sorted(bad))

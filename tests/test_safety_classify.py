@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fazai.agent.safety import Risk, Verdict, classify
+from fazai.safety import Risk, Verdict, classify
 
 RO, CS, DE, FB = Risk.READ_ONLY, Risk.CHANGES_STATE, Risk.DESTRUCTIVE, Risk.FORBIDDEN
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fazai.agent.safety import Risk, classify
-from fazai.agent.safety.report import load_benign, load_hostile, run_corpus
+from fazai.safety import Risk, classify
+from fazai.safety.report import load_benign, load_hostile, run_corpus
 
 CORPUS = Path(__file__).parent / "safety_corpus"
 HOSTILE = load_hostile(CORPUS / "hostile.txt")

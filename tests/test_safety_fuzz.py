@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fazai.agent.safety import Risk, classify
+from fazai.safety import Risk, classify
 
 BENIGN = ["ls -la", "df -h", "uptime", "cat /etc/hosts", "ps aux", "grep x /var/log/syslog", "echo hi"]
 DANGER = {

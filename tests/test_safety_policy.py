@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fazai.agent.safety import Risk, SafetyPolicy
 from fazai.config import SafetySettings
+from fazai.safety import Risk, SafetyPolicy
 
 
 def test_defaults() -> None:

@@ -17,7 +17,6 @@ from fazai.agent.alerts import alert_goal, respond_to_alert, with_alert
 from fazai.agent.deps import AgentDeps
 from fazai.agent.loop import run_agent
 from fazai.agent.prompt import context_block
-from fazai.agent.safety import SafetyPolicy
 from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.config import Settings
 from fazai.models.scripted import ScriptedProvider
@@ -26,6 +25,7 @@ from fazai.opnsense.firewall import BLOCK_ALIAS, BLOCK_RULE
 from fazai.opnsense.store import FirewallEntry, FirewallStore
 from fazai.opnsense.tools import TOOLS
 from fazai.protocol import Event
+from fazai.safety import SafetyPolicy
 from fazai.tools.builtin import make_registry
 from opnsense_sim.keys import KEY, SECRET, install_keys
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class PolicyDecision(Protocol):
-    """What the safety policy says about one command (``fazai.agent.safety.Decision``)."""
+    """What the safety policy says about one command (``fazai.safety.Decision``)."""
 
     verdict: str  # "allow" | "ask" | "deny"
     risk: Any  # "read_only" | "changes_state" | "destructive" | "forbidden" (str or str-enum)
@@ -30,7 +30,7 @@ class PolicyDecision(Protocol):
 
 @runtime_checkable
 class CommandPolicy(Protocol):
-    """The safety policy (``fazai.agent.safety.SafetyPolicy``)."""
+    """The safety policy (``fazai.safety.SafetyPolicy``)."""
 
     def check_command(self, command: str) -> PolicyDecision:
         """Classify a shell command and say whether it may run, needs approval, or never runs."""

@@ -14,13 +14,13 @@ from typing import Any
 from fazai.agent.deps import AgentDeps, Interaction
 from fazai.agent.learning import KBContext, MachineFacts, commit_kb_executor
 from fazai.agent.loop import run_agent
-from fazai.agent.safety import SafetyPolicy
 from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.config import Settings
 from fazai.knowledge.access import KBAccess
 from fazai.models.base import Provider, ProviderError
 from fazai.models.factory import build_one, build_provider, session_params
 from fazai.protocol import Event
+from fazai.safety import SafetyPolicy
 from fazai.tools.builtin import load_builtins, make_registry
 
 log = logging.getLogger(__name__)

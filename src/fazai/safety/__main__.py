@@ -1,5 +1,5 @@
-"""``python -m fazai.agent.safety --report [--corpus DIR]`` prints the corpus numbers;
-``python -m fazai.agent.safety 'COMMAND'`` classifies one command."""
+"""``python -m fazai.safety --report [--corpus DIR]`` prints the corpus numbers;
+``python -m fazai.safety 'COMMAND'`` classifies one command."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .report import run_corpus
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fazai.agent.safety", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m fazai.safety", description=__doc__)
     p.add_argument(
         "--report", action="store_true", help="run the hostile/benign corpora and print the numbers"
     )
