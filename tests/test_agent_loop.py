@@ -78,7 +78,7 @@ async def test_every_action_kind_in_one_run():
         "action", "exec_log", "exec_log", "exec_end", "observe",
         "action", "observe",
         "action", "ask", "reply", "observe",
-        "action", "done",
+        "action", "grounding", "done",
     ]  # fmt: skip
     assert [a["id"] for a in of(events, "action")] == [1, 2, 3, 4, 5]
     assert of(events, "action")[0]["reasoning"] == "First a plan."

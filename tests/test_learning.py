@@ -254,7 +254,7 @@ def test_embedded_fazai_agent_shows_context_and_drafts_then_fazai_kb_lists_it(tm
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     script = [
-        action(action="shell", command="echo fail2ban-ok"),
+        action(action="shell", command="echo Currently banned: 3"),
         action(action="done", answer="3 IPs banned", status="success"),
     ]
     cfg = write_config(tmp_path / "home", script, port=port, learning=True)
@@ -265,4 +265,4 @@ def test_embedded_fazai_agent_shows_context_and_drafts_then_fazai_kb_lists_it(tm
     assert "kb: drafted learned." in run.stdout and "fazai kb verify learned." in run.stdout
     listed = fazai(cfg, "kb", "list", "--status", "unverified", "--json")
     items = json.loads(listed.stdout)
-    assert [i["snippet"] for i in items] == ["echo fail2ban-ok"] and items[0]["tags"][0] == "learned"
+    assert [i["snippet"] for i in items] == ["echo Currently banned: 3"] and items[0]["tags"][0] == "learned"

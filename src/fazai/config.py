@@ -146,6 +146,12 @@ class AgentSettings(_Section):
     facts_budget_s: float = Field(
         default=3.0, ge=0, description="time budget for system facts at each new goal; 0 = no facts"
     )
+    grounding: bool = Field(
+        default=True, description="check a success answer's values against the session's evidence"
+    )
+    grounding_retries: int = Field(
+        default=1, ge=0, le=5, description="times an ungrounded answer goes back to the model"
+    )
     learn: bool = Field(
         default=True, description="draft an unverified KB item from the working commands of a successful run"
     )

@@ -147,6 +147,7 @@ EventKind = Literal[
     "context",
     "alert",  # an outside alert (Suricata IDS) that started the session: its first event
     "exec_skip",
+    "grounding",  # the verdict on a final answer: its values and where each was found (or not)
     "done",
     "error",
     "aborted",

@@ -317,7 +317,11 @@ def test_alerts_tail_respond_cli(firewall, tmp_path: Path, monkeypatch):
     assert kinds[0] == "alert" and kinds.count("alert") == 1, r.stdout  # severity 3 and the repeat skipped
     assert "approval_required" in kinds and sim.pf_tables == {}, r.stderr
     assert "severity 3 > 2" in r.stderr and "was answered" in r.stderr
-    assert r.exit_code == 0  # the scripted model finished with done (success) after the denial
+    # The scripted model still claims the block after the denial: the claim is not in the evidence
+    # (the tool never ran), so the run does not end success.
+    grounding = next(e["data"] for e in events if e.get("kind") == "grounding")
+    assert grounding["outcome"] == "retry" and BLOCK_ALIAS in str(grounding["ungrounded"])
+    assert r.exit_code == 1
 
     script.write_text(json.dumps(BLOCK_SCRIPT[1:]))
     r = runner.invoke(app, [*args, "--yes"])

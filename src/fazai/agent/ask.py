@@ -427,6 +427,7 @@ def ask_result(question: str, events: Iterable[Event], *, wall_s: float | None =
     results: list[dict[str, Any]] = []
     actions = format_errors = tokens = model_calls = 0
     error: str | None = None
+    grounding: dict[str, Any] | None = None
     for ev in evs:
         d = ev.data
         if ev.kind == "token":
@@ -441,6 +442,10 @@ def ask_result(question: str, events: Iterable[Event], *, wall_s: float | None =
                 format_errors += 1
                 model_calls += 1
             results.extend(d.get("results") or [])
+        elif ev.kind == "grounding":
+            grounding = {
+                k: d.get(k) for k in ("outcome", "grounded", "ungrounded", "contradictions", "problems")
+            }
         elif ev.kind == "done":
             answer = str(d.get("answer") or "")
             status = str(d.get("status") or "success")
@@ -480,6 +485,8 @@ def ask_result(question: str, events: Iterable[Event], *, wall_s: float | None =
     }
     if wall_s is not None:
         out["metrics"]["wall_s"] = round(wall_s, 3)
+    if grounding is not None:
+        out["grounding"] = grounding
     if error:
         out["error"] = error
     if evs:

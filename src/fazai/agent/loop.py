@@ -17,6 +17,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fazai.agent.answer_gate import AnswerGate
 from fazai.agent.deps import AgentDeps, Interaction
 from fazai.agent.executors import DEFAULT_EXECUTORS, Outcome, Step
 from fazai.agent.grammar import grammar_for
@@ -47,8 +48,34 @@ async def run_agent(
 
     ``prior_events`` (the session's log) make this a continuation: with the same goal as an
     unfinished run (or an empty ``goal``) the run resumes; otherwise ``goal`` is a new goal on top of
-    the session's history. Events have ``seq=0``: the store assigns it.
+    the session's history. Events have ``seq=0``: the store assigns it. A final answer is checked
+    against the session's evidence before it may end ``success`` (:mod:`fazai.agent.answer_gate`).
     """
+    gate = AnswerGate(enabled=deps.settings.grounding, retries=deps.settings.grounding_retries)
+    for e in _current_goal(prior_events):
+        gate.see(e.kind, e.data)
+    run = _run(goal, session_id, deps, interaction, abort, prior_events, gate)
+    async with aclosing(run) as events:
+        async for e in events:
+            gate.see(e.kind, e.data)
+            yield e
+
+
+def _current_goal(events: Sequence[Event]) -> Sequence[Event]:
+    """The events since the last goal started: an earlier goal's output is not this answer's evidence."""
+    starts = [i for i, e in enumerate(events) if e.kind == "context" and "goal" in e.data]
+    return events[starts[-1] :] if starts else events
+
+
+async def _run(
+    goal: str,
+    session_id: str,
+    deps: AgentDeps,
+    interaction: Interaction,
+    abort: asyncio.Event,
+    prior_events: Sequence[Event],
+    gate: AnswerGate,
+) -> AsyncIterator[Event]:
     s, ev = deps.settings, _EventFactory(session_id)
     executors = {**DEFAULT_EXECUTORS, **deps.executors}
     offered = offered_actions(executors, ACTION_KINDS)  # only kinds that have an executor
@@ -116,6 +143,15 @@ async def run_agent(
             history.add_turn(said, action.id)
             yield ev("action", id=action.id, kind=action.action, iteration=n, reasoning=parser.reasoning,
                      said=said, action=action.model_dump(exclude_none=True))  # fmt: skip
+            if action.action == "done" and (judged := gate.judge(action, n, deps.mode)) is not None:
+                for kind, data in judged.events:
+                    yield ev(kind, **data)
+                if judged.retry is not None:  # back to the model once; to a stronger one if routed
+                    history.add_observation(judged.retry, action.id)
+                    await _escalate(session, "grounding")
+                    continue
+                if judged.ended:
+                    return
             # 3-5. Policy, execute, observe: the executor yields its events, then its outcome.
             step = Step(session_id, action.id or 0, n, deps, interaction, abort, deadline)
             outcome = Outcome(None)
@@ -159,11 +195,18 @@ async def run_agent(
             async with aclosing(_last_word(session, history, deps, system, abort, deadline, final)) as tokens:
                 async for text in tokens:
                     yield ev("token", text=text, iteration=history.iterations + 1)
+            judged = None
             if final.action is not None:
                 a = final.action
                 yield ev("action", id=a.id, kind="done", iteration=used + 1, final=True, reasoning="",
                          said=final.said, action=a.model_dump(exclude_none=True))  # fmt: skip
-            yield _limit_done(ev, deps, history, "iterations", used, model_answer=final.action)
+                if (judged := gate.judge(a, used + 1, deps.mode, last_word=True)) is not None:
+                    for kind, data in judged.events:
+                        yield ev(kind, **data)
+            done = _limit_done(ev, deps, history, "iterations", used, model_answer=final.action)
+            if judged is not None and judged.unverified:
+                done.data.update(judged.unverified)
+            yield done
             return
         yield ev("error", reason="max_iterations", iteration=history.iterations, message=(
             f"stopped after {s.max_iterations} iterations without done; "
@@ -174,6 +217,14 @@ async def run_agent(
         if session is not None:
             with contextlib.suppress(Exception):
                 await session.close()
+
+
+async def _escalate(session: ModelSession, reason: str) -> None:
+    """Ask a routed provider for its stronger model (providers without routing ignore it)."""
+    escalate = getattr(session, "escalate", None)
+    if escalate is not None:
+        with contextlib.suppress(Exception):
+            await escalate(reason)
 
 
 def _changes_machine(action: Any, deps: AgentDeps) -> bool:

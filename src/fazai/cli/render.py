@@ -18,6 +18,8 @@ from rich.panel import Panel
 
 from fazai.protocol import Event
 
+UNVERIFIED = "unverified"  # a done whose answer the session's evidence does not support
+
 
 def _ts(value: str) -> datetime | None:
     try:
@@ -316,11 +318,16 @@ class Renderer:
         if self.ask:
             self._break()
             status = d.get("status", "success")
-            color = "green" if status == "success" else "yellow" if status == "blocked" else "red"
             self.console.print()
             self.console.print(
-                escape(str(d.get("answer", ""))), style="bold" if status == "success" else color
+                escape(str(d.get("answer", ""))), style="bold" if status == "success" else _color(status)
             )
+            if status == UNVERIFIED:
+                self.console.print(
+                    "[bold magenta]unverified:[/] [magenta]"
+                    + escape("; ".join(map(str, d.get("problems") or [])))
+                    + "[/]"
+                )
             if d.get("stopped_by"):
                 self.console.print(f"[yellow]({escape(str(d['stopped_by']))})[/]")
             if self.executed:
@@ -329,11 +336,27 @@ class Renderer:
                     self.console.print(f"  • {escape(c)}", style="dim")
             return
         status = d.get("status", "success")
-        color = "green" if status == "success" else "yellow" if status == "blocked" else "red"
         self._break()
+        body = escape(str(d.get("answer", "")))
+        if status == UNVERIFIED:
+            body += (
+                "\n\n[magenta]not verified — " + escape("; ".join(map(str, d.get("problems") or []))) + "[/]"
+            )
+        # soft_wrap is for streamed tokens; the panel must wrap its long lines, not cut them.
         self.console.print(
-            Panel(escape(str(d.get("answer", ""))), title=f"done ({status})", border_style=color)
+            Panel(body, title=f"done ({status})", border_style=_color(status)), soft_wrap=False
         )
+
+    def _on_grounding(self, ev: Event) -> None:
+        d = ev.data
+        found = len(d.get("grounded") or [])
+        if d.get("outcome") == "accepted":
+            if self.verbose or not self.ask:
+                self._line(f"  [green]✓ grounded[/] [dim]({found} values found in the evidence)[/]")
+            return
+        label = "answer sent back" if d.get("outcome") == "retry" else "not verified"
+        problems = escape("; ".join(map(str, d.get("problems") or [])))
+        self._line(f"  [bold magenta]✗ {label}:[/] [magenta]{problems}[/]")
 
     def _on_error(self, ev: Event) -> None:
         self._line(f"[bold red]error:[/] {escape(str(ev.data.get('message', ev.data)))}")
@@ -367,3 +390,7 @@ class Renderer:
                 style="dim" if st.status in ("success", "done") else None,
             )
         return summary
+
+
+def _color(status: str) -> str:
+    return {"success": "green", "blocked": "yellow", UNVERIFIED: "magenta"}.get(status, "red")

@@ -61,12 +61,38 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _find_uv() -> str | None:
+    """uv on PATH, next to this interpreter, or where its installer puts it (a sandbox or a
+    service often runs with a PATH that lacks ``~/.local/bin``)."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    home = Path.home()
+    for cand in (Path(sys.executable).parent / "uv", home / ".local/bin/uv", home / ".cargo/bin/uv"):
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return None
+
+
+def _find_pip_python() -> str | None:
+    """An interpreter with pip: this one, else the system's python3 (``--target`` installs a
+    data-only wheel for any interpreter; a uv-made venv has no pip of its own)."""
+    for py in (sys.executable, shutil.which("python3")):
+        if (
+            py
+            and subprocess.run([py, "-m", "pip", "--version"], capture_output=True, check=False).returncode
+            == 0
+        ):
+            return py
+    return None
+
+
 def _installer(target: Path, spec: str) -> list[str]:
     """The command that installs ``spec`` without dependencies into ``target``.
 
     uv when present (fast; it ignores pip's site config), else this interpreter's pip.
     """
-    uv = shutil.which("uv")
+    uv = _find_uv()
     if uv:
         # --link-mode copy: uv hard-links files from its cache by default, and the private copy must not
         # share inodes with the cache (a write to one would silently corrupt the other).
@@ -84,10 +110,10 @@ def _installer(target: Path, spec: str) -> list[str]:
             str(target),
             spec,
         ]
-    probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
-    if probe.returncode == 0:
+    pip_python = _find_pip_python()
+    if pip_python:
         return [
-            sys.executable,
+            pip_python,
             "-m",
             "pip",
             "install",

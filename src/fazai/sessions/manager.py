@@ -131,7 +131,8 @@ def _status_of(ev: Event | None) -> str:
     if ev.kind == "aborted":
         return "aborted"
     if ev.kind == "done":
-        return "done" if ev.data.get("status", "success") == "success" else "failed"
+        status = ev.data.get("status", "success")
+        return "done" if status == "success" else "unverified" if status == "unverified" else "failed"
     return "failed"
 
 

@@ -1,0 +1,364 @@
+"""Is an answer grounded in its session's evidence?
+
+Every concrete value of the answer (:mod:`fazai.answers.values`) must appear in a command's output or
+the session's facts — or follow from them by a simple derivation that is recorded: a unit conversion,
+a sum or difference, a percentage, the number of lines or list items of an output. Values the
+question itself gave are allowed. A bare count must come from output *about* the same thing (a line
+that shares a word with the answer or the question, or an output that is only that value), so "2 IPs
+banned" is not grounded by "Number of jail: 2". Contradictions (:mod:`fazai.answers.contradictions`)
+fail an answer even when its values are all found.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fazai.answers.contradictions import Contradiction, find_contradictions
+from fazai.answers.evidence import Evidence, Source
+from fazai.answers.values import Value, content_words, duration_seconds, extract_values, words_related
+
+# Operators ask in Portuguese about English output: a few domain words map across.
+_PT_EN = {
+    "bloqueado": "bann block", "bloqueio": "bann block", "banido": "bann", "arquivo": "file",
+    "ficheiro": "file", "usuário": "user", "usuario": "user", "utilizador": "user", "processo": "process",
+    "porta": "port", "memória": "memory mem", "memoria": "memory mem", "disco": "disk",
+    "erro": "error err", "serviço": "service", "servico": "service", "pacote": "package",
+    "núcleo": "core cpu", "nucleo": "core cpu", "falha": "fail", "falhado": "fail", "tentativa": "attempt",
+    "regra": "rule", "grupo": "group", "linha": "line", "tamanho": "size", "espaço": "space disk",
+}  # fmt: skip
+_MAX_PAIR_NUMBERS = 120  # numbers considered for sums/differences (pairs grow quadratically)
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """A value of the answer and where it came from."""
+
+    value: Value
+    source: str  # the evidence's ref ("action 3 cmd 0", "facts", "question")
+    how: str  # "literal", "converted from 24389648 kB", "sum 3 + 2", "lines of output", …
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value.text, "kind": self.value.kind, "source": self.source, "how": self.how}
+
+
+@dataclass
+class Verdict:
+    """The grounding verdict of one answer."""
+
+    answer: str
+    grounded: list[Grounding] = field(default_factory=list)
+    ungrounded: list[Value] = field(default_factory=list)
+    unrelated: dict[str, str] = field(default_factory=dict)  # value text -> the line it was seen on
+    contradictions: list[Contradiction] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.ungrounded and not self.contradictions
+
+    def problems(self) -> list[str]:
+        """One line per problem, naming the value (for the operator and the model)."""
+        out = []
+        for v in self.ungrounded:
+            seen = self.unrelated.get(v.text)
+            if seen is not None:
+                out.append(f"{v.text!r} appears only in unrelated output ({seen.strip()[:80]!r})")
+            else:
+                out.append(f"{v.text!r} ({v.kind}) is not in any command output or the facts")
+        out.extend(f"{c.claim!r} contradicts the evidence: {c.evidence}" for c in self.contradictions)
+        return out
+
+    def feedback(self) -> str:
+        """What the model is told when its answer is sent back."""
+        return (
+            "ANSWER NOT ACCEPTED: it must use only values from the command outputs above. Problems: "
+            + "; ".join(self.problems())
+            + ". Run a command that shows the missing value, or answer again with the exact values "
+            "from the output (or say what could not be found)."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": "grounded" if self.ok else "ungrounded",
+            "grounded": [g.to_dict() for g in self.grounded],
+            "ungrounded": [{"value": v.text, "kind": v.kind} for v in self.ungrounded],
+            "contradictions": [c.to_dict() for c in self.contradictions],
+            "problems": self.problems(),
+        }
+
+
+def ground(answer: str, evidence: Evidence, question: str | None = None) -> Verdict:
+    """Check every value of ``answer`` against ``evidence`` (and the ``question``'s own values)."""
+    q = evidence.question if question is None else question
+    verdict = Verdict(answer)
+    sources = evidence.sources
+    q_values = extract_values(q)
+    q_words = _expand(content_words(q))
+    for v in extract_values(answer):
+        g = _given_by_question(v, q, q_values)
+        if g is None:
+            clause = _expand(content_words(_clause(answer, v))) | q_words
+            g = _find(v, sources, clause, verdict)
+        if g is None:
+            verdict.ungrounded.append(v)
+        else:
+            verdict.grounded.append(g)
+    verdict.contradictions = find_contradictions(answer, sources)
+    return verdict
+
+
+def _expand(words: set[str]) -> set[str]:
+    out = set(words)
+    for w in words:
+        out.update(_PT_EN.get(w, "").split())
+    return out
+
+
+def _clause(text: str, v: Value) -> str:
+    """The clause around a value (between separators), for what a number is about."""
+    seps = re.compile(r"[;()\n]|[.!?](?:\s|$)|,\s")
+    start = max((m.end() for m in seps.finditer(text, 0, v.start)), default=0)
+    m = seps.search(text, v.end)
+    return text[start : m.start() if m else len(text)]
+
+
+def _given_by_question(v: Value, question: str, q_values: list[Value]) -> Grounding | None:
+    low = question.lower()
+    if v.kind in ("name", "path", "ip", "url", "email", "version") and v.norm and v.norm in low:
+        return Grounding(v, "question", "given in the question")
+    for qv in q_values:
+        if qv.kind == v.kind and (qv.norm == v.norm or _close(v, qv.number, qv.unit_step or 0)):
+            return Grounding(v, "question", "given in the question")
+    return None
+
+
+def _close(v: Value, other: float | None, other_step: float = 0.0) -> bool:
+    if v.number is None or other is None:
+        return False
+    step = v.unit_step or 1.0
+    if v.kind == "number":
+        return abs(v.number - other) <= step / 2 + 1e-9 if step < 1 else v.number == round(other, 6)
+    if v.kind == "percent":
+        return abs(v.number - other) <= max(1.0, step)
+    if v.kind == "size":
+        return abs(v.number - other) <= step * 0.5 + 0.03 * max(abs(v.number), abs(other)) + other_step / 2
+    if v.kind == "duration":
+        drift = 300.0 if other >= 600 else 2.0  # the clock moves between the command and the answer
+        return abs(v.number - other) <= step + drift
+    return False
+
+
+def _find(v: Value, sources: list[Source], clause: set[str], verdict: Verdict) -> Grounding | None:
+    if v.kind in ("name", "path", "ip", "url", "email", "version", "date", "time"):
+        return _find_text(v, sources)
+    if v.kind == "number":
+        return _find_number(v, sources, clause, verdict)
+    return _find_measure(v, sources)
+
+
+# --- text-like values ------------------------------------------------------------------------------
+
+
+def _find_text(v: Value, sources: list[Source]) -> Grounding | None:
+    needle = v.norm
+    variants = {needle, needle.removesuffix(".service"), needle.rstrip("/")}
+    for s in sources:
+        for n in variants:
+            if n and _has_token(s.lower, n):
+                return Grounding(v, s.ref, "literal")
+    if v.kind == "path" and "/" in needle.strip("/"):
+        # `ls /srv/data` prints names, not paths: the basename in the output, its directory named too.
+        head, _, base = needle.rpartition("/")
+        for s in sources:
+            if base and _has_token(s.lower, base) and any(_has_token(t.lower, head) for t in sources):
+                return Grounding(v, s.ref, f"{base} listed in {head}")
+        for s in sources:
+            if base and _has_token(s.lower, base) and head and head in s.command:
+                return Grounding(v, s.ref, f"{base} listed by {s.command[:60]!r}")
+    if v.kind == "time":
+        return _find_clock(v, sources)
+    if v.kind == "date":
+        return _find_date(v, sources)
+    return None
+
+
+def _has_token(hay: str, needle: str) -> bool:
+    """``needle`` in ``hay`` not glued to other word characters (``nginx`` in ``nginx.service``)."""
+    start = 0
+    while (i := hay.find(needle, start)) >= 0:
+        before = hay[i - 1] if i else " "
+        after = hay[i + len(needle)] if i + len(needle) < len(hay) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = i + 1
+    return False
+
+
+def _find_clock(v: Value, sources: list[Source]) -> Grounding | None:
+    """``02:30`` from a cron line ``30 2 * * *``: both parts as numbers on one line."""
+    m = re.match(r"(\d{1,2}):(\d{2})", v.text)
+    if not m:
+        return None
+    h, mi = int(m.group(1)), int(m.group(2))
+    pm = re.search(r"p\.?m", v.text, re.I)
+    if pm and h < 12:
+        h += 12
+    for s in sources:
+        for ln in s.lines:
+            nums = [int(x) for x in re.findall(r"(?<![\d.:])\d{1,2}(?![\d.:])", ln)]
+            if h in nums and mi in nums:
+                return Grounding(v, s.ref, f"hour {h} and minute {mi} on {ln.strip()[:60]!r}")
+            if re.search(rf"(?<!\d)0?{h}:{mi:02d}(?!\d)", ln):
+                return Grounding(v, s.ref, "literal")
+    return None
+
+
+def _find_date(v: Value, sources: list[Source]) -> Grounding | None:
+    parts = [p.lower() for p in re.findall(r"[A-Za-z]{3}|\d+", v.text)]
+    for s in sources:
+        for ln in s.lines:
+            low = ln.lower()
+            if all(re.search(rf"(?<![\d]){re.escape(p.lstrip('0') or '0')}", low) for p in parts):
+                return Grounding(v, s.ref, f"parts on {ln.strip()[:60]!r}")
+    return None
+
+
+# --- measures: percentages, sizes, durations ------------------------------------------------------
+
+
+def _find_measure(v: Value, sources: list[Source]) -> Grounding | None:
+    for s in sources:
+        for _, ev in s.values:
+            if ev.kind == v.kind and _close(v, ev.number, ev.unit_step or 0):
+                return Grounding(v, s.ref, "literal" if ev.norm == v.norm else f"converted from {ev.text}")
+            if v.kind == "duration" and ev.kind == "time" and _clock_as_duration(v, ev):
+                return Grounding(v, s.ref, f"converted from {ev.text} (hours:minutes)")
+        for i, ln in enumerate(s.lines):
+            nums = [x.number for _, x in _line_values(s, i) if x.kind == "number" and x.number is not None]
+            if g := _derive_measure(v, s, ln, nums):
+                return g
+    return None
+
+
+def _clock_as_duration(v: Value, ev: Value) -> bool:
+    m = re.match(r"(\d{1,3}):(\d{2})$", ev.text.strip())
+    return bool(m) and _close(v, int(m.group(1)) * 3600 + int(m.group(2)) * 60)
+
+
+def _percent_of_size(v: Value, s: Source, line: str) -> Grounding | None:
+    """``/ 23% of 251.0 GiB`` → 58 GiB used (the percentage of a size on the same line)."""
+    for seg in line.split(";"):
+        vals = extract_values(seg)
+        pcts = [x for x in vals if x.kind == "percent" and x.number is not None]
+        sizes = [x for x in vals if x.kind == "size" and x.number is not None]
+        for p in pcts:
+            for z in sizes:
+                for share, how in ((p.number / 100, ""), (1 - p.number / 100, "100% - ")):  # type: ignore[operator]
+                    if _close(v, z.number * share, (z.unit_step or 0) * share):  # type: ignore[operator]
+                        return Grounding(v, s.ref, f"{how}{p.text} of {z.text}")
+    return None
+
+
+def _line_values(s: Source, i: int) -> list[tuple[int, Value]]:
+    return [(j, x) for j, x in s.values if j == i]
+
+
+def _derive_measure(v: Value, s: Source, line: str, nums: list[float]) -> Grounding | None:
+    nums = nums[:12]
+    if v.kind == "size":
+        for n in nums:  # byte counts, or 1K-block columns (df -k, /proc/meminfo, du -k)
+            for mult, unit in ((1, "bytes"), (1024, "KiB")):
+                if n >= 1 and _close(v, n * mult):
+                    return Grounding(v, s.ref, f"converted from {n:g} {unit}")
+        return _percent_of_size(v, s, line)
+    elif v.kind == "duration":
+        for n in nums:
+            if n >= 60 and _close(v, n):
+                return Grounding(v, s.ref, f"converted from {n:g} seconds")
+        d = duration_seconds(line)
+        if d and _close(v, d[0]):
+            return Grounding(v, s.ref, f"converted from {line.strip()[:40]!r}")
+    elif v.kind == "percent":
+        for a, b in itertools.permutations([n for n in nums if n > 0], 2):
+            for pct, how in (
+                (a / b * 100, f"{a:g} / {b:g}"),
+                (a / (a + b) * 100, f"{a:g} / ({a:g} + {b:g})"),
+            ):
+                if pct <= 100 and _close(v, pct):
+                    return Grounding(v, s.ref, f"percentage {how}")
+    return None
+
+
+# --- bare numbers: counts and the like --------------------------------------------------------------
+
+
+def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Verdict) -> Grounding | None:
+    assert v.number is not None
+    related: list[tuple[Source, float, str]] = []
+    for s in sources:
+        short = len(s.lines) <= 2 and len(s.values) <= 2  # `wc -l`, `grep -c`, `nproc`: the value itself
+        for i, ev in s.values:
+            if ev.kind != "number" or ev.number is None:
+                continue
+            about = short or words_related(s.line_words[i], clause)
+            if _close(v, ev.number):
+                if about or v.number >= 1000 or (v.unit_step or 1) < 1:
+                    return Grounding(v, s.ref, "literal")
+                verdict.unrelated.setdefault(v.text, s.lines[i])
+            if about:
+                related.append((s, ev.number, " ".join(sorted(s.line_words[i]))))
+    for s in sources:  # how many lines / items: the output of a listing command
+        if g := _count(v, s, clause):
+            return g
+    return _sum_or_difference(v, related, verdict)
+
+
+def _count(v: Value, s: Source, clause: set[str]) -> Grounding | None:
+    for skip, what in ((0, "lines of output"), (1, "lines of output after its header")):
+        rows = s.lines[skip:]
+        if v.number != len(rows) or not rows or (skip and any(ch.isdigit() for ch in s.lines[0])):
+            continue
+        # A listing about the thing counted: most lines mention it, or a bare list of names
+        # (`ls`, `pgrep -l`) from a command about it.
+        words = s.line_words[skip:]
+        about = sum(words_related(w, clause) for w in words) * 2 >= len(rows)
+        bare = all(len(r.split()) <= 2 for r in rows) and words_related(s.command_words, clause)
+        if about or bare:
+            return Grounding(v, s.ref, f"{len(rows)} {what}")
+    for ln in s.lines:  # "Jail list: sshd, asterisk" → 2
+        m = re.search(r":\s*(\S+(?:,\s*\S+)+)\s*$", ln)
+        if (
+            m
+            and v.number == len(m.group(1).split(","))
+            and words_related(content_words(ln[: m.start()]), clause)
+        ):
+            return Grounding(v, s.ref, f"{int(v.number)} items listed on {ln.strip()[:60]!r}")
+        m = re.search(r":\s*(\S+(?:\s+\S+)+)\s*$", ln)
+        if (
+            m
+            and v.number == len(m.group(1).split())
+            and words_related(content_words(ln[: m.start()]), clause)
+        ):
+            return Grounding(v, s.ref, f"{int(v.number)} items listed on {ln.strip()[:60]!r}")
+    return None
+
+
+def _sum_or_difference(
+    v: Value, related: list[tuple[Source, float, str]], verdict: Verdict
+) -> Grounding | None:
+    by_label: dict[str, list[tuple[Source, float]]] = {}
+    for s, n, label in related:
+        by_label.setdefault(label, []).append((s, n))
+    for label, items in by_label.items():  # "Currently banned: 3" + "Currently banned: 2"
+        if len(items) > 1 and _close(v, sum(n for _, n in items)):
+            parts = " + ".join(f"{n:g}" for _, n in items)
+            return Grounding(v, ", ".join(dict.fromkeys(s.ref for s, _ in items)), f"sum {parts} ({label})")
+    nums = related[:_MAX_PAIR_NUMBERS]
+    for (s1, a, _), (s2, b, _) in itertools.combinations(nums, 2):
+        if _close(v, a + b):
+            return Grounding(v, f"{s1.ref}, {s2.ref}", f"sum {a:g} + {b:g}")
+        if _close(v, abs(a - b)):
+            return Grounding(v, f"{s1.ref}, {s2.ref}", f"difference {max(a, b):g} - {min(a, b):g}")
+    return None
