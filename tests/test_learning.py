@@ -85,7 +85,8 @@ async def test_research_shell_commit_kb_then_a_second_session_finds_it(tmp_path:
             title=title,
             snippet="logrotate -f /etc/logrotate.d/acme-widget",
             tags=["acme-widget", "Log Rotation"],
-            status="verified",
+            status="verified",  # the model's claim: stored unverified all the same
+            check="ls /",  # read-only: it runs on a later session and verifies the recipe
         ),
         action(action="done", answer="rotated", status="success"),
         # session 2: a paraphrase of the goal
@@ -106,7 +107,8 @@ async def test_research_shell_commit_kb_then_a_second_session_finds_it(tmp_path:
     committed = of(first, "kb_commit")
     assert len(committed) == 1, committed  # the model saved it: no extra draft on top
     c = committed[0]
-    assert c["title"] == title and c["status"] == "verified" and c["source"] == "local"
+    assert c["title"] == title and c["status"] == "unverified" and c["claimed_status"] == "verified"
+    assert c["source"] == "local" and c["check"] == "ls /"
     assert c["drafted"] is False and c["tags"] == ["acme-widget", "log-rotation"]
     obs = next(o for o in of(first, "observe") if o["kind"] == "commit_kb")
     assert obs["status"] == "ok" and c["id"] in obs["text"]
@@ -120,7 +122,10 @@ async def test_research_shell_commit_kb_then_a_second_session_finds_it(tmp_path:
     ctx2 = of(second, "context")[0]
     hits = ctx2["kb"]
     assert hits and hits[0]["title"] == title and hits[0]["id"] == c["id"], hits
-    assert hits[0]["status"] == "verified"
+    assert hits[0]["status"] == "verified"  # its check passed in this later session
+    with env.kb().session() as kb:
+        again = kb.get(c["id"])
+    assert again is not None and again.status == "verified" and "check `ls /` passed" in str(again.evidence)
     budget = env.settings.kb.token_budget
     assert sum(len(kb_hit_line(h)) for h in hits) / 3.5 <= budget + len(hits)
 
@@ -266,3 +271,32 @@ def test_embedded_fazai_agent_shows_context_and_drafts_then_fazai_kb_lists_it(tm
     listed = fazai(cfg, "kb", "list", "--status", "unverified", "--json")
     items = json.loads(listed.stdout)
     assert [i["snippet"] for i in items] == ["echo Currently banned: 3"] and items[0]["tags"][0] == "learned"
+
+
+async def test_a_model_recipe_with_a_changing_check_is_never_verified(tmp_path: Path) -> None:
+    """The check must be read-only by the policy: a write "check" is dropped, and nothing the model
+    says makes its recipe verified."""
+    script = [
+        action(action="shell", command="echo Currently banned: 3"),
+        action(
+            action="commit_kb",
+            title="Uptime to a file",
+            snippet="echo up > /var/log/uptime_check.txt",
+            tags=["uptime"],
+            status="verified",
+            check="echo up > /var/log/uptime_check.txt",
+        ),
+        action(action="done", answer="3 IPs banned", status="success"),
+        action(action="done", answer="see the recipe", status="success"),
+    ]
+    async with Env(tmp_path / "home", script) as env:
+        first = await env.run("write the uptime to a file")
+        await env.run("save the uptime to a log file")
+    c = of(first, "kb_commit")[0]
+    assert c["status"] == "unverified" and c["check"] is None
+    with env.kb().session() as kb:
+        item = kb.get(c["id"])
+        assert item is not None and item.status == "unverified"
+        kb.reject(item.id, "a made-up write command")
+        assert kb.get(item.id).status == "rejected"  # type: ignore[union-attr]
+        assert all(h.item.id != item.id for h in kb.search("write the uptime to a file", k=10))

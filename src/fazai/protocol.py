@@ -92,7 +92,9 @@ class CommitKBAction(_Action):
     title: str = Field(min_length=1)
     snippet: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
+    # What the model claims; stored items start "unverified" whatever it says (knowledge integrity).
     status: Literal["verified", "unverified"] = "unverified"
+    check: str | None = None  # a read-only command that proves the recipe works (run on a later session)
 
 
 class DoneAction(_Action):

@@ -42,7 +42,8 @@ _ACTION_RULES: dict[str, str] = {
     "use_tool": r'"{\"action\": \"use_tool\", \"name\": " string ", \"args\": " object "}"',
     "observe": r'"{\"action\": \"observe\", \"summary\": " string (", \"next\": " string)? "}"',
     "commit_kb": r'"{\"action\": \"commit_kb\", \"title\": " string ", \"snippet\": " string '
-    r'", \"tags\": " strlist ", \"status\": " ("\"verified\"" | "\"unverified\"") "}"',
+    r'", \"tags\": " strlist ", \"status\": " ("\"verified\"" | "\"unverified\"")'
+    r' (", \"check\": " string)? "}"',
     "done": r'"{\"action\": \"done\", \"answer\": " string '
     r'", \"status\": " ("\"success\"" | "\"failed\"" | "\"blocked\"") "}"',
 }

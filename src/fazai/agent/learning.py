@@ -113,10 +113,19 @@ def fit_budget(hits: Sequence[KBHit], token_budget: int) -> list[KBHit]:
 class KBContext:
     """The knowledge hook over the real KB, for one run (``facts`` gives the platform filter)."""
 
-    def __init__(self, access: KBAccess, *, facts: MachineFacts | None = None, token_budget: int = 600):
+    def __init__(
+        self,
+        access: KBAccess,
+        *,
+        facts: MachineFacts | None = None,
+        token_budget: int = 600,
+        checks: RecipeChecks | None = None,
+    ):
         self.access = access
         self.facts = facts
         self.token_budget = token_budget
+        self.checks = checks
+        self.session_id: str | None = None  # the run's session (a recipe is checked on a later one)
 
     async def _platforms(self) -> list[str]:
         return platforms_of(await self.facts.get()) if self.facts is not None else []
@@ -132,11 +141,33 @@ class KBContext:
                 return kb.search(query, filters, k=limit)
 
         found = await asyncio.to_thread(work)
+        if self.checks is not None:
+            found = [await self._confirm(h) for h in found]
         hits = [
             KBHit(h.item.title, h.item.snippet, h.item.status, round(h.similarity, 4), "kb", h.item.id)
             for h in found
         ]
         return fit_budget(hits, self.token_budget)
+
+    async def _confirm(self, hit: Any) -> Any:
+        """An unverified recipe with a check, saved by another session: run the check; a pass verifies it."""
+        item = hit.item
+        if item.status != "unverified" or not item.check or item.origin_session in (None, self.session_id):
+            return hit
+        assert self.checks is not None
+        ok, how = await self.checks.passes(item.check)
+        if not ok:
+            return hit
+
+        def work() -> Any:
+            with self.access.session() as kb:
+                return kb.verify(item.id, f"check `{item.check}` passed in session {self.session_id}: {how}")
+
+        try:
+            hit.item = await asyncio.to_thread(work)
+        except Exception as e:  # verification is a bonus: never fail a run over it
+            log.warning("verifying %s failed: %s", item.id, e)
+        return hit
 
     async def research(self, query: str, k: int) -> list[Any]:
         """The research action's KB backend (no platform filter: the model asked explicitly)."""
@@ -188,6 +219,29 @@ class KBContext:
         return await asyncio.to_thread(work)
 
 
+class RecipeChecks:
+    """Runs a model recipe's ``check`` on a later session: read-only by the policy, or not at all."""
+
+    def __init__(self, policy: Any, target: Any = None, *, timeout_s: float = 10.0):
+        self.policy = policy
+        self.target = target
+        self.timeout_s = timeout_s
+
+    async def passes(self, command: str) -> tuple[bool, str]:
+        """(passed, what happened): exit code 0 with some output passes."""
+        from fazai.facts.collect import LocalRunner, _run_on
+
+        d = self.policy.check_command(command)
+        if d.verdict != "allow" or str(getattr(d.risk, "value", d.risk)) != "read_only":
+            return False, "the check is not a read-only command"
+        try:
+            res = await _run_on(self.target or LocalRunner(), command, self.timeout_s)
+        except Exception as e:
+            return False, f"{type(e).__name__}: {e}"
+        out = res.stdout.decode() if isinstance(res.stdout, bytes) else res.stdout
+        return res.exit_code == 0 and bool(out.strip()), f"exit {res.exit_code}, {len(out)} bytes of output"
+
+
 def commands_that_worked(events: Sequence[Event]) -> list[str]:
     """Shell commands of these events whose ``exec_end`` says exit code 0, in order."""
     commands: dict[Any, str] = {}
@@ -209,6 +263,14 @@ def _tags(tags: Sequence[str]) -> list[str]:
     return [t for t in (re.sub(r"\s+", "-", t.strip().lower()) for t in tags) if t][:12]
 
 
+def _read_only_check(check: str | None, step: Step) -> str | None:
+    """The model's check command, kept only when the policy classifies it read-only."""
+    if not check or not check.strip():
+        return None
+    d = step.deps.policy.check_command(check)
+    return check.strip() if str(getattr(d.risk, "value", d.risk)) == "read_only" else None
+
+
 def commit_kb_executor(kb: KBContext) -> Executor:
     """The ``commit_kb`` executor: embed and upsert the model's item (status from the action, source
     local, checked on this machine's distro), then a ``kb_commit`` event."""
@@ -227,9 +289,13 @@ def commit_kb_executor(kb: KBContext) -> Executor:
                 tags=_tags(action.tags),
                 os=plats[-1] if plats else "linux",
                 distros=[facts.distro] if facts is not None and facts.distro else [],
-                status=action.status,
+                # Whatever the model claims: verified only when its check passes on a later run, or an
+                # operator says so (`fazai kb verify`).
+                status="unverified",
                 source="local",
                 notes=f"saved by the agent in session {step.session_id}",
+                check=_read_only_check(action.check, step),
+                origin_session=step.session_id,
             )
         except ValidationError as e:
             first = e.errors()[0]
@@ -252,9 +318,16 @@ def commit_kb_executor(kb: KBContext) -> Executor:
             source=stored.source,
             tags=stored.tags,
             drafted=False,
+            claimed_status=action.status,
+            check=stored.check,
         )
         yield Outcome(
-            f"saved to the knowledge base as {stored.id} ({stored.status})",
+            f"saved to the knowledge base as {stored.id} ({stored.status}; "
+            + (
+                "verified when its check passes on a later run)"
+                if stored.check
+                else "an operator verifies it)"
+            ),
             data={"id": stored.id, "kb_status": stored.status},
         )
 

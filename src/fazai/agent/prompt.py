@@ -49,9 +49,9 @@ ACTION_DOCS: dict[str, tuple[str, str]] = {
         '{"action": "observe", "summary": "<what the last output showed>", "next": "<what to check next>"}',
     ),
     "commit_kb": (
-        "save a procedure that worked here (verified only if you checked its result)",
+        "save a procedure that worked here; it stays unverified until its check passes on a later run",
         '{"action": "commit_kb", "title": "<what it does>", "snippet": "<the commands that worked>", '
-        '"tags": ["<service>"], "status": "unverified"}',
+        '"tags": ["<service>"], "status": "unverified", "check": "<a read-only command that proves it>"}',
     ),
     "done": (
         "finish: the answer for the operator, with status success, failed or blocked",

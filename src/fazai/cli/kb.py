@@ -55,10 +55,10 @@ def _kb() -> Iterator[KnowledgeBase]:
 def _filters(
     tag: list[str] | None, os_: str | None, service: str | None, status: str | None = None
 ) -> KBFilters:
-    if status not in (None, "verified", "unverified"):
-        err.print(f"[red]error:[/] --status must be verified or unverified, not {status!r}")
+    if status not in (None, "verified", "unverified", "rejected"):
+        err.print(f"[red]error:[/] --status must be verified, unverified or rejected, not {status!r}")
         raise typer.Exit(2)
-    return KBFilters(tags=tag or [], os=os_, service=service, status=status)  # type: ignore[arg-type]
+    return KBFilters(tags=tag or [], os=os_, service=service, status=status, include_rejected=True)  # type: ignore[arg-type]
 
 
 def _table(items: list[KBItem], scores: list[float] | None = None) -> Table:
@@ -102,7 +102,7 @@ def list_(
     tag: TagOpt = None,
     os_: OsOpt = None,
     service: ServiceOpt = None,
-    status: Annotated[str | None, typer.Option("--status", help="verified or unverified")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="verified, unverified or rejected")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="at most this many")] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -207,6 +207,17 @@ def verify(
     with _kb() as kb:
         item = kb.verify(item_id, evidence)
     out.print(f"verified {item.id}: {item.title}")
+
+
+@kb_app.command("reject")
+def reject(
+    item_id: Annotated[str, typer.Argument(help="item id")],
+    reason: Annotated[str | None, typer.Option("--reason", help="why it is wrong")] = None,
+) -> None:
+    """Mark an item rejected: kept for the record, never offered to a session again."""
+    with _kb() as kb:
+        item = kb.reject(item_id, reason)
+    out.print(f"rejected {item.id}: {item.title}")
 
 
 @kb_app.command("rm")

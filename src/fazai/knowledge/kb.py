@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fazai.knowledge.store import FieldMatch, StoredPoint, VectorStore
 
-Status = Literal["verified", "unverified"]
+Status = Literal["verified", "unverified", "rejected"]
 Source = Literal["local", "web", "fallback", "operator"]
 
 INDEXED_FIELDS = ("tags", "platform", "service", "status", "source")
@@ -75,6 +75,10 @@ class KBItem(BaseModel):
     updated: datetime = Field(default_factory=_now)
     diff: str | None = None
     evidence: str | None = Field(default=None, description="test evidence, e.g. GTUBE/EICAR results")
+    check: str | None = Field(
+        default=None, description="a read-only command that exits 0 when the recipe's result holds"
+    )
+    origin_session: str | None = Field(default=None, description="the session that saved it (model items)")
 
     @field_validator("tags", "distros")
     @classmethod
@@ -128,6 +132,7 @@ class KBFilters:
     source: Source | None = None
     # Any of these platforms (e.g. the machine's ``debian-12``, ``debian``, ``linux``): the agent's filter.
     platforms: Sequence[str] = ()
+    include_rejected: bool = False
 
     def to_store(self) -> list[FieldMatch]:
         """The store-level conditions."""
@@ -141,6 +146,8 @@ class KBFilters:
             out.append(FieldMatch.of("service", self.service.strip().lower()))
         if self.status:
             out.append(FieldMatch.of("status", self.status))
+        elif not self.include_rejected:  # a rejected item is kept for the record, never offered
+            out.append(FieldMatch.of("status", "verified", "unverified"))
         if self.source:
             out.append(FieldMatch.of("source", self.source))
         return out
@@ -226,6 +233,16 @@ class KnowledgeBase:
             update["evidence"] = evidence
         return self.commit(item.model_copy(update=update))
 
+    def reject(self, item_id: str, reason: str | None = None) -> KBItem:
+        """Mark an item rejected: kept for the record, never offered again (search skips it)."""
+        item = self.get(item_id)
+        if item is None:
+            raise KBError(f"no knowledge item {item_id!r} (see `fazai kb list`)")
+        update: dict[str, Any] = {"status": "rejected", "updated": _now()}
+        if reason:
+            update["evidence"] = f"rejected: {reason}"
+        return self.commit(item.model_copy(update=update))
+
     def delete(self, item_id: str) -> bool:
         """Remove an item; False when there was none."""
         if not self.store.get([item_id]):
@@ -256,7 +273,7 @@ class KnowledgeBase:
         if k <= 0 or not query.strip():
             return []
         vec = self.embedder.embed([query])[0]
-        cands = self.store.search(vec, max(k * 5, 20), filters.to_store() if filters else ())
+        cands = self.store.search(vec, max(k * 5, 20), (filters or KBFilters()).to_store())
         hits: list[tuple[tuple[float, float], KBHit]] = []
         for c in cands:
             if c.score < self.min_score:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, Interaction
-from fazai.agent.learning import KBContext, MachineFacts, commit_kb_executor
+from fazai.agent.learning import KBContext, MachineFacts, RecipeChecks, commit_kb_executor
 from fazai.agent.loop import run_agent
 from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.config import Settings
@@ -89,8 +89,11 @@ class AgentLoop:
             # Built-ins follow what is registered now: `fazai opnsense add` needs no daemon restart.
             self._services.registry.replace_builtins(load_builtins(s))
         facts = MachineFacts(budget_s=s.agent.facts_budget_s) if s.agent.facts_budget_s > 0 else None
+        policy = build_policy(s, assume_yes=bool(getattr(options, "yes", False)))
         knowledge = (
-            KBContext(self.kb_access, facts=facts, token_budget=s.kb.token_budget)
+            KBContext(
+                self.kb_access, facts=facts, token_budget=s.kb.token_budget, checks=RecipeChecks(policy)
+            )
             if self.kb_access is not None
             else None
         )
@@ -100,7 +103,7 @@ class AgentLoop:
         params = session_params(s)
         deps = AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
-            policy=build_policy(s, assume_yes=bool(getattr(options, "yes", False))),
+            policy=policy,
             settings=agent,
             params=params,
             executors=executors,
@@ -136,6 +139,8 @@ class AgentLoop:
         except ProviderError as e:
             yield Event(session=session_id, kind="error", data={"reason": "provider", "message": str(e)})
             return
+        if isinstance(deps.knowledge, KBContext):
+            deps.knowledge.session_id = session_id
         seen: list[Event] = list(prior_events)
         async for ev in run_agent(
             goal,
