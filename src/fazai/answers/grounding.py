@@ -18,7 +18,15 @@ from typing import Any
 
 from fazai.answers.contradictions import Contradiction, find_contradictions
 from fazai.answers.evidence import Evidence, Source
-from fazai.answers.values import Value, content_words, duration_seconds, extract_values, words_related
+from fazai.answers.question import missing_answer, wants
+from fazai.answers.values import (
+    Value,
+    content_words,
+    duration_seconds,
+    extract_values,
+    short_answer_names,
+    words_related,
+)
 
 # Operators ask in Portuguese about English output: a few domain words map across.
 _PT_EN = {
@@ -53,10 +61,11 @@ class Verdict:
     ungrounded: list[Value] = field(default_factory=list)
     unrelated: dict[str, str] = field(default_factory=dict)  # value text -> the line it was seen on
     contradictions: list[Contradiction] = field(default_factory=list)
+    unanswered: str | None = None  # why the answer does not answer the question, if it does not
 
     @property
     def ok(self) -> bool:
-        return not self.ungrounded and not self.contradictions
+        return not self.ungrounded and not self.contradictions and self.unanswered is None
 
     def problems(self) -> list[str]:
         """One line per problem, naming the value (for the operator and the model)."""
@@ -68,6 +77,8 @@ class Verdict:
             else:
                 out.append(f"{v.text!r} ({v.kind}) is not in any command output or the facts")
         out.extend(f"{c.claim!r} contradicts the evidence: {c.evidence}" for c in self.contradictions)
+        if self.unanswered:
+            out.append(f"the answer does not answer the question: {self.unanswered}")
         return out
 
     def feedback(self) -> str:
@@ -85,6 +96,7 @@ class Verdict:
             "grounded": [g.to_dict() for g in self.grounded],
             "ungrounded": [{"value": v.text, "kind": v.kind} for v in self.ungrounded],
             "contradictions": [c.to_dict() for c in self.contradictions],
+            "unanswered": self.unanswered,
             "problems": self.problems(),
         }
 
@@ -96,9 +108,15 @@ def ground(answer: str, evidence: Evidence, question: str | None = None) -> Verd
     sources = evidence.sources
     q_values = extract_values(q)
     q_words = _expand(content_words(q))
-    for v in extract_values(answer):
+    values = extract_values(answer)
+    if wants(q) == "name":
+        values += short_answer_names(answer, values)
+    given: set[int] = set()
+    for v in values:
         g = _given_by_question(v, q, q_values)
-        if g is None:
+        if g is not None:
+            given.add(v.start)
+        else:
             clause = _expand(content_words(_clause(answer, v))) | q_words
             g = _find(v, sources, clause, verdict)
         if g is None:
@@ -106,7 +124,23 @@ def ground(answer: str, evidence: Evidence, question: str | None = None) -> Verd
         else:
             verdict.grounded.append(g)
     verdict.contradictions = find_contradictions(answer, sources)
+    if q.strip() and wants(q) != "any":  # a question (a goal to change something is judged by its values)
+        if (why := missing_answer(q, answer, values, given)) is not None:
+            verdict.unanswered = why
+        elif not any(g.source != "question" for g in verdict.grounded) and not any(
+            _about(s, q_words) for s in sources
+        ):
+            verdict.unanswered = (
+                "no command output about the question supports it (empty or unrelated output)"
+            )
     return verdict
+
+
+def _about(s: Source, q_words: set[str]) -> bool:
+    """Whether a source is evidence about the question: a command's output, or facts on its topic."""
+    if s.ref != "facts":
+        return True
+    return any(words_related(w, q_words) for w in s.line_words[1:])
 
 
 def _expand(words: set[str]) -> set[str]:
@@ -168,6 +202,10 @@ def _find_text(v: Value, sources: list[Source]) -> Grounding | None:
         for n in variants:
             if n and _has_token(s.lower, n):
                 return Grounding(v, s.ref, "literal")
+    if v.kind in ("name", "path"):  # what the command looked at: `grep X /etc/ssh/sshd_config`
+        for s in sources:
+            if any(n and _has_token(s.command.lower(), n) for n in variants):
+                return Grounding(v, s.ref, "named in the command")
     if v.kind == "path" and "/" in needle.strip("/"):
         # `ls /srv/data` prints names, not paths: the basename in the output, its directory named too.
         head, _, base = needle.rpartition("/")
@@ -309,6 +347,14 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
                 verdict.unrelated.setdefault(v.text, s.lines[i])
             if about:
                 related.append((s, ev.number, " ".join(sorted(s.line_words[i]))))
+    for s in sources:  # a port of an address: `127.0.0.1:8089`, `*:22`, `[::]:443`
+        for _, ev in s.values:
+            if ev.kind == "ip" and re.search(rf":{int(v.number)}$", ev.text) and v.number == int(v.number):
+                return Grounding(v, s.ref, f"port of {ev.text}")
+        if v.number == int(v.number) and re.search(
+            rf"(?:\*|\]|\b\d+\.\d+\.\d+\.\d+):{int(v.number)}\b", s.text
+        ):
+            return Grounding(v, s.ref, "port of an address")
     for s in sources:  # how many lines / items: the output of a listing command
         if g := _count(v, s, clause):
             return g
@@ -320,6 +366,8 @@ def _count(v: Value, s: Source, clause: set[str]) -> Grounding | None:
         rows = s.lines[skip:]
         if v.number != len(rows) or not rows or (skip and any(ch.isdigit() for ch in s.lines[0])):
             continue
+        if all(re.fullmatch(r"[\d\s.,:]+", r) for r in rows):
+            continue  # `grep -c` printed a count: its line count is not the answer
         # A listing about the thing counted: most lines mention it, or a bare list of names
         # (`ls`, `pgrep -l`) from a command about it.
         words = s.line_words[skip:]

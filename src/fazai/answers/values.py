@@ -81,8 +81,10 @@ _PATTERNS: list[tuple[Kind, re.Pattern[str]]] = [
         "version",
         re.compile(r"(?<![\w.])v?\d+(?:\.\d+){2,}(?:[-+~][\w.+~-]*\w)?(?![\w])|(?<![\w.])v\d+\.\d+\b"),
     ),
+    # File modes as `ls -l` and `stat -c %A` print them.
+    ("name", re.compile(r"(?<!\S)[-dlcbps]?[r-][w-][xsS-][r-][w-][xsS-][r-][w-][xtT-][.+@]?(?!\S)")),
     # Time zones and other Capitalised/Words (Etc/UTC, America/Sao_Paulo).
-    ("name", re.compile(r"(?<![\w/])[A-Z][A-Za-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?(?![\w/])")),
+    ("name", re.compile(r"(?<![\w/])[A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?(?![\w/])")),
     # Identifier-shaped: a word with a digit, or joined by -, _ or . (payments-api, nginx.service, sdb1).
     (
         "name",
@@ -122,6 +124,15 @@ _NOT_NAMES = _words(
     "found named called using used uses use which what who whose how many much most more less only "
     "also yes o a os as um uma de do da dos das no na nos nas em e ou que com sem por para é são está "
     "estão root"
+)
+
+
+# Hyphenated English, not identifiers.
+_PROSE_HYPHENATED = _words(
+    "read-only read-write up-to-date built-in non-interactive real-time well-known so-called one-liner "
+    "one-liners long-running short-lived high-performance low-level high-level world-readable "
+    "world-writable self-signed third-party open-source end-to-end case-insensitive case-sensitive "
+    "e-mail re-run log-in set-up start-up follow-up top-level sub-directory x86-64"
 )
 
 
@@ -214,6 +225,8 @@ def extract_values(text: str) -> list[Value]:
                 return  # "and/or", "TCP/UDP"
         if not raw.strip() or any(taken[start:end]):
             return
+        if kind == "name" and raw.lower() in _PROSE_HYPHENATED:
+            return
         number, step, norm = _parse(kind, raw)
         for i in range(start, end):
             taken[i] = True
@@ -237,6 +250,19 @@ def extract_values(text: str) -> list[Value]:
                 claim("name", m.start(1) + w.start(), m.start(1) + w.end())
     found.sort(key=lambda v: v.start)
     return found
+
+
+def short_answer_names(text: str, found: list[Value]) -> list[Value]:
+    """In an answer of at most three words ("root", "drop", "Etc/UTC"), the words are the values."""
+    words = list(re.finditer(r"[^\W\d_][\w-]*", text))
+    if not words or len(words) > 2 or any(v.kind != "number" for v in found):
+        return []
+    taken = {i for v in found for i in range(v.start, v.end)}
+    return [
+        Value("name", m.group(0), m.start(), m.end(), norm=m.group(0).lower())
+        for m in words
+        if m.start() not in taken and m.group(0).lower() not in _STOP
+    ]
 
 
 _WORD = re.compile(r"[a-zà-ú][a-zà-ú0-9]+", re.I)
