@@ -191,6 +191,15 @@ class KBSettings(_Section):
     verified_boost: float = Field(default=0.1, ge=0, le=1, description="added to a verified item's score")
     min_score: float = Field(default=0.25, ge=-1, le=1, description="hits below this similarity are dropped")
     import_starter: bool = Field(default=True, description="import the starter recipes on first start")
+    answer_recipes: bool = Field(
+        default=True, description="answer a question from a matching verified recipe before asking the model"
+    )
+    answer_threshold: float = Field(
+        default=0.78,
+        ge=0,
+        le=1,
+        description="least similarity for a recipe to answer (bench/bench_recipes.py)",
+    )
 
 
 class ResearchSettings(_Section):

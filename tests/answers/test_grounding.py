@@ -98,7 +98,8 @@ def test_a_count_printed_by_the_command_is_not_its_line_count() -> None:
 
 
 def test_lines_of_a_listing_count() -> None:
-    passwd = "root:x:0:0::/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\nbob:x:1002:1002::/home/bob:/bin/bash"
+    passwd = "root:x:0:0::/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n"
+    passwd += "bob:x:1002:1002::/home/bob:/bin/bash"
     v = ground(
         "3 users have /bin/bash.",
         evidence("How many users use bash?", ("grep /bin/bash /etc/passwd", passwd)),

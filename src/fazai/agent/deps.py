@@ -123,6 +123,8 @@ class AgentDeps:
     # (given the offered kinds), the shell action's parallel ``commands`` form in the grammar, and
     # what happens at a limit: False = an error event; True = a done event with the best answer so
     # far that names the limit (``limit_names``: the config keys of the iteration and time limits).
+    # Verified recipes that answer a question by themselves (fazai.agent.direct), tried first.
+    direct: Any = None
     mode: str = "agent"
     only_actions: tuple[str, ...] | None = None  # offer only these kinds (None: every kind with an executor)
     system_prompt: Callable[[Sequence[str]], str] | None = None

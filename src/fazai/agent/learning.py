@@ -169,6 +169,20 @@ class KBContext:
             log.warning("verifying %s failed: %s", item.id, e)
         return hit
 
+    async def recipes(self, query: str, k: int) -> list[tuple[Any, float]]:
+        """Answerable recipes for ``query`` with their cosine similarity (verified operator items only)."""
+        from fazai.knowledge.kb import KBFilters
+        from fazai.knowledge.recipe_index import index_for
+
+        filters = KBFilters(tags=["answer"], status="verified", platforms=await self._platforms())
+
+        def work() -> list[tuple[Any, float]]:
+            with self.access.session() as kb:
+                candidates = [h.item for h in kb.search(query, filters, k=max(k, 8))]
+                return index_for(kb.embedder).score(query, candidates)[:k]
+
+        return await asyncio.to_thread(work)
+
     async def research(self, query: str, k: int) -> list[Any]:
         """The research action's KB backend (no platform filter: the model asked explicitly)."""
 
@@ -248,7 +262,7 @@ def commands_that_worked(events: Sequence[Event]) -> list[str]:
     worked: list[str] = []
     for ev in events:
         d = ev.data
-        if ev.kind == "action" and d.get("kind") == "shell":
+        if ev.kind == "action" and d.get("kind") == "shell" and d.get("source") != "recipe":  # known already
             cmd = (d.get("action") or {}).get("command")
             if cmd:
                 commands[d.get("id")] = str(cmd)

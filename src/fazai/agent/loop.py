@@ -19,6 +19,7 @@ from typing import Any
 
 from fazai.agent.answer_gate import AnswerGate
 from fazai.agent.deps import AgentDeps, Interaction
+from fazai.agent.direct_run import DirectRun
 from fazai.agent.executors import DEFAULT_EXECUTORS, Outcome, Step
 from fazai.agent.grammar import grammar_for
 from fazai.agent.history import History, history_from_events, interrupted_note
@@ -90,6 +91,15 @@ async def _run(
             yield e
         if any(e.kind == "error" for e in begin):
             return
+        if deps.direct is not None and any(e.kind == "context" for e in begin):
+            recipes = DirectRun(
+                deps, history, gate, ev, Step(session_id, 0, 1, deps, interaction, abort, deadline)
+            )
+            async with aclosing(recipes.run()) as direct_events:
+                async for e in direct_events:
+                    yield e
+            if recipes.ended:
+                return
         session = await deps.provider.open_session(deps.params)
         grammars: dict[tuple[str, ...], str | None] = {}
         system = deps.system_prompt(offered) if deps.system_prompt is not None else None

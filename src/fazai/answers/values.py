@@ -97,7 +97,7 @@ _PATTERNS: list[tuple[Kind, re.Pattern[str]]] = [
 ]
 
 
-def _words(text: str) -> frozenset[str]:
+def words_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
@@ -117,7 +117,7 @@ _LIST_AFTER_COLON = re.compile(
     r":\s*([a-z][\w-]*(?:\s*(?:,|\band\b|\be\b)\s*[a-z][\w-]*)+)\s*(?:[.;]|$)", re.I
 )
 # Words that look like names in those positions but are grammar, not values.
-_NOT_NAMES = _words(
+_NOT_NAMES = words_set(
     "a an the is are was were be been being has have had it its this that these those there here no "
     "not none any all some each every of on in at to for from by with and or but if then than as is "
     "running active inactive failed stopped enabled disabled installed present missing available "
@@ -128,7 +128,7 @@ _NOT_NAMES = _words(
 
 
 # Hyphenated English, not identifiers.
-_PROSE_HYPHENATED = _words(
+_PROSE_HYPHENATED = words_set(
     "read-only read-write up-to-date built-in non-interactive real-time well-known so-called one-liner "
     "one-liners long-running short-lived high-performance low-level high-level world-readable "
     "world-writable self-signed third-party open-source end-to-end case-insensitive case-sensitive "
@@ -266,13 +266,14 @@ def short_answer_names(text: str, found: list[Value]) -> list[Value]:
 
 
 _WORD = re.compile(r"[a-zà-ú][a-zà-ú0-9]+", re.I)
-_STOP = _words(
+_STOP = words_set(
     "the a an is are was were be been has have had of on in at to for from by with and or but not no "
     "this that these those it its there here which what who how many much most more less than as into "
     "out up down all any each every some only also there their they them you your yes none total "
     "number currently current listed list show shows shown found lines line file files value values "
     "named o a os as um uma de do da dos das em no na nos nas e ou que com sem por para quantos "
-    "quantas qual quais é são está estão"
+    "quantas qual quais é são está estão does do did done can could would should will may might must "
+    "get got use uses used using we our us me my there since ever"
 )
 
 

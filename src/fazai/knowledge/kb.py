@@ -55,6 +55,18 @@ def _new_id() -> str:
     return "kb_" + uuid.uuid4().hex[:12]
 
 
+class RecipeAnswer(BaseModel):
+    """What makes a recipe answer a question by itself: a read-only command and its extractor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: list[str] = Field(min_length=1, description="questions it answers, as operators ask them")
+    command: str = Field(min_length=1, description="read-only command; {slot} is filled from the question")
+    extract: str = Field(min_length=1, description="an extractor of fazai.answers.extract")
+    slots: dict[str, str] = Field(default_factory=dict, description="slot -> type (path, user, service…)")
+    defaults: dict[str, str] = Field(default_factory=dict)
+
+
 class KBItem(BaseModel):
     """One piece of knowledge: a recipe (commands or config) and what it is for."""
 
@@ -79,6 +91,9 @@ class KBItem(BaseModel):
         default=None, description="a read-only command that exits 0 when the recipe's result holds"
     )
     origin_session: str | None = Field(default=None, description="the session that saved it (model items)")
+    answer: RecipeAnswer | None = Field(
+        default=None, description="operator recipes that answer by themselves"
+    )
 
     @field_validator("tags", "distros")
     @classmethod
@@ -104,6 +119,8 @@ class KBItem(BaseModel):
 
     def embed_text(self) -> str:
         """The text whose embedding represents the item (what an operator would ask about)."""
+        if self.answer is not None:  # matched against questions: embed the questions it answers
+            return ". ".join([self.title, *self.answer.examples])
         parts = [self.title]
         if self.notes:
             parts.append(self.notes)
@@ -117,7 +134,7 @@ class KBItem(BaseModel):
     def content_hash(self) -> str:
         """Hash of what the item says (not its timestamps or status)."""
         keep = self.model_dump(mode="json", include={"title", "tags", "os", "distros", "version", "service",
-                                                     "snippet", "notes", "diff"})  # fmt: skip
+                                                     "snippet", "notes", "diff", "answer"})  # fmt: skip
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -57,6 +57,7 @@ def load_starter() -> list[KBItem]:
                     service=r.get("service"),
                     snippet=r["snippet"].strip(),
                     notes=r.get("notes", "").strip(),
+                    answer=r.get("answer"),
                     status="verified",
                     source="operator",
                     created=_EPOCH,
@@ -87,7 +88,9 @@ def load_vector_cache() -> dict[str, np.ndarray]:
 def write_vector_cache(embedder: object, dest: Path | None = None) -> Path:
     """Embed every starter recipe and write the cache file (run after editing recipes)."""
     model_id = embedder.model_id  # type: ignore[attr-defined]
-    texts = [r.embed_text() for r in load_starter()]
+    recipes = load_starter()
+    texts = [r.embed_text() for r in recipes]
+    texts += [e for r in recipes if r.answer is not None for e in r.answer.examples]  # RecipeIndex
     vecs = embedder.embed(texts)  # type: ignore[attr-defined]
     dest = dest or Path(__file__).with_name("recipes") / VECTORS_FILE
     np.savez_compressed(

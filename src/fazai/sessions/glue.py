@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fazai.agent.deps import AgentDeps, Interaction
+from fazai.agent.direct import DirectAnswers
 from fazai.agent.learning import KBContext, MachineFacts, RecipeChecks, commit_kb_executor
 from fazai.agent.loop import run_agent
 from fazai.agent.tool_executors import ToolServices, tool_executors
@@ -101,6 +102,14 @@ class AgentLoop:
         if knowledge is not None:
             executors["commit_kb"] = commit_kb_executor(knowledge)
         params = session_params(s)
+        direct = None
+        if knowledge is not None and s.kb.answer_recipes:
+            direct = DirectAnswers(
+                knowledge.recipes,
+                threshold=s.kb.answer_threshold,
+                policy=policy,
+                questions_only=getattr(options, "mode", "agent") != "ask",
+            )
         deps = AgentDeps(
             provider=self._provider(getattr(options, "model", None)),
             policy=policy,
@@ -111,6 +120,7 @@ class AgentLoop:
             knowledge=knowledge,
             facts=facts,
             kb_limit=s.kb.top_k,
+            direct=direct,
         )
         if getattr(options, "mode", "agent") == "ask":
             from fazai.agent.ask import CommandCache, ask_deps

@@ -69,7 +69,9 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent; runs at every start)."""
 
     def _upgrade(conn: Connection) -> None:
-        command.upgrade(_alembic_config(conn), "head")
+        # "heads": each feature (fleet, telemetry, auth) adds its tables as its own branch off 0001,
+        # so they land independently; the store applies all of them.
+        command.upgrade(_alembic_config(conn), "heads")
 
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)

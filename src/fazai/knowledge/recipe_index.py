@@ -1,0 +1,80 @@
+"""How close a question is to an answerable recipe: the best cosine over the recipe's own examples.
+
+One vector per item (the knowledge base's) blurs several phrasings into one; a recipe answers a
+question when the question is close to ONE way operators ask it. The knowledge base finds the
+candidates; this scores them against each example. Example vectors come from the packaged starter
+cache (instant) or are embedded once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fazai.knowledge.kb import Embedder, KBItem
+
+
+class RecipeIndex:
+    """Example vectors of answerable recipes, embedded at most once per process."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._cache: dict[str, np.ndarray] | None = None
+
+    def _starter_cache(self) -> dict[str, np.ndarray]:
+        if self._cache is None:
+            from fazai.knowledge.starter import load_vector_cache
+
+            self._cache = load_vector_cache()
+        return self._cache
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` (from the caches, embedding only what is missing)."""
+        from fazai.knowledge.starter import text_key
+
+        model_id = getattr(self.embedder, "model_id", "")
+        with self._lock:
+            missing = [t for t in texts if t not in self._vectors]
+            if missing:
+                cache = self._starter_cache() if model_id else {}
+                todo = []
+                for t in missing:
+                    v = cache.get(text_key(model_id, t))
+                    if v is not None:
+                        self._vectors[t] = np.asarray(v, np.float32)
+                    else:
+                        todo.append(t)
+                if todo:
+                    for t, v in zip(todo, self.embedder.embed(todo), strict=True):
+                        self._vectors[t] = np.asarray(v, np.float32)
+            return np.stack([self._vectors[t] for t in texts])
+
+    def score(self, query: str, items: Sequence[KBItem]) -> list[tuple[KBItem, float]]:
+        """``items`` with their best similarity to ``query`` over their examples, best first."""
+        answerable = [i for i in items if i.answer is not None]
+        if not answerable:
+            return []
+        q = np.asarray(self.embedder.embed([query])[0], np.float32)
+        out: list[tuple[KBItem, float]] = []
+        for item in answerable:
+            assert item.answer is not None
+            sims = self.vectors(item.answer.examples) @ q
+            out.append((item, float(np.max(sims))))
+        out.sort(key=lambda x: -x[1])
+        return out
+
+
+_INDEXES: dict[int, RecipeIndex] = {}
+
+
+def index_for(embedder: Any) -> RecipeIndex:
+    """The process's index for one embedder (the daemon and the CLI keep one embedder)."""
+    key = id(embedder)
+    if key not in _INDEXES:
+        _INDEXES[key] = RecipeIndex(embedder)
+    return _INDEXES[key]
