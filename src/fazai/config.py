@@ -271,9 +271,12 @@ class AskSettings(_Section):
     cache_enabled: bool = True
     cache_ttl_s: float = Field(default=300.0, ge=0)
     debug: bool = False
-    # Knowledge-base hits in a question's context. Off by default: with the default 0.5B model they
-    # cost accuracy and time (ops benchmark, 48 questions: 48 % → 40 % correct, 8.9 → 11.4 s mean).
-    kb_context: bool = False
+    # Verified, read-only knowledge-base recipes that fit the question, shown as the commands to start
+    # from (fazai.agent.ask_policy.ReadOnlyHints); below kb_min_score (cosine) a recipe is not shown.
+    kb_context: bool = True
+    kb_min_score: float = Field(default=0.45, ge=0.0, le=1.0)
+    # Each question gets a private scratch dir under the state dir (the only place it may write).
+    scratch: bool = True
 
 
 class Settings(_Section):
