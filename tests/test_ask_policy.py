@@ -33,7 +33,9 @@ def policy(scratch: Path) -> ReadOnlyPolicy:
         "journalctl -u ssh --no-pager 2>&1 > '{s}/ssh.log'",
     ],
 )
-def test_writes_into_the_scratch_dir_are_allowed(policy: ReadOnlyPolicy, scratch: Path, template: str) -> None:
+def test_writes_into_the_scratch_dir_are_allowed(
+    policy: ReadOnlyPolicy, scratch: Path, template: str
+) -> None:
     d = policy.check_command(template.format(s=scratch))
     assert d.verdict == "allow", d.reasons
     assert scratch.is_dir() and (scratch.stat().st_mode & 0o777) == 0o700

@@ -419,7 +419,8 @@ def ask_result(question: str, events: Iterable[Event], *, wall_s: float | None =
             status = str(d.get("status") or "success")
             source = d.get("answer_source", "model")
             stopped_by, limit = d.get("stopped_by"), d.get("limit")
-            success = status == "success" and source == "model"
+            # A recipe's answer passed the same gate; a limit's fallback ("limit") is not an answer.
+            success = status == "success" and source in ("model", "recipe")
             iterations = int(d.get("iterations") or iterations)
         elif ev.kind in ("error", "aborted"):
             error = str(d.get("message") or d.get("reason") or ev.kind)
