@@ -125,6 +125,12 @@ class WorkerSettings(_Section):
     )
     cache_ram_mib: int = Field(default=1024, ge=0)
     system_prefix: str | None = Field(default=None, description="shared system prompt evaluated once")
+    speculative: Literal["none", "draft", "ngram", "draft+ngram"] = Field(
+        default="none",
+        description="speculative decoding: a draft model proposes and/or n-gram prompt lookup",
+    )
+    draft_model: str | None = Field(default=None, description="catalog name or .gguf of the draft model")
+    draft_max: int = Field(default=16, ge=1, le=64, description="tokens proposed per speculative step")
     autostart: bool = True
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
