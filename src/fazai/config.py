@@ -94,6 +94,10 @@ class ProviderSpec(_Section):
         default=True, description="openai provider: send JSON-schema constraints as response_format"
     )
     anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    worker_args: list[str] = Field(
+        default_factory=list,
+        description="worker provider in a chain: extra fazai-worker arguments (e.g. --speculative draft)",
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
     )

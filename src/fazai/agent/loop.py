@@ -183,6 +183,8 @@ async def _run(
             seen.add(line)
             planned = planned or action.action == "plan"
             repeated = outcome.status == "repeated"
+            if repeated:  # the model loops: a routed provider hands the next turn to a stronger model
+                await _escalate(session, "repeat")
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
