@@ -6,12 +6,13 @@ Every rule returns findings; a command with no rule is ``changes_state`` ("when 
 
 from . import readonly  # noqa: I001 - registration order matters
 from . import apps, disks, files, network, packages, shell, system
-from .base import RULES, Rule, cs, de, fb, mkfs_like, resolve_name, ro, rule, write_target
+from .base import RULES, Rule, crit, cs, de, fb, mkfs_like, op, resolve_name, ro, rule, write_target
 
 __all__ = [
     "RULES",
     "Rule",
     "apps",
+    "crit",
     "cs",
     "de",
     "disks",
@@ -19,6 +20,7 @@ __all__ = [
     "files",
     "mkfs_like",
     "network",
+    "op",
     "packages",
     "readonly",
     "resolve_name",

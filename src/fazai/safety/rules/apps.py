@@ -405,7 +405,7 @@ def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         if m:
             out += cs(f"{cmd.name}: the query runs a shell command")
             out += [
-                Finding(f.risk, f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))
+                f.but(f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))
             ]
             continue
         out += sql_risk(q, cmd.name)

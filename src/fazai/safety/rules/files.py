@@ -191,7 +191,7 @@ def _find(cmd: Cmd, ctx: Ctx) -> list[Finding]:
                 if whole_tree and f.risk >= DESTRUCTIVE:
                     out += fb(f"find {' '.join(roots)} {a} over the whole tree: {f.reason}")
                 else:
-                    out.append(Finding(f.risk, f"find {a}: {f.reason}"))
+                    out.append(f.but(f"find {a}: {f.reason}"))
             i = j
         elif a == "-delete":
             if any(paths.is_catastrophic_tree(r, ctx.cwd) for r in roots) and not _find_narrowed(args):

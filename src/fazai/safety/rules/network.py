@@ -469,7 +469,7 @@ def _remote(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         host, rest = first_positional(cmd.argv[1:], ssh_values)
         if host and rest:
             # The remote command runs as shell code on the other host: judge it the same way.
-            out += [Finding(f.risk, f"ssh {host}: {f.reason}") for f in ctx.classify_code(" ".join(rest))]
+            out += [f.but(f"ssh {host}: {f.reason}") for f in ctx.classify_code(" ".join(rest))]
     return out
 
 

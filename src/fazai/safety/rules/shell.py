@@ -45,7 +45,7 @@ def _watch(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     head, tail = first_positional(cmd.argv[1:], {"-n", "--interval", "-q", "--equexit"})
     pos = [head, *tail] if head is not None else []
     return (
-        [Finding(f.risk, f"watch: {f.reason}") for f in ctx.classify_code(" ".join(pos))]
+        [f.but(f"watch: {f.reason}") for f in ctx.classify_code(" ".join(pos))]
         if pos
         else ro("watch")
     )

@@ -143,7 +143,7 @@ def _crontab(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         for line in ctx.stdin.content.splitlines():
             m = re.match(r"\s*(?:@\w+|(?:\S+\s+){5})(.+)", line)
             if m and not line.lstrip().startswith("#"):
-                out += [Finding(f.risk, f"crontab entry: {f.reason}") for f in ctx.classify_code(m.group(1))]
+                out += [f.but(f"crontab entry: {f.reason}") for f in ctx.classify_code(m.group(1))]
     return out
 
 
@@ -154,7 +154,7 @@ def _at(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return ro("at -l")
     out = cs(f"{cmd.name} schedules or runs a job")
     if cmd.name in {"at", "batch"} and ctx.stdin and ctx.stdin.content is not None:
-        out += [Finding(f.risk, f"{cmd.name} job: {f.reason}") for f in ctx.classify_code(ctx.stdin.content)]
+        out += [f.but(f"{cmd.name} job: {f.reason}") for f in ctx.classify_code(ctx.stdin.content)]
     return out
 
 
