@@ -6,13 +6,13 @@ import pytest
 
 from fazai.safety import Risk, Verdict, classify
 
-RO, CS, DE, FB = Risk.READ_ONLY, Risk.CHANGES_STATE, Risk.DESTRUCTIVE, Risk.FORBIDDEN
+RO, CS, OP, DE, FB = Risk.READ_ONLY, Risk.CHANGES_STATE, Risk.OPAQUE, Risk.DESTRUCTIVE, Risk.FORBIDDEN
 
 
 def test_risk_order_and_values() -> None:
-    assert RO < CS < DE < FB
+    assert RO < CS < OP < DE < FB
     assert max([CS, FB, RO]) == FB
-    assert [r.value for r in Risk] == ["read_only", "changes_state", "destructive", "forbidden"]
+    assert [r.value for r in Risk] == ["read_only", "changes_state", "opaque", "destructive", "forbidden"]
     assert Risk("destructive") is DE
 
 
@@ -33,7 +33,8 @@ def test_risk_order_and_values() -> None:
         ("ip addr show", RO),
         ("ip link set eth1 up", CS),
         ("iptables -L -n", RO),
-        ("iptables -A INPUT -j DROP", CS),
+        ("iptables -A INPUT -j DROP", DE),  # all input dropped: lock-out
+        ("iptables -A INPUT -s 203.0.113.9 -j DROP", CS),  # banning one address is routine
         ("iptables -F", DE),
         ("nft list ruleset", RO),
         ("nft flush ruleset", DE),

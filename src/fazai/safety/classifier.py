@@ -329,7 +329,9 @@ class Walker:
             else:
                 self.findings += [
                     f.but(f"{self.raw(target)} is {known}: {f.reason}")
-                    for f in rules.write_target(known, append=rtype in {">>", "&>>"}, who=f"redirection {rtype}")
+                    for f in rules.write_target(
+                        known, append=rtype in {">>", "&>>"}, who=f"redirection {rtype}"
+                    )
                 ]
             return None
         append = rtype in {">>", "&>>"}
@@ -418,14 +420,14 @@ class Walker:
             cur = b
         out.append(src[cur:end])
         expanded = "".join(out)
+        if expanded == src[start:end]:
+            return  # nothing actually changed ('^$' looks like $'…'): no second round
         # Quotes that glued pieces together (r"m") are harmless now: drop them so the name is literal.
         expanded_unq = re.sub(r"[\"']", "", expanded) if not re.search(r"\s['\"]", expanded) else expanded
         for text in {expanded, expanded_unq}:
             for f in analyse(text, self.depth + 1, self.env, self.extra_ro):
                 if f.risk > CHANGES_STATE:
-                    self.findings.append(
-                        f.but(f"after expanding to {text.strip()[:80]!r}: {f.reason}")
-                    )
+                    self.findings.append(f.but(f"after expanding to {text.strip()[:80]!r}: {f.reason}"))
 
     def param_value(self, expr: str) -> str | None:
         if expr in {"IFS", "IFS%?", "IFS%??"} or expr.startswith("IFS"):

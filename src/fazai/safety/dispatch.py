@@ -9,9 +9,9 @@ from typing import Any
 from . import rules
 from .cmd import Arg, Cmd, Ctx, split_opts
 from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, OPAQUE, READ_ONLY, Finding
-from .progvars import PROGRAM_VARS, program_var
 from .nodes import argv_of, heretext, pipeline_commands
 from .payload import DECODERS, DOWNLOADERS, evaluate_pipeline
+from .progvars import PROGRAM_VARS, program_var
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "csh", "tcsh", "rbash"})
 
@@ -379,6 +379,16 @@ def _stdin_code(name: str, ctx: Ctx) -> list[Finding]:
 def interpreter(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
     flags = INTERPRETERS[name]
     texts = cmd.argv[1:]
+    in_place = any(re.fullmatch(r"-[a-zA-Z]*i[a-zA-Z.~]*", t) for t in texts) and name in {"perl", "ruby"}
+    if in_place:
+        from .paths import is_security_file
+
+        hit = next((t for t in texts if not t.startswith("-") and is_security_file(t)), None)
+        if hit:
+            return [
+                Finding(DESTRUCTIVE, f"{name} -i edits {hit}: a file that controls logins", critical=True),
+                Finding(OPAQUE, f"{name} inline code is not analysed: it may do anything"),
+            ]
     for i, t in enumerate(texts):
         if t in flags or (
             t.startswith("-")

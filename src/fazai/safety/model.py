@@ -102,6 +102,4 @@ def verdict_of(findings: list[Finding]) -> Verdict:
     for r in critical:  # the operator must see why it is security-critical, whatever the top class
         if r not in reasons:
             reasons.append(r)
-    return Verdict(
-        top, reasons, critical=bool(critical), opaque=any(f.risk == Risk.OPAQUE for f in findings)
-    )
+    return Verdict(top, reasons, critical=bool(critical), opaque=any(f.risk == Risk.OPAQUE for f in findings))

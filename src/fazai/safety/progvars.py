@@ -74,7 +74,9 @@ def program_var(
             ok = less_options_read_only(shlex.split(value))
         except ValueError:
             ok = False
-        return [] if ok else [Finding(OPAQUE, f"LESS={value[:40]!r}: less options that write or run commands")]
+        return (
+            [] if ok else [Finding(OPAQUE, f"LESS={value[:40]!r}: less options that write or run commands")]
+        )
     if not value:
         return []
     if name in LESS_HOOKS:

@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 
 from fazai.config import Settings
-from fazai.safety.policy import yes_may_approve
 from fazai.protocol import Event
+from fazai.safety.policy import yes_may_approve
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
 from fazai.store import EventWriter, SessionRecord, Store

@@ -6,6 +6,7 @@ Every rule returns findings; a command with no rule is ``changes_state`` ("when 
 
 from . import readonly  # noqa: I001 - registration order matters
 from . import apps, disks, files, network, packages, shell, system
+from . import guarded
 from .base import RULES, Rule, crit, cs, de, fb, mkfs_like, op, resolve_name, ro, rule, write_target
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "disks",
     "fb",
     "files",
+    "guarded",
     "mkfs_like",
     "network",
     "op",

@@ -7,7 +7,7 @@ import re
 from .. import paths
 from ..cmd import Cmd, Ctx, has_long, has_short, split_opts
 from ..model import Finding
-from .base import cs, de, ro, rule
+from .base import cs, de, op, ro, rule
 
 
 @rule("tar", "bsdtar")
@@ -33,9 +33,10 @@ def _tar(cmd: Cmd, ctx: Ctx) -> list[Finding]:
                 "--checkpoint-action",
                 "--info-script",
                 "--new-volume-script",
+                "--rsh-command",
             )
-        ):
-            return cs("tar runs an external command")
+        ) or a in {"-I", "-F"}:
+            return op("tar runs an external command given on its command line")
     if "t" in modes and not modes & {"x", "c", "r", "u"}:
         return ro("tar --list")
     if "x" in modes and any(
@@ -51,6 +52,10 @@ def _tar(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 )
 def _compress(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     opts, _ = split_opts(cmd.argv[1:])
+    if cmd.name == "zip" and any(
+        o in {"-TT", "--unzip-command"} or o.startswith("--unzip-command=") for o in opts
+    ):
+        return op("zip -TT runs the given command")
     if has_short(opts, "clt") or has_long(opts, "--stdout", "--list", "--test", "--to-stdout"):
         return ro(f"{cmd.name} to stdout / listing")
     if cmd.name == "unzip" and has_short(opts, "lvZ"):
@@ -284,7 +289,7 @@ def _git(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     _, pos = split_opts(cmd.argv[1:], {"-C", "-c", "--git-dir", "--work-tree"})
     sub = pos[0] if pos else None
     if any(a == "-c" or a.startswith("--config-env") for a in cmd.argv[1:]):
-        return cs("git -c sets config (pager, aliases, hooks) that can run commands")
+        return op("git -c sets config (pager, aliases, hooks, ssh) that can run any command")
     if any(
         a.startswith(("--output", "-O", "--open-files-in-pager", "--ext-diff", "--exec"))
         for a in cmd.argv[1:]
@@ -344,17 +349,105 @@ _SQL_WRITE = re.compile(
 )
 
 
+# Functions a read-only query may call; any other call (pg_terminate_backend, sys_exec, lo_export,
+# set_config, nextval…) may change state, so the query is opaque.
+_SQL_READ_FUNCS = frozenset(
+    [
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "version",
+        "now",
+        "current_date",
+        "current_timestamp",
+        "current_user",
+        "current_database",
+        "database",
+        "user",
+        "session_user",
+        "pg_size_pretty",
+        "pg_database_size",
+        "pg_total_relation_size",
+        "pg_relation_size",
+        "pg_table_size",
+        "pg_indexes_size",
+        "pg_is_in_recovery",
+        "pg_last_xact_replay_timestamp",
+        "pg_current_wal_lsn",
+        "pg_postmaster_start_time",
+        "pg_backend_pid",
+        "inet_server_addr",
+        "coalesce",
+        "lower",
+        "upper",
+        "length",
+        "round",
+        "extract",
+        "date_trunc",
+        "to_char",
+        "cast",
+        "concat",
+        "substring",
+        "substr",
+        "age",
+        "greatest",
+        "least",
+        "abs",
+        "floor",
+        "ceil",
+    ]
+)
+_SQL_READ_START = re.compile(r"^\s*(select|show|describe|desc|explain|with|values|table)\b", re.I)
+_SQL_META_RO = re.compile(
+    r"^\s*(\\(l|l\+|d[a-zA-Z+]*|conninfo|dn|du|dt|dp|z)(\s+[\w.*]+)?|\.(tables|schema|indexes|databases|dbinfo|show)(\s+\w+)?)\s*;?\s*$"
+)
+
+
+def sql_read_only(sql: str) -> bool:
+    """A single query that only reads: SELECT/SHOW/… calling only known read functions, no INTO,
+    no second statement; or a listing meta-command (``\\l``, ``\\dt``, ``.tables``)."""
+    if _SQL_META_RO.match(sql):
+        return True
+    # bashlex drops the backslash of "\l" in double quotes: a bare meta-command name is a listing too.
+    if re.fullmatch(r"\s*(l\+?|d[tnuvsfi]?\+?|conninfo|dp|z)\s*", sql):
+        return True
+    body = re.sub(r"'(?:[^']|'')*'", "''", sql).strip().rstrip(";")
+    if ";" in body or not _SQL_READ_START.match(body) or _SQL_WRITE.search(body):
+        return False
+    if re.search(r"\binto\b|\bfor\s+update\b|\bload_file\b", body, re.I):
+        return False
+    calls = {c.lower() for c in re.findall(r"([A-Za-z_][\w.]*)\s*\(", body)}
+    calls = {c.rsplit(".", 1)[-1] for c in calls} - {"in", "exists", "as", "values", "from", "on", "using"}
+    return calls <= _SQL_READ_FUNCS
+
+
 def sql_risk(sql: str, who: str) -> list[Finding]:
+    """Inline SQL: destroying statements are destructive, a strictly read-only query is read-only,
+    anything else is opaque (triggers, functions and client commands are not visible here)."""
     if _SQL_DESTROY.search(sql):
         return de(f"{who}: {sql.strip()[:60]} destroys data")
-    if _SQL_WRITE.search(sql) or "into outfile" in sql.lower():
-        return cs(f"{who}: {sql.strip()[:60]} changes data")
-    return ro(f"{who} query")
+    if sql_read_only(sql):
+        return ro(f"{who} query")
+    return op(f"{who}: {sql.strip()[:60]!r} is not a plain read-only query")
 
 
 @rule("mysql", "mariadb", "psql", "sqlite3", "redis-cli", "mongo", "mongosh", "clickhouse-client", "sqlcmd")
 def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
+    if args in (["--version"], ["-V"], ["--help"], ["-?"]):
+        return ro(f"{cmd.name} --version")
+    if cmd.name in {"mongo", "mongosh"}:
+        # JavaScript (--eval, a script file, stdin): opaque, whatever it looks like.
+        if any(
+            a in {"--eval", "-e", "--file", "-f"} or a.startswith("--eval=") or a.endswith(".js")
+            for a in args
+        ):
+            return op(f"{cmd.name} runs JavaScript: it may do anything (child_process, drop, shutdown)")
+        return op(f"{cmd.name} opens a JavaScript shell")
+    if any(a in {"-f", "--file"} or a.startswith("--file=") for a in args) and cmd.name in {"psql", "sqlcmd"}:
+        return op(f"{cmd.name} -f runs a script file that is not analysed")
     queries = []
     for i, a in enumerate(args):
         if a in {"-e", "--execute", "-c", "--command", "--eval", "-q", "--query"} and i + 1 < len(args):
@@ -396,17 +489,19 @@ def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
             return cs(f"redis-cli {verb}")
     if any(a in {"-l", "--list"} for a in args) and cmd.name == "psql":
         return ro("psql -l")
+    if cmd.name == "redis-cli" and any(
+        q.lower().startswith(("eval", "script", "module", "config set")) for q in queries
+    ):
+        return op("redis-cli EVAL/SCRIPT/MODULE/CONFIG SET: runs code in the server")
     if not queries:
-        return cs(f"{cmd.name} reads SQL from stdin or a session: cannot see what it runs")
+        return op(f"{cmd.name} reads SQL from stdin or a session: cannot see what it runs")
     out: list[Finding] = []
     for q in queries:
         # Client meta-commands that run a shell: psql \!, mysql system / \!, sqlite3 .shell / .system.
         m = re.search(r"(?:\\!|^\s*!|^\s*system\s|^\s*\.(?:shell|system)\s)(.*)", q, re.S | re.M)
         if m:
-            out += cs(f"{cmd.name}: the query runs a shell command")
-            out += [
-                f.but(f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))
-            ]
+            out += op(f"{cmd.name}: the query runs a shell command")
+            out += [f.but(f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))]
             continue
         out += sql_risk(q, cmd.name)
     return out

@@ -7,7 +7,7 @@ import re
 from .. import paths
 from ..cmd import Cmd, Ctx, first_positional, has_long, has_short, split_opts
 from ..model import Finding
-from .base import cs, de, ro, rule, write_target
+from .base import crit, cs, de, op, ro, rule, write_target
 
 _SYSTEMCTL_RO = frozenset(
     [
@@ -49,6 +49,11 @@ _SYSTEMCTL_POWER = frozenset(
         "soft-reboot",
     ]
 )
+# Units that are the firewall or intrusion protection: stopping one opens the machine.
+_FIREWALL_UNITS = re.compile(
+    r"^(nftables|firewalld|ufw|iptables|ip6tables|netfilter-persistent|ebtables|shorewall6?|fail2ban|"
+    r"crowdsec|csf|lfd|pf|ipset)(\.service)?$"
+)
 _ACCESS_UNITS = re.compile(
     r"^(ssh|sshd|openssh|networking|network|NetworkManager|systemd-networkd|systemd-resolved|dbus|systemd-logind|getty|wg-quick|openvpn|tailscaled)([@.].*)?$"
 )
@@ -68,6 +73,8 @@ def _systemctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     ):
         return de(f"systemctl {sub}: takes the machine down")
     units = [r for r in rest if not r.startswith("-")]
+    if sub in {"stop", "kill", "disable", "mask"} and any(_FIREWALL_UNITS.match(u) for u in units):
+        return crit(f"systemctl {sub} {' '.join(units)}: turns the firewall off")
     if sub in {
         "stop",
         "kill",
@@ -95,6 +102,8 @@ def _service(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return ro("service --status-all")
     if len(args) >= 2 and args[1] in {"status"}:
         return ro(f"service {args[0]} status")
+    if len(args) >= 2 and args[1] == "stop" and _FIREWALL_UNITS.match(args[0]):
+        return crit(f"service {args[0]} stop: turns the firewall off")
     if len(args) >= 2 and args[1] == "stop" and _ACCESS_UNITS.match(args[0]):
         return de(f"service {args[0]} stop: can cut remote access")
     return cs(f"service {' '.join(args)}")
@@ -222,12 +231,43 @@ def _iptables(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     if acts and acts <= {"L", "S", "C", "V", "h"}:
         return ro(f"{cmd.name} listing")
     if "F" in acts or "X" in acts:
-        return de(f"{cmd.name} -F/-X flushes firewall rules")
+        return crit(f"{cmd.name} -F/-X flushes firewall rules")
     if "P" in acts:
-        return de(f"{cmd.name} -P changes a chain's default policy: can open the firewall or lock you out")
+        return crit(f"{cmd.name} -P changes a chain's default policy: can open the firewall or lock you out")
+    if acts & {"A", "I", "R"} and _locks_out(args):
+        return crit(f"{cmd.name}: drops incoming traffic to the management port (or all of it): lock-out")
     if not acts:
         return ro(f"{cmd.name} listing") if not args else cs(f"{cmd.name} {' '.join(args)}")
     return cs(f"{cmd.name} changes firewall rules")
+
+
+MGMT_PORTS = frozenset({"22", "ssh"})
+
+
+def _locks_out(args: list[str]) -> bool:
+    """An INPUT rule that drops/rejects traffic to the management port, or all input not narrowed by a
+    source address or port."""
+    chain = next(
+        (
+            args[i + 1]
+            for i, a in enumerate(args[:-1])
+            if a in {"-A", "-I", "-R", "--append", "--insert", "--replace"}
+        ),
+        "",
+    )
+    if chain != "INPUT":
+        return False
+    target = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in {"-j", "--jump"}), "")
+    if target not in {"DROP", "REJECT"}:
+        return False
+    ports: set[str] = set()
+    for i, a in enumerate(args[:-1]):
+        if a in {"--dport", "--destination-port", "--dports", "--destination-ports"}:
+            ports |= set(re.split(r"[,:]", args[i + 1]))
+    if ports:
+        return bool(ports & MGMT_PORTS)
+    narrowed = {"-s", "--source", "-i", "--in-interface", "--sport", "--src-range", "-m"}
+    return not any(a in narrowed for a in args)
 
 
 @rule("iptables-save", "ip6tables-save")
@@ -247,7 +287,7 @@ def _ipt_restore(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return ro("iptables-restore --test")
     if has_short(opts, "n") or has_long(opts, "--noflush"):
         return cs("iptables-restore --noflush adds rules")
-    return de("iptables-restore replaces the whole firewall ruleset")
+    return crit("iptables-restore replaces the whole firewall ruleset")
 
 
 @rule("nft")
@@ -257,24 +297,43 @@ def _nft(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     if "-f" in opts or has_long(opts, "--file"):
         if has_short(opts, "c") or has_long(opts, "--check"):
             return ro("nft --check -f")
-        return cs("nft -f loads a ruleset file")
+        return crit("nft -f loads a ruleset file (which may flush the running one)")
     if not pos:
         return ro("nft") if opts else cs("nft interactive")
     sub = pos[0]
     if sub in {"list", "describe", "monitor", "--version", "-v"}:
         return ro(f"nft {sub}")
-    if sub == "flush" or sub in {"delete", "destroy"}:
-        return de(f"nft {' '.join(pos[:3])}: removes firewall rules")
+    if sub == "flush" or sub in {"delete", "destroy", "replace"}:
+        return crit(f"nft {' '.join(pos[:3])}: removes firewall rules")
+    words = " ".join(pos)
+    if (
+        sub in {"add", "insert", "create"}
+        and re.search(r"\b(drop|reject)\b", words)
+        and (re.search(r"\binput\b", words) or re.search(r"\bpolicy\b", words))
+    ):
+        port_m = re.findall(r"\bdport\s+\{?\s*([\w, -]+)", words)
+        ports = {p.strip() for grp in port_m for p in re.split(r"[,\s]+", grp) if p.strip()}
+        narrowed = re.search(r"\b(saddr|iifname|iif|sport|ct state)\b", words)
+        if (ports & MGMT_PORTS) or (not ports and not narrowed):
+            return crit(f"nft {sub}: drops incoming traffic to the management port (or all of it): lock-out")
     return cs(f"nft {' '.join(pos[:3])}")
 
 
 @rule("ufw")
 def _ufw(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    sub, _ = first_positional(cmd.argv[1:])
+    sub, rest = first_positional(cmd.argv[1:])
     if sub in {"status", "show", "version", "app", None, "--version", "help"}:
         return ro(f"ufw {sub}")
     if sub in {"disable", "reset"}:
-        return de(f"ufw {sub}: turns the firewall off / drops all rules")
+        return crit(f"ufw {sub}: turns the firewall off / drops all rules")
+    if sub == "default" and rest and rest[0] == "allow":
+        return crit("ufw default allow: opens the firewall")
+    if (
+        sub in {"deny", "reject", "limit"}
+        and sub != "limit"
+        and (set(re.split(r"[/\s]", " ".join(rest))) & (MGMT_PORTS | {"OpenSSH"}))
+    ):
+        return crit(f"ufw {sub} ssh: locks out remote access")
     return cs(f"ufw {sub}")
 
 
@@ -308,7 +367,11 @@ def _firewalld(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     ):
         return ro("firewall-cmd query")
     if any(a.startswith(("--panic-on", "--complete-reload")) for a in args):
-        return de("firewall-cmd --panic-on drops all traffic")
+        return crit("firewall-cmd --panic-on drops all traffic")
+    if any(re.match(r"--set-default-zone=(trusted|drop|block)$", a) for a in args):
+        return crit("firewall-cmd --set-default-zone: opens everything or drops everything")
+    if any(re.match(r"--remove-(service|port)=(ssh|22/tcp)$", a) for a in args):
+        return crit("firewall-cmd removes ssh: locks out remote access")
     return cs("firewall-cmd changes the firewall")
 
 
@@ -319,7 +382,9 @@ def _f2b(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     if sub is None or sub in {"status", "ping", "version", "get", "banned", "echo", "help"}:
         return ro(f"fail2ban-client {sub or ''}".rstrip())
     if sub == "stop":
-        return de("fail2ban-client stop: turns off intrusion protection")
+        return crit("fail2ban-client stop: turns off intrusion protection")
+    if sub == "unban" and "--all" in cmd.argv:
+        return crit("fail2ban-client unban --all: lifts every ban")
     return cs(f"fail2ban-client {' '.join(pos[:4])}")
 
 
@@ -385,9 +450,45 @@ def _daemon_checks(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     return cs(f"{cmd.name} {' '.join(args)}".rstrip())
 
 
+_CURL_UPLOAD = re.compile(r"^(-[a-zA-Z]*[TK]|--upload-file|--config|--netrc-file)$")
+_CURL_DATA = re.compile(
+    r"^(--data-binary|--data-raw|--data-ascii|--data-urlencode|--data|--json|--form)(?==|$)|^(-d|-F)"
+)
+
+
+def _curl_upload(cmd: Cmd) -> list[Finding]:
+    """curl sending a file (-F f=@file, --data @file, -T file, -K config) or a computed value."""
+    args = cmd.argv[1:]
+    for i, a in enumerate(args):
+        if _CURL_UPLOAD.match(a) or a.startswith(("--upload-file=", "--config=")):
+            return op(f"curl {a}: uploads a file or reads options from a file")
+        m = _CURL_DATA.match(a)
+        if not m:
+            continue
+        inline = a[len(m.group(0)) :].lstrip("=")
+        val, arg = (
+            (inline, cmd.args[i + 1])
+            if inline
+            else ((args[i + 1], cmd.args[i + 2]) if i + 1 < len(args) else ("", cmd.args[i + 1]))
+        )
+        if not arg.literal:
+            return op(f"curl {m.group(1)}: sends a value computed at run time")
+        flag = m.group(0)
+        if flag in {"-F", "--form"} and re.search(r"=[@<]", val):
+            return op(f"curl {flag} {val[:40]}: uploads a local file")
+        if flag == "--data-urlencode" and re.match(r"^[^=]*@", val):
+            return op(f"curl --data-urlencode {val[:40]}: uploads a local file")
+        if flag not in {"--data-raw", "-F", "--form", "--data-urlencode"} and val.startswith("@"):
+            return op(f"curl {flag} {val[:40]}: uploads a local file (or stdin)")
+    return []
+
+
 @rule("curl")
 def _curl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
+    up = _curl_upload(cmd)
+    if up:
+        return up
     for i, a in enumerate(args):
         if a in {
             "-o",
@@ -423,6 +524,11 @@ def _curl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 @rule("wget")
 def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
+    if any(
+        a.startswith(("--post-file", "--body-file", "--execute", "-e", "--config", "--use-askpass"))
+        for a in args
+    ):
+        return op("wget --post-file/--body-file/-e/--config: uploads a file or runs wgetrc commands")
     if "--spider" in args:
         return ro("wget --spider")
     for i, a in enumerate(args):
@@ -439,9 +545,15 @@ def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     return cs("wget saves files")
 
 
-@rule("ssh", "nc", "ncat", "netcat", "socat", "telnet", "ftp", "sftp", "lftp", "rclone", "mosh")
+@rule("ssh", "ftp", "sftp", "lftp", "rclone", "mosh")
 def _remote(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     out = cs(f"{cmd.name} opens a connection that can run or send anything")
+    if ctx.stdin and (ctx.stdin.upstream or ctx.stdin.file):
+        out += op(f"{cmd.name} with local data on stdin: sends it to another host")
+    if any(
+        a.startswith(("-oProxyCommand", "-oLocalCommand", "ProxyCommand", "LocalCommand")) for a in cmd.argv
+    ):
+        out += op(f"{cmd.name} ProxyCommand/LocalCommand: runs a local program")
     if cmd.name == "ssh":
         ssh_values = {
             "-p",
