@@ -28,7 +28,7 @@ from fazai.protocol import Event, ShellAction
 from fazai.targets.base import ExecResult, Stream, TargetError
 
 READ_ONLY = "read_only"
-DANGEROUS = frozenset({"destructive", "forbidden"})
+DANGEROUS = frozenset({"opaque", "destructive", "forbidden"})
 ASK_ACTIONS = ("shell", "done")
 REFUSAL = (
     "ask mode is read-only: commands that change the system are refused (use `fazai agent` to change it)"

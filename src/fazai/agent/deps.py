@@ -24,8 +24,9 @@ class PolicyDecision(Protocol):
     """What the safety policy says about one command (``fazai.safety.Decision``)."""
 
     verdict: str  # "allow" | "ask" | "deny"
-    risk: Any  # "read_only" | "changes_state" | "destructive" | "forbidden" (str or str-enum)
+    risk: Any  # "read_only" | "changes_state" | "opaque" | "destructive" | "forbidden" (str or str-enum)
     reasons: Sequence[str]
+    # fazai.safety.Decision also says needs_operator: opaque or security-critical, never --yes.
 
 
 @runtime_checkable

@@ -427,7 +427,7 @@ def sql_risk(sql: str, who: str) -> list[Finding]:
     """Inline SQL: destroying statements are destructive, a strictly read-only query is read-only,
     anything else is opaque (triggers, functions and client commands are not visible here)."""
     if _SQL_DESTROY.search(sql):
-        return de(f"{who}: {sql.strip()[:60]} destroys data")
+        return de(f"{who}: {sql.strip()[:60]} destroys data") + op(f"{who}: inline SQL is not analysed")
     if sql_read_only(sql):
         return ro(f"{who} query")
     return op(f"{who}: {sql.strip()[:60]!r} is not a plain read-only query")
