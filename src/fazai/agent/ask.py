@@ -118,9 +118,9 @@ class ReadOnlyPolicy:
         """Allow a read-only command; refuse anything else."""
         return self._only_read(self.inner.check_command(command))
 
-    def check_risk(self, risk: str, what: str) -> _Decision:
-        """Allow only what declares itself read-only."""
-        return self._only_read(self.inner.check_risk(risk, what))
+    def check_risk(self, risk: str, what: str, **kw: Any) -> _Decision:
+        """Allow only what is read-only (derived for generated tools, declared for built-ins)."""
+        return self._only_read(self.inner.check_risk(risk, what, **kw))
 
 
 # --- cache -----------------------------------------------------------------------------------------

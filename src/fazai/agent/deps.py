@@ -37,8 +37,9 @@ class CommandPolicy(Protocol):
         """Classify a shell command and say whether it may run, needs approval, or never runs."""
         ...
 
-    def check_risk(self, risk: str, what: str) -> PolicyDecision:
-        """Decide for an action whose risk is already known (a tool run, a KB write)."""
+    def check_risk(self, risk: str, what: str, **kw: Any) -> PolicyDecision:
+        """Decide for an action whose risk is already known (a tool run, a KB write); ``critical=True``
+        (with ``why``) marks a security-critical call that only an operator may approve."""
         ...
 
 
