@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import json
 import os
 import socket
@@ -188,8 +187,8 @@ async def test_hanging_tool_is_killed_at_its_timeout_with_its_children(tmp_path:
     alive = []
     for proc in Path("/proc").iterdir():  # noqa: ASYNC240
         try:
-            if (proc / "cmdline").read_bytes() == b"sleep\x00317.25\x00":  # noqa: ASYNC240
-                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]  # noqa: ASYNC240
+            if (proc / "cmdline").read_bytes() == b"sleep\x00317.25\x00":
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 if state != "Z":
                     alive.append(proc.name)
         except OSError:

@@ -288,7 +288,7 @@ READ_TOOLS = sorted(t.name for t in TOOLS if t.risk == "read_only")
 
 @pytest.mark.parametrize("tool", READ_TOOLS)
 async def test_every_read_only_opnsense_query_runs_without_asking(firewall, tool):
-    sim, settings = firewall
+    _sim, settings = firewall
     operator = ScriptedInteraction(approve_result=False)
     script = [act("use_tool", name=tool, args={}), act("done", answer="ok")]
     events = await run(deps_for(settings, script), operator)
