@@ -37,6 +37,7 @@ from .nodes import (
 )
 from .payload import DECODERS, DOWNLOADERS, ansi_c, evaluate_pipeline
 from .progvars import PROGRAM_VARS, program_var
+from .shellenv import ENV_PREFIXES, INHERITED_ENV, ROOT_ENV, bound_names, cd_target
 
 MAX_DEPTH = 6
 
@@ -121,7 +122,7 @@ class Walker:
         # Literal assignments seen so far (x=rm; $x …); None = set on this line to something unknown
         # (loop variables, read, assignments from substitutions), so never guessed as empty.
         self.env: dict[str, str | None] = dict(env)
-        for name in _bound_names(text):
+        for name in bound_names(text):
             self.env.setdefault(name, None)
         self.extra_ro = extra_ro
         self.cwd: str | None = None
@@ -207,7 +208,7 @@ class Walker:
                 )
         self.remember_write(node, words, here)
         if words[0].word == "cd" and args[0].literal:
-            self.cwd = _cd(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
+            self.cwd = cd_target(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
         if any(not a.literal for a in args):
             self.deobfuscate(node, words)
 
@@ -450,94 +451,9 @@ class Walker:
         if (
             re.fullmatch(r"[A-Za-z_]\w*", expr)
             and expr not in INHERITED_ENV
-            and not expr.startswith(_ENV_PREFIXES)
+            and not expr.startswith(ENV_PREFIXES)
         ):
             # Each command runs in a fresh bash: a variable nobody set expands to nothing
             # (`rm -rf "$DIR"/` is `rm -rf /`).
             return ""
         return None
-
-
-ROOT_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "IFS": " "}
-
-
-INHERITED_ENV = frozenset(
-    [
-        "PATH",
-        "TERM",
-        "LANG",
-        "LANGUAGE",
-        "PWD",
-        "OLDPWD",
-        "SHELL",
-        "SHLVL",
-        "HOSTNAME",
-        "HOSTTYPE",
-        "OSTYPE",
-        "MACHTYPE",
-        "RANDOM",
-        "SECONDS",
-        "LINENO",
-        "UID",
-        "EUID",
-        "PPID",
-        "GROUPS",
-        "MAIL",
-        "EDITOR",
-        "VISUAL",
-        "PAGER",
-        "TMPDIR",
-        "TZ",
-        "DISPLAY",
-        "COLUMNS",
-        "LINES",
-        "PS1",
-        "PS2",
-        "PS4",
-        "OPTARG",
-        "OPTIND",
-        "REPLY",
-        "PIPESTATUS",
-        "FUNCNAME",
-        "HISTFILE",
-        "HISTSIZE",
-        "DEBIAN_FRONTEND",
-    ]
-)
-
-
-_ENV_PREFIXES = (
-    "BASH",
-    "LC_",
-    "XDG_",
-    "SSH_",
-    "SUDO_",
-    "FAZAI",
-    "COMP_",
-    "DBUS_",
-    "SYSTEMD_",
-    "INVOCATION_",
-    "JOURNAL_",
-)
-
-
-def _bound_names(text: str) -> set[str]:
-    """Variables given a value somewhere in the text (assignments, for/select/read/getopts/mapfile)."""
-    names = set(re.findall(r"(?<![\w$])([A-Za-z_]\w*)\+?=", text))
-    names |= set(re.findall(r"\b(?:for|select)\s+([A-Za-z_]\w*)", text))
-    for m in re.finditer(r"\b(?:read|mapfile|readarray|getopts\s+\S+)\s+([^;&|\n<>]*)", text):
-        names |= {w for w in m.group(1).split() if re.fullmatch(r"[A-Za-z_]\w*", w)}
-    return names
-
-
-def _cd(cwd: str | None, args: list[str], literal: bool) -> str | None:
-    if not literal:
-        return None
-    dest = next((a for a in args if not a.startswith("-")), "~")
-    if dest.startswith("/"):
-        return dest
-    if dest == "~" or dest.startswith("~/"):
-        return "/root" + dest[1:]
-    if cwd:
-        return cwd.rstrip("/") + "/" + dest
-    return None

@@ -5,7 +5,7 @@ Every rule returns findings; a command with no rule is ``changes_state`` ("when 
 """
 
 from . import readonly  # noqa: I001 - registration order matters
-from . import apps, disks, files, network, packages, shell, system
+from . import apps, databases, disks, files, firewall, network, packages, shell, system
 from . import guarded
 from .base import RULES, Rule, crit, cs, de, fb, mkfs_like, op, resolve_name, ro, rule, write_target
 
@@ -15,10 +15,12 @@ __all__ = [
     "apps",
     "crit",
     "cs",
+    "databases",
     "de",
     "disks",
     "fb",
     "files",
+    "firewall",
     "guarded",
     "mkfs_like",
     "network",

@@ -169,9 +169,29 @@ def _pfctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 @rule("configctl")
 def _configctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     _, pos = split_opts(cmd.argv[1:])
+    # Backend actions that only report (`configctl interface list ifconfig`, `configctl filter list states`,
+    # `configctl system diag …`, `configctl firmware status`): the verb after the service says so.
+    if len(pos) >= 2 and pos[1] in {"list", "show", "status", "diag", "info", "dump", "get"}:
+        return ro(f"configctl {pos[0]} {pos[1]}")
     if pos and pos[0] == "filter":
         return crit(f"configctl filter {' '.join(pos[1:])}: reloads or changes the live firewall")
     return cs(f"configctl {' '.join(pos)}: runs an OPNsense backend action")
+
+
+@rule("opnsense-version", "sockstat", "gstat", "pkg-static-info")
+def _bsd_read(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    return ro(cmd.name)
+
+
+@rule("pluginctl")
+def _pluginctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    # pluginctl -s [service]: lists services; with an action (restart/stop…) it changes them.
+    args = cmd.argv[1:]
+    if (args[:1] == ["-s"] and len(args) <= 2) or (args[:1] in (["-g"], ["-c"]) and len(args) <= 2):
+        return ro("pluginctl -s/-g")
+    if any(a in {"stop", "restart"} for a in args) and any(a in {"pf", "filter"} for a in args):
+        return crit("pluginctl stops or restarts the firewall")
+    return cs(f"pluginctl {' '.join(args)}")
 
 
 @rule("ipset")
