@@ -179,6 +179,17 @@ class SafetySettings(_Section):
         description="command names treated as read-only whatever their arguments (a site's status tool)",
     )
 
+    @field_validator("auto_approve", mode="before")
+    @classmethod
+    def _never_opaque(cls, v: object) -> object:
+        # Opaque commands (code the classifier cannot see) always need an operator: say so clearly.
+        if isinstance(v, list) and any(x in {"opaque", "forbidden"} for x in v):
+            raise ValueError(
+                "[safety] auto_approve cannot list 'opaque' or 'forbidden': opaque commands always need an "
+                "operator's approval and forbidden ones never run; remove them"
+            )
+        return v
+
     @field_validator("auto_approve")
     @classmethod
     def _read_only_always(cls, v: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from fazai.config import AgentSettings, AskSettings
 from fazai.protocol import Event, ShellAction
 from fazai.targets.base import ExecResult, Stream, TargetError
 
-DANGEROUS = frozenset({"destructive", "forbidden"})
+DANGEROUS = frozenset({"opaque", "destructive", "forbidden"})
 ASK_ACTIONS = ("shell", "done")
 
 # Per-command output the model sees (the event log keeps it all).

@@ -104,9 +104,9 @@ class ReadOnlyPolicy:
             "allow", READ_ONLY, [*second.reasons, f"writes only into the scratch dir {self.scratch}"]
         )
 
-    def check_risk(self, risk: str, what: str) -> _Decision:
-        """Allow only what declares itself read-only."""
-        return self._only_read(self.inner.check_risk(risk, what))
+    def check_risk(self, risk: str, what: str, **kw: Any) -> _Decision:
+        """Allow only what is read-only (derived for generated tools, declared for built-ins)."""
+        return self._only_read(self.inner.check_risk(risk, what, **kw))
 
 
 _PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")

@@ -136,6 +136,7 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
         risk=tool.risk,
         run=run,
         preview=preview if tool.risk != "read_only" else None,
+        critical=tool.critical,
     )
 
 

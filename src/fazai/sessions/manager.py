@@ -19,6 +19,7 @@ import structlog
 
 from fazai.config import Settings
 from fazai.protocol import Event
+from fazai.safety.policy import yes_may_approve
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
 from fazai.store import EventWriter, SessionRecord, Store
@@ -88,9 +89,9 @@ class RunInteraction:
     class only waits (or answers at once for ``--yes``).
     """
 
-    # --yes never approves more than this; the safety policy already allows what --yes covers
-    # (changes_state), so what still reaches approve() under --yes (destructive, unclassified) is denied.
-    YES_RISKS = frozenset({"read_only", "changes_state"})
+    # --yes never approves more than fazai.safety.policy.yes_may_approve says (read_only, changes_state);
+    # the safety policy already allows those, so what still reaches approve() under --yes (opaque,
+    # destructive, security-critical, unclassified) is denied.
 
     def __init__(self, manager: SessionManager, run: Run):
         self._m = manager
@@ -100,7 +101,7 @@ class RunInteraction:
         run = self._run
         if run.options.yes:
             run.pending.pop(action_id, None)
-            ok = str(risk) in self.YES_RISKS
+            ok = yes_may_approve(str(getattr(risk, "value", risk)))
             log.info("auto_reply", action=action_id, approved=ok, risk=str(risk), by="--yes")
             return ok
         return bool(await self._wait(action_id, "approval", None))

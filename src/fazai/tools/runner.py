@@ -78,6 +78,8 @@ async def run_child(
     tests: list[dict[str, Any]] | None = None,
     sandboxed: bool = False,
     sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
+    acting: bool = False,
+    scratch: str | None = None,
     on_log: LogCallback | None = None,
     cwd: str | None = None,
 ) -> ChildOutcome:
@@ -113,6 +115,8 @@ async def run_child(
         timeout_s=timeout_s,
         sandboxed=sandboxed,
         sandbox_mode=sandbox_mode,
+        acting=acting,
+        scratch=scratch,
         stdin_data=json.dumps(request).encode(),
         on_line=on_line,
         env=child_env(),

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from fazai.models.base import Message, Provider, ProviderError, SessionParams, collect
 from fazai.tools.registry import ToolRegistry
 from fazai.tools.runner import run_child
+from fazai.tools.sandbox import SandboxUnavailable
 from fazai.tools.spec import ToolSpec, ToolSpecError, read_spec
 
 ProgressCallback = Callable[[str], Awaitable[None] | None]
@@ -169,9 +170,12 @@ async def validate_tool(
         return Validation(ok=False, errors=[f"parse: {e}"])
     if spec.name != expected_name:
         return Validation(ok=False, errors=[f"SPEC['name'] is {spec.name!r}, must be {expected_name!r}"])
-    check = await run_child(
-        "check", source, filename, timeout_s=timeout_s, sandboxed=True, sandbox_mode=sandbox_mode
-    )
+    try:
+        check = await run_child(
+            "check", source, filename, timeout_s=timeout_s, sandboxed=True, sandbox_mode=sandbox_mode
+        )
+    except SandboxUnavailable as e:
+        return Validation(ok=False, errors=[str(e)])
     if check.error or check.first("spec") is None:
         detail = check.first("error") or {}
         tb = str(detail.get("traceback") or "")[-800:]
