@@ -260,6 +260,9 @@ class DaemonSettings(_Section):
         default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: Path | None = Field(
+        default=None, description="also write the JSON log to this file (created 0600); default: stderr only"
+    )
 
 
 class AskSettings(_Section):

@@ -208,6 +208,12 @@ class EmbeddedClient:
 
     @classmethod
     async def open(cls, settings: Settings, *, runner: bool = True) -> EmbeddedClient:
+        from fazai.sessions.state import FileModeError, secure_state
+
+        try:
+            secure_state(settings)
+        except (FileModeError, OSError) as e:
+            raise ClientError(str(e)) from e
         try:
             store = await Store.open(settings.database_url)
         except Exception as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fazai.protocol import Event, utcnow_iso
 from fazai.store import db
+from fazai.store.files import FileModeError
 from fazai.store.schema import SESSION_STATUSES, events, sessions
 
 
@@ -65,12 +67,15 @@ class Store:
     @classmethod
     async def open(cls, url: str) -> Store:
         """Open (creating and migrating as needed) the store at ``url``."""
-        engine = db.create_engine(url)
+        try:
+            engine = db.create_engine(url)
+        except (OSError, FileModeError) as e:
+            raise StoreError(f"cannot open the session store at {_safe(url)}: {_reason(e)}") from e
         try:
             await db.migrate(engine)
         except Exception as e:
             await engine.dispose()
-            raise StoreError(f"cannot open the session store at {_safe(url)}: {e}") from e
+            raise StoreError(f"cannot open the session store at {_safe(url)}: {_reason(e)}") from e
         return cls(engine, db.normalize_url(url))
 
     async def close(self) -> None:
@@ -177,6 +182,28 @@ class Store:
                 await conn.execute(select(func.max(events.c.seq)).where(events.c.session == session_id))
             ).scalar()
         return int(val or 0)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) says the disk or the database is full."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno == errno.ENOSPC:
+            return True
+        if "disk is full" in str(cur) or "No space left" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _reason(e: BaseException) -> str:
+    # SQLAlchemy's messages carry the statement and a link; the driver's first line is what matters.
+    text = str(getattr(e, "orig", None) or e).splitlines()[0] if str(e) else type(e).__name__
+    if is_disk_full(e):
+        return f"{text} — the disk is full: free space there and start again"
+    return text
 
 
 def _safe(url: str) -> str:
