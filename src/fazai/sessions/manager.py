@@ -21,7 +21,9 @@ from fazai.config import Settings
 from fazai.protocol import Event
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
+from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
+from fazai.store.redact import StreamRedactor
 
 log = structlog.get_logger("fazai.runner")
 
@@ -72,6 +74,8 @@ class Run:
     pending: dict[Any, _Pending] = field(default_factory=dict)
     next_seq: int = 1
     status: str = "running"
+    # Holds back a token/exec_log tail that may be the start of a secret (see fazai.store.redact).
+    redact: StreamRedactor | None = None
 
     def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
         """Register a reply this run waits for (idempotent)."""
@@ -152,7 +156,7 @@ class SessionManager:
         self.store = store
         self.hub = hub or Hub(settings.daemon.sse_queue_size)
         self.metrics = metrics or AgentMetrics()
-        self.writer = EventWriter(store, self.hub.publish)
+        self.writer = EventWriter(store, self.hub.publish, redactor=build_redactor(settings))
         self._loop_fn = loop_fn
         self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
@@ -188,6 +192,7 @@ class SessionManager:
         """Create a session without running it."""
         if not goal.strip():
             raise RunnerError("the goal is empty: say what FazAI should do")
+        goal = self.writer.redactor.text(goal)
         return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
 
     async def start_run(
@@ -195,6 +200,8 @@ class SessionManager:
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
         options = options or RunOptions()
+        # Secrets may have changed since the last run (a firewall added, a token rotated).
+        self.writer.redactor = build_redactor(self.settings)
         prior: list[Event] = []
         if session_id is None:
             if not goal or not goal.strip():
@@ -211,10 +218,14 @@ class SessionManager:
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
             await self.store.update_session(
-                session_id, status="running", goal=goal or None, model=options.model or self._model_name()
+                session_id,
+                status="running",
+                goal=self.writer.redactor.text(goal) or None,
+                model=options.model or self._model_name(),
             )
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
+        run.redact = StreamRedactor(self.writer.redactor)
         run.next_seq = (prior[-1].seq + 1) if prior else 1
         self.runs[rec.id] = run
         self._trackers[rec.id] = self.metrics.run_tracker()
@@ -270,6 +281,19 @@ class SessionManager:
 
     async def _store_event(self, run: Run, ev: Event, *, wait: bool = True) -> None:
         ev.session = run.session_id
+        if run.redact is None:
+            await self._store_one(run, ev, wait=wait)
+            return
+        for out in run.redact.feed(ev):
+            await self._store_one(run, out, wait=wait)
+
+    async def _flush_held(self, run: Run) -> None:
+        if run.redact is not None:
+            for out in run.redact.flush():
+                await self._store_one(run, out, wait=False)
+
+    async def _store_one(self, run: Run, ev: Event, *, wait: bool = True) -> None:
+        ev.session = run.session_id
         ev.seq = run.next_seq
         run.next_seq += 1
         if ev.kind == "approval_required" and not run.options.yes:
@@ -294,7 +318,9 @@ class SessionManager:
         t0 = time.perf_counter()
         last: Event | None = None
         status = "failed"
-        log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
+        # Not the goal itself: it may name hosts, users or secrets, and the daemon log is not the
+        # session log (journald keeps it, other tools ship it). The id leads to it for who may read.
+        log.info("run_started", goal_chars=len(run.goal), resumed=bool(prior), prior_events=len(prior))
         try:
             stream = self._open_loop(run, prior)
             try:
@@ -305,6 +331,7 @@ class SessionManager:
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
+            await self._flush_held(run)
             if run.abort.is_set() and (last is None or last.kind not in TERMINAL_KINDS):
                 last = await self._emit(run, "aborted", {"reason": "aborted by the operator"})
             elif last is None or (last.kind not in TERMINAL_KINDS and last.kind != "error"):
@@ -321,6 +348,7 @@ class SessionManager:
         finally:
             summary = None
             if status != "interrupted" and last is not None:
+                last = self.writer.redactor.event(last)
                 if last.kind == "done":
                     summary = str(last.data.get("answer") or "")[:1000]
                 else:

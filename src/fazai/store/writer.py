@@ -14,6 +14,7 @@ from collections.abc import Callable
 import structlog
 
 from fazai.protocol import Event
+from fazai.store.redact import Redactor
 from fazai.store.store import Store
 
 log = structlog.get_logger("fazai.store")
@@ -25,9 +26,11 @@ MAX_BATCH = 1000
 class EventWriter:
     """Stores events in submission order and hands each committed batch to ``publish``."""
 
-    def __init__(self, store: Store, publish: Publish):
+    def __init__(self, store: Store, publish: Publish, *, redactor: Redactor | None = None):
         self._store = store
         self._publish = publish
+        # Known secret values are replaced before an event is stored or published (see redact.py).
+        self.redactor = redactor or Redactor()
         self._queue: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -57,7 +60,7 @@ class EventWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            events = [e for e, _ in batch]
+            events = [self.redactor.event(e) for e, _ in batch]
             try:
                 await self._store.append_events(events)
             except Exception as e:  # the session runner sees it on the awaited future
