@@ -215,7 +215,7 @@ class EmbeddedClient:
         except (FileModeError, OSError) as e:
             raise ClientError(str(e)) from e
         try:
-            store = await Store.open(settings.database_url)
+            store = await Store.open(settings.database_url, reserve_bytes=settings.disk_reserve_bytes)
         except Exception as e:
             raise ClientError(str(e)) from e
         manager = SessionManager(settings, store)

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fazai.protocol import Event, utcnow_iso
 from fazai.store import db
-from fazai.store.files import FileModeError
+from fazai.store.files import FileModeError, sqlite_path
+from fazai.store.reserve import DiskReserve
 from fazai.store.schema import SESSION_STATUSES, events, sessions
 
 
@@ -24,6 +25,15 @@ class StoreError(Exception):
 def new_session_id() -> str:
     """A fresh session id: ``s_`` + 16 hex digits."""
     return "s_" + uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True, frozen=True)
+class StatusUpdate:
+    """A session's final status, written in order with its events (see ``EventWriter``)."""
+
+    session: str
+    status: str
+    summary: str | None = None
 
 
 @dataclass(slots=True)
@@ -60,13 +70,18 @@ def _record(row: Any) -> SessionRecord:
 class Store:
     """Sessions and events on one database. Create with :meth:`open` (which migrates)."""
 
-    def __init__(self, engine: AsyncEngine, url: str):
+    def __init__(self, engine: AsyncEngine, url: str, reserve: DiskReserve | None = None):
         self.engine = engine
         self.url = url
+        # Ballast given up when the disk fills, so a failing session can still record why it stopped.
+        self.reserve = reserve
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Open (creating and migrating as needed) the store at ``url``."""
+    async def open(cls, url: str, *, reserve_bytes: int = 0) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``.
+
+        ``reserve_bytes``: a SQLite store keeps that much disk set aside (see :mod:`.reserve`).
+        """
         try:
             engine = db.create_engine(url)
         except (OSError, FileModeError) as e:
@@ -76,7 +91,18 @@ class Store:
         except Exception as e:
             await engine.dispose()
             raise StoreError(f"cannot open the session store at {_safe(url)}: {_reason(e)}") from e
-        return cls(engine, db.normalize_url(url))
+        reserve = None
+        path = sqlite_path(db.normalize_url(url))
+        if path is not None and reserve_bytes > 0:
+            reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
+            reserve.ensure()
+        return cls(engine, db.normalize_url(url), reserve)
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages: the SQLite file's folder, or the URL sans password."""
+        path = sqlite_path(self.url)
+        return str(path.parent) if path is not None else _safe(self.url)
 
     async def close(self) -> None:
         """Release the connections."""
@@ -152,15 +178,24 @@ class Store:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def append_events(self, batch: Iterable[Event]) -> None:
-        """Append events (their ``seq`` already assigned) in one transaction."""
+    async def append_events(self, batch: Iterable[Event], updates: Iterable[StatusUpdate] = ()) -> None:
+        """Append events (their ``seq`` already assigned), then apply ``updates``, in one transaction."""
         rows = [
             {"session": e.session, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data} for e in batch
         ]
-        if not rows:
+        ups = list(updates)
+        if not rows and not ups:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(insert(events), rows)
+            if rows:
+                await conn.execute(insert(events), rows)
+            for u in ups:
+                if u.status not in SESSION_STATUSES:
+                    raise StoreError(f"unknown session status {u.status!r}")
+                values: dict[str, Any] = {"status": u.status, "updated_at": utcnow_iso()}
+                if u.summary is not None:
+                    values["summary"] = u.summary
+                await conn.execute(update(sessions).where(sessions.c.id == u.session).values(**values))
 
     async def events(self, session_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The session's events with ``seq > after_seq``, in order."""
@@ -196,6 +231,11 @@ def is_disk_full(e: BaseException) -> bool:
             return True
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+def reason(e: BaseException) -> str:
+    """The first line of what went wrong, with a hint when the disk is full."""
+    return _reason(e)
 
 
 def _reason(e: BaseException) -> str:
