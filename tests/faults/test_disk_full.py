@@ -47,7 +47,7 @@ def test_disk_full_stops_the_session_and_loses_nothing(tmpfs: Path, tmp_path: Pa
             action="shell",
             command=f"for i in $(seq 1 400); do head -c 8000 /dev/zero | tr '\\0' y; echo; "
             f"sleep 0.005; done; sleep 30 # {marker}",
-        ),  # fmt: skip
+        ),
         action(action="done", answer="never reached", status="success"),
     ]
     d = Daemon(home, script, "disk_reserve_mib = 1").start()
@@ -82,7 +82,6 @@ def test_disk_full_stops_the_session_and_loses_nothing(tmpfs: Path, tmp_path: Pa
             assert c.get("/healthz").status_code == 200
             # Space again: runs are accepted once the reserve is back.
             filler.unlink()
-            d.config.write_text(d.config.read_text())  # no-op; the daemon notices by itself
 
             def accepted() -> bool:
                 with c.stream("POST", "/agent/generate", json={"goal": "again", "yes": True}) as r2:
