@@ -281,6 +281,15 @@ class DaemonSettings(_Section):
         default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    disk_reserve_mib: float = Field(
+        default=8.0,
+        ge=0,
+        description="disk space set aside next to a SQLite store, given up when the disk fills so a "
+        "session can record why it stopped (0 = none)",
+    )
+    log_file: Path | None = Field(
+        default=None, description="also write the JSON log to this file (created 0600); default: stderr only"
+    )
 
 
 class AskSettings(_Section):
@@ -325,6 +334,11 @@ class Settings(_Section):
     def daemon_token_file(self) -> Path:
         """The daemon's bearer-token file (``[daemon] token_file`` or ``<state_dir>/daemon.token``)."""
         return self.daemon.token_file or self.paths.state_dir / "daemon.token"
+
+    @property
+    def disk_reserve_bytes(self) -> int:
+        """``[daemon] disk_reserve_mib`` in bytes."""
+        return int(self.daemon.disk_reserve_mib * 1024 * 1024)
 
     @property
     def database_url(self) -> str:

@@ -38,17 +38,54 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def preflight(settings: Settings) -> None:
+    """Check what the daemon needs before it listens, so a problem is one clear line, not a traceback.
+
+    The state folder and files must be private (fixed when loose, refused when another user owns
+    them); the token file must be writable; the store must open and migrate (a full disk says so).
+    """
+    from fazai.sessions.state import FileModeError, secure_state
+    from fazai.sessions.token import ensure_token
+    from fazai.store import Store, StoreError
+    from fazai.store.store import is_disk_full
+
+    try:
+        secure_state(settings)
+        if settings.daemon.require_token:
+            ensure_token(settings.daemon_token_file)
+    except FileModeError as e:
+        raise SystemExit(f"fazaid: {e}") from e
+    except OSError as e:
+        hint = " — the disk is full: free space and start again" if is_disk_full(e) else ""
+        raise SystemExit(
+            f"fazaid: cannot prepare {e.filename or settings.paths.state_dir}: {e.strerror}{hint}"
+        ) from e
+
+    async def check_store() -> None:
+        store = await Store.open(settings.database_url)
+        await store.close()
+
+    try:
+        asyncio.run(check_store())
+    except StoreError as e:
+        raise SystemExit(f"fazaid: {e}") from e
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Run the daemon in the foreground until SIGTERM / Ctrl-C."""
     from fazai.server.app import create_app
 
     host = host or settings.daemon.host
     port = settings.daemon.port if port is None else port
-    logs.configure(settings.daemon.log_level)
+    try:
+        logs.configure(settings.daemon.log_level, settings.daemon.log_file)
+    except OSError as e:
+        raise SystemExit(f"fazaid: cannot open the log file {settings.daemon.log_file}: {e.strerror}") from e
     try:
         check_bind(host, settings.daemon.require_token)
     except AuthConfigError as e:
         raise SystemExit(f"fazaid: {e}") from e
+    preflight(settings)
     sock = bind_socket(host, port)
     actual = sock.getsockname()[1]
     app = create_app(settings)

@@ -10,6 +10,7 @@ import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse
 
 from fazai import __version__
@@ -18,7 +19,8 @@ from fazai.server import sse
 from fazai.server.auth import token_matches
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import ensure_token
-from fazai.store import Store
+from fazai.store import Store, StoreError
+from fazai.store.store import reason as _reason
 
 log = structlog.get_logger("fazai.daemon")
 
@@ -61,7 +63,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_url)
+        store = await Store.open(settings.database_url, reserve_bytes=settings.disk_reserve_bytes)
         manager = (
             manager_factory(settings, store)
             if manager_factory
@@ -95,6 +97,15 @@ def create_app(
     @app.exception_handler(RunnerError)
     async def _runner_error(_req: Request, exc: RunnerError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _store_error(_req: Request, exc: Exception) -> JSONResponse:
+        # The store (or its disk) failed: a 503 that says so, never a bare 500.
+        why = _reason(exc)
+        log.error("store_unavailable", error=why)
+        return JSONResponse({"detail": f"the session store cannot be used right now: {why}"}, status_code=503)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

@@ -22,14 +22,18 @@ from fazai.models.base import Provider, ProviderError
 from fazai.models.factory import build_one, build_provider, session_params
 from fazai.protocol import Event
 from fazai.safety import SafetyPolicy
+from fazai.safety.secrets import GuardedPolicy, secret_files
 from fazai.tools.builtin import load_builtins, make_registry
 
 log = logging.getLogger(__name__)
 
 
 def build_policy(settings: Settings, *, assume_yes: bool = False) -> SafetyPolicy:
-    """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers."""
-    return SafetyPolicy(settings.safety, assume_yes=assume_yes)
+    """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers.
+
+    Commands that would read FazAI's own secret files (token, keys, session store) are forbidden.
+    """
+    return GuardedPolicy(settings.safety, protected=secret_files(settings), assume_yes=assume_yes)
 
 
 def build_tool_services(settings: Settings, *, kb_search: Any = None) -> ToolServices:

@@ -22,7 +22,9 @@ from fazai.protocol import Event
 from fazai.safety.policy import yes_may_approve
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
+from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
+from fazai.store.redact import StreamRedactor
 
 log = structlog.get_logger("fazai.runner")
 
@@ -34,6 +36,14 @@ TERMINAL_KINDS = {"done", "aborted"}
 
 # Events the loop does not run past until they are stored (see ``_store_event``).
 _DURABLE_BEFORE_GOING_ON = frozenset({"action", "approval_required", "ask", "done", "error", "aborted"})
+
+
+class _LogWriteFailed(Exception):
+    """The run's events cannot be stored: it must not go on acting unrecorded."""
+
+
+# How long a run that stops on a write failure waits for its last events and status to be stored.
+FAILED_WRITE_WAIT_S = 10.0
 
 
 class RunnerError(Exception):
@@ -73,6 +83,11 @@ class Run:
     pending: dict[Any, _Pending] = field(default_factory=dict)
     next_seq: int = 1
     status: str = "running"
+    # Holds back a token/exec_log tail that may be the start of a secret (see fazai.store.redact).
+    redact: StreamRedactor | None = None
+    # Set when its events cannot be written: the run stops, its command is killed (see _drive).
+    failure: str | None = None
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
         """Register a reply this run waits for (idempotent)."""
@@ -153,7 +168,9 @@ class SessionManager:
         self.store = store
         self.hub = hub or Hub(settings.daemon.sse_queue_size)
         self.metrics = metrics or AgentMetrics()
-        self.writer = EventWriter(store, self.hub.publish)
+        self.writer = EventWriter(
+            store, self.hub.publish, redactor=build_redactor(settings), on_failure=self._on_write_failure
+        )
         self._loop_fn = loop_fn
         self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
@@ -185,10 +202,21 @@ class SessionManager:
 
     # -- requests ---------------------------------------------------------------------------
 
+    def _check_writable(self) -> None:
+        if not self.writer.healthy:
+            why = self.writer.failure or self.writer.last_failure or "its disk reserve could not be made"
+            raise RunnerError(
+                f"the session store cannot be written ({why}): new runs are refused until it can — "
+                f"free disk space where the store lives ({self.store.location}) and try again",
+                503,
+            )
+
     async def create(self, goal: str, *, mode: str = "agent", model: str | None = None) -> SessionRecord:
         """Create a session without running it."""
         if not goal.strip():
             raise RunnerError("the goal is empty: say what FazAI should do")
+        self._check_writable()
+        goal = self.writer.redactor.text(goal)
         return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
 
     async def start_run(
@@ -196,6 +224,9 @@ class SessionManager:
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
         options = options or RunOptions()
+        self._check_writable()
+        # Secrets may have changed since the last run (a firewall added, a token rotated).
+        self.writer.redactor = build_redactor(self.settings)
         prior: list[Event] = []
         if session_id is None:
             if not goal or not goal.strip():
@@ -212,10 +243,14 @@ class SessionManager:
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
             await self.store.update_session(
-                session_id, status="running", goal=goal or None, model=options.model or self._model_name()
+                session_id,
+                status="running",
+                goal=self.writer.redactor.text(goal) or None,
+                model=options.model or self._model_name(),
             )
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
+        run.redact = StreamRedactor(self.writer.redactor)
         run.next_seq = (prior[-1].seq + 1) if prior else 1
         self.runs[rec.id] = run
         self._trackers[rec.id] = self.metrics.run_tracker()
@@ -232,6 +267,20 @@ class SessionManager:
             if not p.future.done():
                 p.future.set_result(False if p.kind == "approval" else None)
         return True
+
+    def _on_write_failure(self, sessions: set[str], reason: str) -> None:
+        """The writer could not store these sessions' events: stop their runs (they are told why)."""
+        for sid in sessions:
+            run = self.runs.get(sid)
+            if run is None or run.failure is not None:
+                continue
+            log.error("run_stopped_log_unwritable", session=sid, error=reason)
+            run.failure = reason
+            run.failed.set()
+            run.abort.set()
+            for p in list(run.pending.values()):
+                if not p.future.done():
+                    p.future.set_result(False if p.kind == "approval" else None)
 
     def reply(
         self, session_id: str, action_id: Any, *, approved: bool | None = None, answer: str | None = None
@@ -271,6 +320,21 @@ class SessionManager:
 
     async def _store_event(self, run: Run, ev: Event, *, wait: bool = True) -> None:
         ev.session = run.session_id
+        if run.redact is None:
+            await self._store_one(run, ev, wait=wait)
+            return
+        for out in run.redact.feed(ev):
+            await self._store_one(run, out, wait=wait)
+
+    async def _flush_held(self, run: Run) -> None:
+        if run.redact is not None:
+            for out in run.redact.flush():
+                await self._store_one(run, out, wait=False)
+
+    async def _store_one(
+        self, run: Run, ev: Event, *, wait: bool = True, bound_s: float | None = None
+    ) -> None:
+        ev.session = run.session_id
         ev.seq = run.next_seq
         run.next_seq += 1
         if ev.kind == "approval_required" and not run.options.yes:
@@ -285,8 +349,22 @@ class SessionManager:
         # The loop waits only where something irreversible follows: an action before its command
         # runs (its earlier output and observations with it), a question before a human answers,
         # and the end of a run. Waiting on every event cost ~15 ms per iteration (one commit each).
-        if wait or ev.kind in _DURABLE_BEFORE_GOING_ON:
-            await fut
+        if not (wait or ev.kind in _DURABLE_BEFORE_GOING_ON):
+            return
+        if bound_s is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fut), bound_s)
+            return
+        if run.failure is None and not fut.done():
+            # Wait for the write, or for the news that it failed (then the run stops at once).
+            failed = asyncio.ensure_future(run.failed.wait())
+            try:
+                await asyncio.wait({fut, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                failed.cancel()
+        if run.failure is not None:
+            raise _LogWriteFailed(run.failure)
+        await fut
 
     async def _drive(self, run: Run, prior: list[Event]) -> str:
         sid = run.session_id
@@ -295,17 +373,35 @@ class SessionManager:
         t0 = time.perf_counter()
         last: Event | None = None
         status = "failed"
-        log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
+        # Not the goal itself: it may name hosts, users or secrets, and the daemon log is not the
+        # session log (journald keeps it, other tools ship it). The id leads to it for who may read.
+        log.info("run_started", goal_chars=len(run.goal), resumed=bool(prior), prior_events=len(prior))
         try:
             stream = self._open_loop(run, prior)
             try:
                 async for ev in stream:
+                    if run.failure is not None:
+                        break  # closing the loop kills its running command
                     await self._store_event(run, ev, wait=False)
                     if ev.kind != "token":
                         last = ev
+            except _LogWriteFailed:
+                pass
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
+            if run.failure is not None:
+                # What was accepted is kept (the writer retries it); nothing more of the loop is.
+                last = Event(session=sid, kind="error", data={"message": (
+                    f"the session log could not be written ({run.failure}); the session stopped "
+                    "so that nothing runs unrecorded — free disk space, then resume it"
+                ), "fatal": True})  # fmt: skip
+                for out in run.redact.flush() if run.redact else []:
+                    await self._store_one(run, out, wait=False)
+                await self._store_one(run, last, bound_s=FAILED_WRITE_WAIT_S)
+                status = "failed"
+                raise _LogWriteFailed(run.failure)
+            await self._flush_held(run)
             if run.abort.is_set() and (last is None or last.kind not in TERMINAL_KINDS):
                 last = await self._emit(run, "aborted", {"reason": "aborted by the operator"})
             elif last is None or (last.kind not in TERMINAL_KINDS and last.kind != "error"):
@@ -314,6 +410,8 @@ class SessionManager:
         except asyncio.CancelledError:
             status = "interrupted"
             raise
+        except _LogWriteFailed:
+            status = "failed"
         except Exception as e:
             log.exception("run_crashed", error=str(e))
             with contextlib.suppress(Exception):
@@ -322,13 +420,21 @@ class SessionManager:
         finally:
             summary = None
             if status != "interrupted" and last is not None:
+                last = self.writer.redactor.event(last)
                 if last.kind == "done":
                     summary = str(last.data.get("answer") or "")[:1000]
                 else:
                     summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
             # The row is final before followers hear the run ended (they may read it at once).
+            # Written by the writer, after this run's events: it waits (and retries) with them on a
+            # full disk, so the row never stays `running` once anything can be written.
             try:
-                await self.store.update_session(sid, status=status, summary=summary)
+                await asyncio.wait_for(
+                    asyncio.shield(self.writer.submit_status(sid, status, summary)),
+                    FAILED_WRITE_WAIT_S if run.failure or self.writer.failure else None,
+                )
+            except TimeoutError:
+                log.error("status_update_pending", status=status, error=self.writer.failure)
             except Exception as e:
                 log.error("status_update_failed", error=str(e), status=status)
             tracker = self._trackers.pop(sid, None)

@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from fazai.store.files import DIR_MODE, secure_sqlite, sqlite_path
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -46,12 +48,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files get WAL and a busy timeout, and their folder."""
+    """An async engine for ``url``; SQLite files get WAL and a busy timeout, and their folder.
+
+    A SQLite file is created 0600 (its folder 0700 when new) before SQLite opens it, and an existing
+    one is checked: the log holds every command's output (see :mod:`fazai.store.files`).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            secure_sqlite(path)
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

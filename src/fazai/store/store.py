@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fazai.protocol import Event, utcnow_iso
 from fazai.store import db
+from fazai.store.files import FileModeError, sqlite_path
+from fazai.store.reserve import DiskReserve
 from fazai.store.schema import SESSION_STATUSES, events, sessions
 
 
@@ -22,6 +25,15 @@ class StoreError(Exception):
 def new_session_id() -> str:
     """A fresh session id: ``s_`` + 16 hex digits."""
     return "s_" + uuid.uuid4().hex[:16]
+
+
+@dataclass(slots=True, frozen=True)
+class StatusUpdate:
+    """A session's final status, written in order with its events (see ``EventWriter``)."""
+
+    session: str
+    status: str
+    summary: str | None = None
 
 
 @dataclass(slots=True)
@@ -58,20 +70,39 @@ def _record(row: Any) -> SessionRecord:
 class Store:
     """Sessions and events on one database. Create with :meth:`open` (which migrates)."""
 
-    def __init__(self, engine: AsyncEngine, url: str):
+    def __init__(self, engine: AsyncEngine, url: str, reserve: DiskReserve | None = None):
         self.engine = engine
         self.url = url
+        # Ballast given up when the disk fills, so a failing session can still record why it stopped.
+        self.reserve = reserve
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Open (creating and migrating as needed) the store at ``url``."""
-        engine = db.create_engine(url)
+    async def open(cls, url: str, *, reserve_bytes: int = 0) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``.
+
+        ``reserve_bytes``: a SQLite store keeps that much disk set aside (see :mod:`.reserve`).
+        """
+        try:
+            engine = db.create_engine(url)
+        except (OSError, FileModeError) as e:
+            raise StoreError(f"cannot open the session store at {_safe(url)}: {_reason(e)}") from e
         try:
             await db.migrate(engine)
         except Exception as e:
             await engine.dispose()
-            raise StoreError(f"cannot open the session store at {_safe(url)}: {e}") from e
-        return cls(engine, db.normalize_url(url))
+            raise StoreError(f"cannot open the session store at {_safe(url)}: {_reason(e)}") from e
+        reserve = None
+        path = sqlite_path(db.normalize_url(url))
+        if path is not None and reserve_bytes > 0:
+            reserve = DiskReserve(path.with_name(path.name + ".reserve"), reserve_bytes)
+            reserve.ensure()
+        return cls(engine, db.normalize_url(url), reserve)
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages: the SQLite file's folder, or the URL sans password."""
+        path = sqlite_path(self.url)
+        return str(path.parent) if path is not None else _safe(self.url)
 
     async def close(self) -> None:
         """Release the connections."""
@@ -147,15 +178,24 @@ class Store:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def append_events(self, batch: Iterable[Event]) -> None:
-        """Append events (their ``seq`` already assigned) in one transaction."""
+    async def append_events(self, batch: Iterable[Event], updates: Iterable[StatusUpdate] = ()) -> None:
+        """Append events (their ``seq`` already assigned), then apply ``updates``, in one transaction."""
         rows = [
             {"session": e.session, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data} for e in batch
         ]
-        if not rows:
+        ups = list(updates)
+        if not rows and not ups:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(insert(events), rows)
+            if rows:
+                await conn.execute(insert(events), rows)
+            for u in ups:
+                if u.status not in SESSION_STATUSES:
+                    raise StoreError(f"unknown session status {u.status!r}")
+                values: dict[str, Any] = {"status": u.status, "updated_at": utcnow_iso()}
+                if u.summary is not None:
+                    values["summary"] = u.summary
+                await conn.execute(update(sessions).where(sessions.c.id == u.session).values(**values))
 
     async def events(self, session_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The session's events with ``seq > after_seq``, in order."""
@@ -177,6 +217,33 @@ class Store:
                 await conn.execute(select(func.max(events.c.seq)).where(events.c.session == session_id))
             ).scalar()
         return int(val or 0)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) says the disk or the database is full."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno == errno.ENOSPC:
+            return True
+        if "disk is full" in str(cur) or "No space left" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def reason(e: BaseException) -> str:
+    """The first line of what went wrong, with a hint when the disk is full."""
+    return _reason(e)
+
+
+def _reason(e: BaseException) -> str:
+    # SQLAlchemy's messages carry the statement and a link; the driver's first line is what matters.
+    text = str(getattr(e, "orig", None) or e).splitlines()[0] if str(e) else type(e).__name__
+    if is_disk_full(e):
+        return f"{text} — the disk is full: free space there and start again"
+    return text
 
 
 def _safe(url: str) -> str:
