@@ -79,7 +79,10 @@ def known_keys(path: Path, host: str, addr: str, port: int) -> list[asyncssh.SSH
     kh = _read(path)
     if kh is None:
         return []
-    return list(kh.match(host, addr, port if port != DEFAULT_PORT else None)[0])
+    keys: dict[bytes, asyncssh.SSHKey] = {}
+    for k in kh.match(host, addr, port if port != DEFAULT_PORT else None)[0]:
+        keys.setdefault(k.public_data, k)  # a line naming both the host and its address matches twice
+    return list(keys.values())
 
 
 @dataclass

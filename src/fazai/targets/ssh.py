@@ -68,6 +68,7 @@ class SSHTarget:
         max_output_bytes: int = 8 * 2**20,
         kill_grace_s: float = 0.5,
         max_sessions: int = 8,
+        orphan_wait_s: float = 0.5,
     ):
         self.name = name or host
         self.host, self.port, self.user = host, port, user
@@ -77,6 +78,8 @@ class SSHTarget:
         self.keepalive_s = keepalive_s
         self.max_output_bytes = max_output_bytes
         self.kill_grace_s = kill_grace_s
+        # How long to keep reading after the command exits while a background child holds its output.
+        self.orphan_wait_s = orphan_wait_s
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         # OpenSSH allows 10 sessions per connection (MaxSessions): stay under it, and keep room for
@@ -206,7 +209,7 @@ class SSHTarget:
             asyncio.create_task(state.pump(proc.stdout, "stdout")),
             asyncio.create_task(state.pump(proc.stderr, "stderr")),
         ]
-        waiter = asyncio.create_task(proc.wait_closed())
+        waiter = asyncio.create_task(_finished(proc, self.orphan_wait_s))
         canceller = asyncio.create_task(cancel.wait()) if cancel is not None else None
         flood = asyncio.create_task(state.flooded.wait())
         timed_out = cancelled = False
@@ -234,10 +237,7 @@ class SSHTarget:
                 f"the connection to {self.name} was lost while the command ran; it may or may not have "
                 "finished on the node (the next command reconnects)"
             )
-        code = proc.exit_status
-        if code is None or code < 0:
-            sig = proc.exit_signal[0] if proc.exit_signal else None
-            code = -_signal_number(sig) if sig else -1
+        code = proc.returncode if proc.returncode is not None else -1
         err = "".join(state.err)
         if state.flooded.is_set():
             err += (
@@ -363,10 +363,22 @@ class _Streams:
                 return
 
 
-def _signal_number(name: str) -> int:
-    import signal
+async def _finished(proc: asyncssh.SSHClientProcess[bytes], orphan_wait_s: float) -> None:
+    """Wait until the command has exited and its output is read.
 
+    sshd reports the exit status when the shell exits but keeps the channel open while a background
+    child (``cmd &``) holds its output, as long as that child lives: stop waiting for it after
+    ``orphan_wait_s`` (the local target does the same) and close the channel.
+    """
+    closed = asyncio.ensure_future(proc.wait_closed())
     try:
-        return int(signal.Signals["SIG" + name.upper().removeprefix("SIG")])
-    except KeyError:
-        return 1
+        while not closed.done():
+            if proc.returncode is not None:
+                done, _ = await asyncio.wait({closed}, timeout=orphan_wait_s)
+                if not done:
+                    proc.close()
+                    await asyncio.wait({closed}, timeout=2)
+                return
+            await asyncio.wait({closed}, timeout=0.02)
+    finally:
+        closed.cancel()
