@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from targets.contract import TargetContract
-from targets.sshd import SSHServer
 
 from fazai.targets.local import LocalTarget
 from fazai.targets.ssh import SSHTarget
+from targets.contract import TargetContract
+from targets.sshd import SSHServer
 
 
 def ssh_target(server: SSHServer, **kw: object) -> SSHTarget:

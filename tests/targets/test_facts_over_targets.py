@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from targets.sshd import SSHServer
-from targets.test_contract import ssh_target
-
 from fazai.facts import collect_facts
 from fazai.targets.local import LocalTarget
+from targets.sshd import SSHServer
+from targets.test_contract import ssh_target
 
 
 async def test_facts_over_ssh_match_the_local_facts(sshd: SSHServer) -> None:

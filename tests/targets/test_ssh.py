@@ -7,12 +7,12 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from targets.sshd import SSHServer, free_port, start_sshd
-from targets.test_contract import ssh_target
 
 from fazai.targets.base import TargetError
 from fazai.targets.known_hosts import HostKeyRefused, add_known_host, fetch_host_key, known_keys
 from fazai.targets.ssh import SSHTarget
+from targets.sshd import SSHServer, free_port, start_sshd
+from targets.test_contract import ssh_target
 
 
 async def test_unknown_host_key_is_refused_with_fingerprint_and_trust_command(
@@ -72,9 +72,9 @@ async def test_changed_host_key_is_refused_as_changed(sshd: SSHServer, tmp_path:
 async def test_a_key_the_node_does_not_accept_is_a_clear_error(sshd: SSHServer, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger"
     stranger.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
-    with pytest.raises(TargetError, match="refused the key .*authorized_keys"):
+    with pytest.raises(TargetError, match=r"refused the key .*authorized_keys"):
         await ssh_target(sshd, key_path=stranger).run("true")
-    with pytest.raises(TargetError, match="no SSH key .*fazai ssh keygen"):
+    with pytest.raises(TargetError, match=r"no SSH key .*fazai ssh keygen"):
         await ssh_target(sshd, key_path=tmp_path / "missing").run("true")
 
 

@@ -149,7 +149,7 @@ class SSHTarget:
                 f"{where} refused the key {self.key_path}: add {self.key_path}.pub to that user's "
                 "~/.ssh/authorized_keys on the node (or set [ssh] user / the node's user)"
             ) from e
-        except (TimeoutError, asyncio.TimeoutError) as e:
+        except TimeoutError as e:
             raise TargetError(f"{where} did not answer within {self.connect_timeout_s:g}s") from e
         except (OSError, asyncssh.Error) as e:
             raise TargetError(f"cannot connect to {self.name} ({where}): {e}") from e
