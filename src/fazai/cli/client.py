@@ -159,6 +159,7 @@ class DaemonClient:
             "max_iterations": options.max_iterations,
             "model": options.model,
             "mode": options.mode,
+            "node": options.node,
         }
         async for item in self._stream("POST", "/agent/generate", json=body):
             yield item

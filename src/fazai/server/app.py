@@ -37,6 +37,7 @@ class Generate(BaseModel):
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
     model: str | None = None
     mode: Literal["agent", "ask"] = "agent"
+    node: str | None = Field(default=None, description="run on this inventory node (fazai nodes list)")
 
 
 class Abort(BaseModel):
@@ -146,7 +147,9 @@ def create_app(
     @app.post("/agent/generate", dependencies=[Depends(auth)])
     async def generate(body: Generate, request: Request) -> EventSourceResponse:
         m = mgr(request)
-        opts = RunOptions(yes=body.yes, max_iterations=body.max_iterations, model=body.model, mode=body.mode)
+        opts = RunOptions(
+            yes=body.yes, max_iterations=body.max_iterations, model=body.model, mode=body.mode, node=body.node
+        )
         sid = body.session
         if sid is None:
             if not body.goal or not body.goal.strip():
