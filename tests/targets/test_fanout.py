@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from targets.sshd import SSHServer, free_port, start_sshd
 
 from fazai.config import PathsSettings, Settings, SSHSettings
 from fazai.protocol import Event
@@ -20,6 +19,7 @@ from fazai.sessions.fanout import fan_out
 from fazai.sessions.manager import RunnerError, RunOptions, SessionManager
 from fazai.store import Store
 from fazai.store.inventory import Inventory
+from targets.sshd import SSHServer, free_port, start_sshd
 
 WHERE = '[ -n "$SSH_CONNECTION" ] && echo over-ssh || echo here'
 
@@ -85,7 +85,7 @@ async def test_unknown_and_unreachable_nodes_are_refused_with_the_reason(manager
     with pytest.raises(RunnerError, match="no node 'nope'") as e:
         await manager.start_run(goal="true", options=RunOptions(node="nope"))
     assert e.value.status == 404
-    with pytest.raises(RunnerError, match="unreachable: the host key of .* is not known") as e:
+    with pytest.raises(RunnerError, match=r"unreachable: the host key of .* is not known") as e:
         await manager.start_run(goal="true", options=RunOptions(node="web-alias"))
     assert e.value.status == 503 and "fazai ssh trust 127.0.0.1 --port" in str(e.value)
 

@@ -16,6 +16,7 @@ from fazai import __version__
 from fazai.config import Settings
 from fazai.server import sse
 from fazai.server.auth import token_matches
+from fazai.server.nodes import nodes_router
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import ensure_token
 from fazai.store import Store
@@ -92,6 +93,8 @@ def create_app(
 
     def mgr(request: Request) -> SessionManager:
         return request.app.state.manager
+
+    app.include_router(nodes_router(auth))
 
     @app.exception_handler(RunnerError)
     async def _runner_error(_req: Request, exc: RunnerError) -> JSONResponse:
