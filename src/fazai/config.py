@@ -309,6 +309,35 @@ class AskSettings(_Section):
     scratch: bool = True
 
 
+class SSHSettings(_Section):
+    """The ``ssh`` target: how FazAI logs in to nodes that have no ``fazai-agent``."""
+
+    known_hosts: Path | None = Field(
+        default=None,
+        description="host keys FazAI trusts (OpenSSH format); default: <state_dir>/ssh/known_hosts",
+    )
+    key: Path | None = Field(
+        default=None, description="private key to log in with; default: <state_dir>/ssh/id_ed25519"
+    )
+    user: str = Field(default="root", min_length=1, description="login user when the node names none")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="TCP connect + login time limit")
+    keepalive_s: float = Field(
+        default=15.0, gt=0, description="keepalive interval (3 missed = connection dropped)"
+    )
+    max_output_bytes: int = Field(
+        default=8 * 2**20, ge=4096, description="output kept per stream; past it the command is stopped"
+    )
+
+
+class NodesSettings(_Section):
+    """The inventory and targeting (``--node`` / ``--nodes``)."""
+
+    fanout_concurrency: int = Field(default=8, ge=1, le=1000, description="nodes worked on at once")
+    offline_after_s: float = Field(
+        default=90.0, gt=0, description="an agent node with no heartbeat for this long is offline"
+    )
+
+
 class Settings(_Section):
     """Everything FazAI reads from its configuration."""
 
@@ -322,6 +351,8 @@ class Settings(_Section):
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
+    ssh: SSHSettings = Field(default_factory=SSHSettings)
+    nodes: NodesSettings = Field(default_factory=NodesSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)
@@ -339,6 +370,16 @@ class Settings(_Section):
     def disk_reserve_bytes(self) -> int:
         """``[daemon] disk_reserve_mib`` in bytes."""
         return int(self.daemon.disk_reserve_mib * 1024 * 1024)
+
+    @property
+    def ssh_known_hosts(self) -> Path:
+        """FazAI's known_hosts file (``[ssh] known_hosts`` or ``<state_dir>/ssh/known_hosts``)."""
+        return self.ssh.known_hosts or self.paths.state_dir / "ssh" / "known_hosts"
+
+    @property
+    def ssh_key(self) -> Path:
+        """The SSH login key (``[ssh] key`` or ``<state_dir>/ssh/id_ed25519``)."""
+        return self.ssh.key or self.paths.state_dir / "ssh" / "id_ed25519"
 
     @property
     def database_url(self) -> str:

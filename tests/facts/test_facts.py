@@ -103,6 +103,9 @@ class ScriptedTarget:
 
     def run(self, command: str, timeout: float | None = None) -> FakeResult:
         self.calls.append((command, timeout))
+        # Every collector runs in the C locale, whatever the target's own locale.
+        assert command.startswith("export LC_ALL=C LANG=C; ")
+        command = command.split("; ", 1)[1]
         if command.startswith("cat /etc/os-release"):
             return FakeResult(0, _read("os-release.debian12.txt").encode(), b"")
         if command.startswith("uname"):

@@ -47,6 +47,16 @@ class AgentClient(Protocol):
 
     async def session(self, session: str) -> dict[str, Any] | None: ...
 
+    async def fanout(
+        self, goal: str, selector: str, options: RunOptions, concurrency: int | None = None
+    ) -> dict[str, Any]:
+        """Run ``goal`` on every node ``selector`` picks; the per-node report (``FanoutReport``)."""
+        ...
+
+    async def nodes(self, op: str, name: str | None = None, body: dict[str, Any] | None = None) -> Any:
+        """Inventory operations: list (name = selector), show, add, patch, remove."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -159,6 +169,7 @@ class DaemonClient:
             "max_iterations": options.max_iterations,
             "model": options.model,
             "mode": options.mode,
+            "node": options.node,
         }
         async for item in self._stream("POST", "/agent/generate", json=body):
             yield item
@@ -191,6 +202,38 @@ class DaemonClient:
         r = await self._http.get(f"/agent/sessions/{session}")
         if r.status_code == 404:
             return None
+        self._check(r)
+        return r.json()
+
+    async def fanout(
+        self, goal: str, selector: str, options: RunOptions, concurrency: int | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "goal": goal,
+            "nodes": selector,
+            "mode": options.mode,
+            "yes": options.yes,
+            "model": options.model,
+            "max_iterations": options.max_iterations,
+            "concurrency": concurrency,
+        }
+        r = await self._http.post("/agent/fanout", json=body)
+        self._check(r)
+        return r.json()
+
+    async def nodes(self, op: str, name: str | None = None, body: dict[str, Any] | None = None) -> Any:
+        if op == "list":
+            r = await self._http.get("/nodes", params={"selector": name} if name else {})
+        elif op == "show":
+            r = await self._http.get(f"/nodes/{name}")
+        elif op == "add":
+            r = await self._http.post("/nodes", json=body)
+        elif op == "patch":
+            r = await self._http.patch(f"/nodes/{name}", json=body)
+        elif op == "remove":
+            r = await self._http.delete(f"/nodes/{name}")
+        else:
+            raise ValueError(op)
         self._check(r)
         return r.json()
 
@@ -303,6 +346,48 @@ class EmbeddedClient:
     async def session(self, session: str) -> dict[str, Any] | None:
         rec: SessionRecord | None = await self.store.get_session(session)
         return rec.to_dict() if rec else None
+
+    async def fanout(
+        self, goal: str, selector: str, options: RunOptions, concurrency: int | None = None
+    ) -> dict[str, Any]:
+        from fazai.sessions.fanout import fan_out
+        from fazai.store.selector import SelectorError
+
+        try:
+            report = await fan_out(self.manager, selector, goal, options, concurrency=concurrency)
+        except SelectorError as e:
+            raise ClientError(str(e)) from e
+        return report.to_dict()
+
+    async def nodes(self, op: str, name: str | None = None, body: dict[str, Any] | None = None) -> Any:
+        from fazai.store.inventory import Inventory, InventoryError
+        from fazai.store.selector import SelectorError
+
+        inv = Inventory(self.store.engine)
+        off = self.settings.nodes.offline_after_s
+        try:
+            if op == "list":
+                return [n.to_dict(offline_after_s=off) for n in await inv.list(name)]
+            if op == "show":
+                return (await inv.require(name or "")).to_dict(facts=True, offline_after_s=off)
+            if op == "add":
+                return (await inv.add_node(**(body or {}))).to_dict(offline_after_s=off)
+            if op == "patch":
+                b = body or {}
+                node = await inv.retag(
+                    name or "",
+                    add=b.get("add_tags", ()),
+                    remove=b.get("remove_tags", ()),
+                    labels=b.get("labels"),
+                )
+                return node.to_dict(offline_after_s=off)
+            if op == "remove":
+                if not await inv.remove(name or ""):
+                    raise ClientError(f"no node {name!r} in the inventory")
+                return {"name": name, "removed": True}
+        except (InventoryError, SelectorError) as e:
+            raise ClientError(str(e)) from e
+        raise ValueError(op)
 
 
 async def connect(settings: Settings, *, embedded: bool | None = None, runner: bool = True) -> AgentClient:

@@ -24,4 +24,6 @@ _GROUPS: list[str] = [
     "facts",
     "agent",
     "ask",
+    "nodes",  # `fazai nodes list|show|add|tag|untag|rm` (the inventory)
+    "ssh",  # `fazai ssh trust|check|keygen`
 ]

@@ -185,9 +185,14 @@ async def _run_on(target: Any, command: str, timeout: float) -> Any:  # noqa: AS
     return await res if inspect.isawaitable(res) else res
 
 
+# The parsers read the C locale's output (dates, decimal points, column names), whatever the
+# target's own locale is: a remote node's sshd passes the operator's LANG through.
+_C_LOCALE = "export LC_ALL=C LANG=C; "
+
+
 async def _collect_one(target: Any, c: Collector, timeout: float) -> tuple[str, Any, str | None]:  # noqa: ASYNC109
     try:
-        res = await _run_on(target, c.command, timeout)
+        res = await _run_on(target, _C_LOCALE + c.command, timeout)
     except Exception as e:  # a broken target must not break the others
         return c.name, None, f"{type(e).__name__}: {e}"
     out, err = _text(res.stdout), _text(res.stderr)
@@ -212,6 +217,9 @@ async def collect_facts(
     target_name: str | None = None,
 ) -> Facts:
     """Run every collector on ``target`` (default: this machine) in parallel within ``budget_s``.
+
+    ``target`` is anything with ``run(command, timeout=...)``: a ``fazai.targets`` target (local,
+    ssh, agent) or :class:`LocalRunner`. Commands run in the C locale.
 
     Collectors that fail or do not finish in time are named in ``Facts.errors`` with the reason; the
     others are still returned. Never raises for a failing command.

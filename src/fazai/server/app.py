@@ -17,6 +17,7 @@ from fazai import __version__
 from fazai.config import Settings
 from fazai.server import sse
 from fazai.server.auth import token_matches
+from fazai.server.nodes import nodes_router
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import ensure_token
 from fazai.store import Store, StoreError
@@ -39,6 +40,7 @@ class Generate(BaseModel):
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
     model: str | None = None
     mode: Literal["agent", "ask"] = "agent"
+    node: str | None = Field(default=None, description="run on this inventory node (fazai nodes list)")
 
 
 class Abort(BaseModel):
@@ -93,6 +95,8 @@ def create_app(
 
     def mgr(request: Request) -> SessionManager:
         return request.app.state.manager
+
+    app.include_router(nodes_router(auth))
 
     @app.exception_handler(RunnerError)
     async def _runner_error(_req: Request, exc: RunnerError) -> JSONResponse:
@@ -157,7 +161,9 @@ def create_app(
     @app.post("/agent/generate", dependencies=[Depends(auth)])
     async def generate(body: Generate, request: Request) -> EventSourceResponse:
         m = mgr(request)
-        opts = RunOptions(yes=body.yes, max_iterations=body.max_iterations, model=body.model, mode=body.mode)
+        opts = RunOptions(
+            yes=body.yes, max_iterations=body.max_iterations, model=body.model, mode=body.mode, node=body.node
+        )
         sid = body.session
         if sid is None:
             if not body.goal or not body.goal.strip():

@@ -93,16 +93,31 @@ class AgentLoop:
         else:
             # Built-ins follow what is registered now: `fazai opnsense add` needs no daemon restart.
             self._services.registry.replace_builtins(load_builtins(s))
-        facts = MachineFacts(budget_s=s.agent.facts_budget_s) if s.agent.facts_budget_s > 0 else None
+        # A run on an inventory node (--node): its target is the only one, facts come from there.
+        node_target = getattr(options, "target", None)
+        facts = (
+            MachineFacts(
+                node_target, budget_s=s.agent.facts_budget_s, target_name=getattr(node_target, "name", None)
+            )
+            if s.agent.facts_budget_s > 0
+            else None
+        )
         policy = build_policy(s, assume_yes=bool(getattr(options, "yes", False)))
         knowledge = (
             KBContext(
-                self.kb_access, facts=facts, token_budget=s.kb.token_budget, checks=RecipeChecks(policy)
+                self.kb_access,
+                facts=facts,
+                token_budget=s.kb.token_budget,
+                checks=RecipeChecks(policy, node_target),
             )
             if self.kb_access is not None
             else None
         )
         executors = dict(self._executors)
+        if node_target is not None:
+            # Tools run on this machine, not on the node: a run on a node offers none of them.
+            for kind in ("tool_spec", "use_tool"):
+                executors.pop(kind, None)
         if knowledge is not None:
             executors["commit_kb"] = commit_kb_executor(knowledge)
         params = session_params(s)
@@ -120,12 +135,15 @@ class AgentLoop:
             settings=agent,
             params=params,
             executors=executors,
-            tools=self._services.catalog if self._services is not None else None,
+            tools=self._services.catalog if self._services is not None and node_target is None else None,
             knowledge=knowledge,
             facts=facts,
             kb_limit=s.kb.top_k,
             direct=direct,
         )
+        if node_target is not None:
+            deps.targets = {node_target.name: node_target}
+            deps.default_target = node_target.name
         if getattr(options, "mode", "agent") == "ask":
             from fazai.agent.ask import CommandCache, ask_deps
 

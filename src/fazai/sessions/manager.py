@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -49,9 +49,10 @@ FAILED_WRITE_WAIT_S = 10.0
 class RunnerError(Exception):
     """A request the runner cannot honour; ``status`` is the HTTP status the daemon answers with."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, reason: str | None = None):
         super().__init__(message)
         self.status = status
+        self.reason = reason  # for a node that cannot be had: unknown | offline | unreachable | unsupported
 
 
 @dataclass(slots=True)
@@ -62,6 +63,8 @@ class RunOptions:
     max_iterations: int | None = None
     model: str | None = None
     mode: str = "agent"  # "agent" or "ask" (the question mode: read-only, [ask] limits)
+    node: str | None = None  # an inventory node: the run's commands go to its target (--node)
+    target: Any = None  # that node's target, resolved by the manager (not given by clients)
 
 
 @dataclass(slots=True)
@@ -175,6 +178,29 @@ class SessionManager:
         self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
         self._trackers: dict[str, RunTracker] = {}
+        self._nodes: Any = None  # NodeTargets, made on the first --node run
+
+    @property
+    def nodes(self) -> Any:
+        """The targets of inventory nodes (one reused connection per node) for this process."""
+        if self._nodes is None:
+            from fazai.store.inventory import Inventory
+            from fazai.targets.nodes import NodeTargets
+
+            self._nodes = NodeTargets(self.settings, Inventory(self.store.engine))
+        return self._nodes
+
+    async def resolve_node(self, options: RunOptions) -> RunOptions:
+        """``options`` with the node's target, or :class:`RunnerError` saying why it cannot be had."""
+        if options.node is None or options.target is not None:
+            return options
+        from fazai.targets.nodes import NodeUnavailable
+
+        try:
+            _node, target = await self.nodes.target_for(options.node)
+        except NodeUnavailable as e:
+            raise RunnerError(str(e), 404 if e.reason == "unknown" else 503, e.reason) from e
+        return replace(options, target=target)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -196,6 +222,9 @@ class SessionManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run.task
         await self.writer.stop()
+        if self._nodes is not None:
+            with contextlib.suppress(Exception):
+                await self._nodes.aclose()
         if self._owned_loop is not None:
             with contextlib.suppress(Exception):
                 await self._owned_loop.aclose()
@@ -223,7 +252,7 @@ class SessionManager:
         self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
-        options = options or RunOptions()
+        options = await self.resolve_node(options or RunOptions())
         self._check_writable()
         # Secrets may have changed since the last run (a firewall added, a token rotated).
         self.writer.redactor = build_redactor(self.settings)
