@@ -24,4 +24,5 @@ _GROUPS: list[str] = [
     "facts",
     "agent",
     "ask",
+    "enroll",  # `fazai nodes token|pending|approve|reject|revoke`; joins the `nodes` group
 ]
