@@ -129,7 +129,8 @@ class FileApply(_Spec):
 
 class FileRead(_Spec):
     path: str = Field(min_length=1)
-    max_bytes: int = Field(default=1 << 20, ge=1, le=MAX_FRAME_BYTES // 2)
+    # base64 grows 4/3: half a frame of raw bytes still fits in one result frame.
+    max_bytes: int = Field(default=MAX_FRAME_BYTES // 2, ge=1, le=MAX_FRAME_BYTES // 2)
 
 
 class ToolRun(_Spec):

@@ -113,6 +113,8 @@ class Runner:
         self.executions += 1
         buf: list[tuple[str, str]] = []
         state = {"seq": 0, "sent": 0, "size": 0, "truncated": False, "last": time.monotonic()}
+        loop = asyncio.get_running_loop()
+        timer: list[asyncio.TimerHandle] = []
 
         def flush() -> None:
             # Merge consecutive pieces of the same stream into one frame.
@@ -143,15 +145,22 @@ class Runner:
                 text = text[:room]
                 state["truncated"] = True
             state["sent"] += len(text)
+            if not buf:
+                # Coalesce for at most 50 ms: quiet output still streams, floods go out in big frames.
+                timer.append(loop.call_later(0.05, flush))
             buf.append((stream, text))
             state["size"] += len(text)
-            if state["size"] >= wire.CHUNK_BYTES or time.monotonic() - state["last"] > 0.05:
+            if state["size"] >= wire.CHUNK_BYTES:
                 flush()
 
         target = self.target
         if spec.cwd or spec.env:
             target = LocalTarget(name=self.node, cwd=spec.cwd, env=spec.env)
-        res = await target.run(spec.command, timeout=spec.timeout_s, on_output=on_output)
+        try:
+            res = await target.run(spec.command, timeout=spec.timeout_s, on_output=on_output)
+        finally:
+            for t in timer:
+                t.cancel()
         flush()
         self.emit(
             "command.exit",
@@ -247,6 +256,7 @@ def _apply(spec: wire.FileApply) -> dict[str, Any]:
     if current is not None:
         backup = f"{p}.fazai-bak.{time.strftime('%Y%m%dT%H%M%S')}"
         shutil.copy2(p, backup)
+    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.fazai-tmp")
     with open(tmp, "wb") as f:
         f.write(data)
