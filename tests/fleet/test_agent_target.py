@@ -88,6 +88,11 @@ async def test_contract(target: AgentTarget, tmp_path) -> None:
     assert any(p.name.startswith("f.txt.fazai-bak.") for p in (tmp_path / "sub").iterdir())
     with pytest.raises(TargetError, match="cannot read"):
         await target.get_file(str(tmp_path / "missing"))
+    # A flood of output is cut at the per-action cap (1 MiB), the command still completes.
+    res = await target.run("head -c 3000000 /dev/zero | tr '\\0' a; echo tail >&2")
+    assert res.exit_code == 0 and 0 < len(res.stdout) <= 1 << 20
+    flood = await target.router.actions.get(target.last_action)  # type: ignore[attr-defined]
+    assert flood["result"]["truncated"] is True
     with pytest.raises(TargetError, match="refused"):
         await target.run("mkfs.ext4 /dev/sda")
     row = await target.router.actions.get(target.last_action)  # type: ignore[attr-defined]
