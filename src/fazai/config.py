@@ -292,6 +292,26 @@ class DaemonSettings(_Section):
     )
 
 
+class FleetSettings(_Section):
+    """The agent gateway in fazaid: enrollment and the mTLS WebSocket listener (docs/fleet.md)."""
+
+    enabled: bool = Field(default=False, description="run the gateway and enrollment listeners in fazaid")
+    host: str = Field(default="127.0.0.1", description="listen address of both fleet listeners")
+    gateway_port: int = Field(default=3121, ge=0, le=65535, description="WSS with client certificates")
+    enroll_port: int = Field(default=3122, ge=0, le=65535, description="TLS enrollment (bootstrap tokens)")
+    server_names: list[str] = Field(
+        default_factory=list, description="DNS names / IPs agents dial (in the server certificate)"
+    )
+    cert_days: float = Field(default=30, gt=0, le=825, description="lifetime of a node certificate")
+    require_approval: bool = Field(default=False, description="enrollments wait for `fazai nodes approve`")
+    heartbeat_s: float = Field(default=15.0, gt=0, description="how often agents send a heartbeat")
+    credits: int = Field(default=64, ge=1, le=100000, description="agent frames in flight per connection")
+    max_frame_bytes: int = Field(default=1 << 20, ge=4096, description="largest frame accepted")
+    max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
+    max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
+    revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+
+
 class AskSettings(_Section):
     """``fazai ask``: the question mode (seed defaults)."""
 
@@ -353,6 +373,7 @@ class Settings(_Section):
     ask: AskSettings = Field(default_factory=AskSettings)
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     nodes: NodesSettings = Field(default_factory=NodesSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)

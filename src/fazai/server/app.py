@@ -73,12 +73,19 @@ def create_app(
         )
         await manager.start(recover=True)
         app.state.manager = manager
+        app.state.fleet = None
+        if settings.fleet.enabled:
+            from fazai.fleet.gateway import start_fleet
+
+            app.state.fleet = await start_fleet(settings, store.engine)
         log.info(
             "daemon_ready", version=__version__, store=store.engine.url.render_as_string(hide_password=True)
         )
         try:
             yield
         finally:
+            if app.state.fleet is not None:
+                await app.state.fleet.stop()
             await manager.stop()
             await store.close()
 
@@ -198,6 +205,9 @@ def create_app(
         mgr(request).reply(body.session, action, approved=body.approved, answer=body.answer)
         return {"session": body.session, "action": action, "accepted": True}
 
+    from fazai.server import fleet_routes
+
+    app.include_router(fleet_routes.router(), dependencies=[Depends(auth)])
     return app
 
 
