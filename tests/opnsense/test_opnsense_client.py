@@ -161,7 +161,7 @@ def _pki(tmp: Path) -> dict[str, Path]:
 async def test_tls_with_ca_bundle(tmp_path):
     pki = _pki(tmp_path)
     ca, cert, key = pki["ca"], pki["cert"], pki["key"]
-    sim = Simulator("26.1")
+    sim = Simulator("26.1.2")
     sim.add_key("k", "s")
     with serve(sim, certfile=cert, keyfile=key) as url:
         assert url.startswith("https://")
@@ -205,7 +205,7 @@ def test_simulator_crud_contract(servers):
 
 async def test_mutual_tls_client_certificate(tmp_path):
     pki = _pki(tmp_path)
-    sim = Simulator("26.7")
+    sim = Simulator("26.7.2")
     sim.add_key("k", "s")
     with serve(sim, certfile=pki["cert"], keyfile=pki["key"], client_ca=pki["ca"]) as url:
         opts = ClientOptions(ca_file=pki["ca"], client_cert=pki["client_cert"], client_key=pki["client_key"])

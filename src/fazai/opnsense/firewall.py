@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from fazai.opnsense import errors as E
 from fazai.opnsense import resources as R
+from fazai.opnsense import safe_apply as _sa
 from fazai.opnsense.alerts import SuricataAlert, parse_query_alerts_row
 from fazai.opnsense.backups import BackupStore, pull_backup
 from fazai.opnsense.client import OPNsenseClient, check_saved
@@ -22,7 +23,7 @@ from fazai.opnsense.model import ModelOps, apply_ok, to_wire
 
 BLOCK_ALIAS = "fazai_block"
 BLOCK_RULE = "fazai: block sources in fazai_block"
-Verify = Callable[[], Awaitable[bool]]
+Verify = _sa.Verify
 
 # Which endpoint makes staged changes of each module live.
 APPLY_PATHS = {
@@ -57,10 +58,8 @@ class Firewall:
         self.ids_policies = ModelOps(client, R.IDS_POLICY)
 
     async def connect(self) -> None:
-        """Detect the version and adapt version-dependent lookups."""
-        caps = await self.client.capabilities()
-        # 25.7's searchRule without `interface` shows only floating rules: read the model instead.
-        self.rules._use_model_get = caps.rule_search_by_interface
+        """Detect the version (rule lookups search every interface view, whatever the version)."""
+        await self.client.capabilities()
 
     # ------------------------------------------------------------------ aliases
     async def ensure_alias(
@@ -149,14 +148,8 @@ class Firewall:
         return Result([await self.rules.delete({"description": description}, dry_run=dry_run)])
 
     async def list_rules(self, phrase: str = "") -> list[dict[str, Any]]:
-        """Filter rule rows (on 25.7, read from the model so non-floating rules are included)."""
-        if self.rules._use_model_get:
-            reply = await self.client.get("firewall/filter/get")
-            rules = (((reply or {}).get("filter") or {}).get("rules") or {}).get("rule") or {}
-            from fazai.opnsense.model import flatten_item
-
-            rows = [{"uuid": u, **flatten_item(v)} for u, v in rules.items()]
-            return [r for r in rows if phrase.lower() in json.dumps(r).lower()]
+        """Filter rule rows of every interface view (25.7 and 26.1 list floating rules only
+        when ``searchRule`` gets no ``interface``; see :meth:`ModelOps.list`)."""
         return await self.rules.list(phrase)
 
     async def move_rule(self, description: str, before: str, *, dry_run: bool = False) -> Result:
@@ -284,12 +277,8 @@ class Firewall:
         return res
 
     async def api_alive(self) -> bool:
-        """True if the API still answers (used to verify after an apply)."""
-        try:
-            await self.client.get("core/system/status")
-            return True
-        except E.OPNsenseError:
-            return False
+        """True if a NEW connection to the API gets an answer (used to verify after an apply)."""
+        return await _sa.api_alive(self)
 
     async def safe_apply(
         self,
@@ -300,90 +289,18 @@ class Firewall:
         revert_now: bool = True,
         aliases: bool = True,
     ) -> Result:
-        """Apply aliases and filter rules so that a change that cuts us off undoes itself.
+        """Apply filter rules (and aliases) so that a change that cuts us off undoes itself.
 
-        ≤ 26.1: savepoint → ``change()`` (the rule edits) → apply/{rev} (60 s rollback timer) →
-        verify (API answers + ``verify``) → cancelRollback. A failed verify reverts at once when the
-        API still answers, otherwise the firewall's timer restores the rules. The rollback restores
-        the rules as they were at the savepoint, so rule edits staged *before* this call (without
-        ``change``) are not undone. 26.7+: no savepoint, so a config.xml backup is taken first.
+        ≤ 26.1: savepoint → ``change()`` (staged only) → ``apply/{rev}`` (the 60 s rollback timer
+        is armed before the reload) → alias reconfigure → verify over a new connection (+ ``verify``)
+        → cancelRollback; a failed verify reverts at once when a new connection still gets in,
+        otherwise the firewall's timer restores the savepoint. Edits staged *before* this call
+        (without ``change``) are part of the savepoint and are not undone. 26.7+: no savepoint, so
+        a config.xml backup is taken first. See :mod:`fazai.opnsense.safe_apply`.
         """
-        caps = await self.client.capabilities()
-        res = Result()
-        if dry_run:
-            if change is not None:
-                res.changes += (await change()).changes
-            res.changes.append(Change("apply", "filter", "apply", dry_run=True, note="safe apply"))
-            res.notes.append(
-                "savepoint + rollback timer"
-                if caps.savepoint
-                else "config backup first (no savepoint on this version)"
-            )
-            return res
-        if not caps.savepoint:
-            backup = await pull_backup(self.client, self.backups, note="before apply")
-            res.notes.append(
-                f"OPNsense {caps.version} has no savepoint/rollback: took config backup {backup.id} first; "
-                "there is no automatic rollback on this version"
-            )
-            res.data["backup"] = backup.id
-            if change is not None:
-                res.changes += (await change()).changes
-            if aliases:
-                res.changes += (await self.apply(["alias"])).changes
-            res.changes += (await self.apply(["filter"])).changes
-            ok = await self._verify(verify, res)
-            res.data["status"] = "applied" if ok else "verify_failed"
-            if not ok:
-                res.notes.append(
-                    f"verify failed: compare with backup {backup.id} (`fazai opnsense backup diff`)"
-                )
-            return res
-        sp = await self.client.post("firewall/filter/savepoint")
-        rev = str(sp.get("revision", "")) if isinstance(sp, dict) else ""
-        if not rev:
-            raise E.OperationFailed(f"filter savepoint failed ({sp!r}); nothing was applied.")
-        res.data["revision"] = rev
-        if change is not None:
-            res.changes += (await change()).changes
-        if aliases:
-            res.changes += (await self.apply(["alias"])).changes
-            res.notes.append("aliases were applied first; the rollback covers filter rules only")
-        reply = await self.client.post(f"firewall/filter/apply/{rev}")
-        res.changes.append(Change("apply", "filter", "apply", note=f"rollback revision {rev}"))
-        applied = apply_ok(reply)
-        if not applied:
-            res.notes.append(f"the filter apply reported a failure ({reply!r})")
-        ok = applied and await self._verify(verify, res)
-        if ok:
-            await self.client.post(f"firewall/filter/cancelRollback/{rev}")
-            res.data["status"] = "applied"
-            return res
-        res.changes.append(Change("apply", "filter", "rollback", note=f"to revision {rev}"))
-        if revert_now and await self.api_alive():
-            r = await self.client.post(f"firewall/filter/revert/{rev}")
-            res.data["status"] = "rolled_back"
-            status = r.get("status") if isinstance(r, dict) else r
-            res.notes.append(f"verify failed: reverted the filter rules to savepoint {rev} ({status})")
-        else:
-            res.data["status"] = "rollback_pending"
-            res.notes.append(f"verify failed: the firewall restores savepoint {rev} by itself within 60 s")
-        return res
-
-    async def _verify(self, verify: Verify | None, res: Result) -> bool:
-        if not await self.api_alive():
-            res.notes.append("the API stopped answering after the apply")
-            return False
-        if verify is not None:
-            try:
-                ok = bool(await verify())
-            except Exception as e:  # the caller's check failing counts as "not verified"
-                res.notes.append(f"the verify check raised {type(e).__name__}: {e}")
-                return False
-            if not ok:
-                res.notes.append("the verify check returned false")
-            return ok
-        return True
+        return await _sa.safe_apply(
+            self, verify, change=change, dry_run=dry_run, revert_now=revert_now, aliases=aliases
+        )
 
     # ------------------------------------------------------------------ blocklist
     @property
