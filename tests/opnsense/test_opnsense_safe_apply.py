@@ -41,9 +41,9 @@ def test_simulated_pf_keeps_established_states(servers):
         assert pooled.post("firewall/filter/addRule", json=body).json()["result"] == "saved"
         assert pooled.post("firewall/filter/apply", json={}).json() == {"status": "OK\n\n"}
         assert pooled.get("core/system/status").status_code == 200  # established: still passes
-        with httpx.Client(base_url=url + "/api/", auth=("k", "s"), timeout=0.5) as fresh:
-            with pytest.raises(httpx.TimeoutException):
-                fresh.get("core/system/status")
+        fresh = httpx.Client(base_url=url + "/api/", auth=("k", "s"), timeout=0.5)
+        with fresh, pytest.raises(httpx.TimeoutException):
+            fresh.get("core/system/status")
 
 
 @pytest.mark.parametrize("version", ["25.1", "25.7", "26.1"])
