@@ -276,6 +276,21 @@ class AskSettings(_Section):
     kb_context: bool = False
 
 
+class OPNsenseSettings(_Section):
+    """The OPNsense connector (``fazai opnsense``, the ``opnsense.*`` agent tools)."""
+
+    never_block: list[str] = Field(
+        default_factory=list,
+        description="addresses/networks no block may cover (besides the firewall, this host, the "
+        "operator's SSH client and the gateways, which are always protected)",
+    )
+
+    @field_validator("never_block", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+
 class Settings(_Section):
     """Everything FazAI reads from its configuration."""
 
@@ -289,6 +304,7 @@ class Settings(_Section):
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
+    opnsense: OPNsenseSettings = Field(default_factory=OPNsenseSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)

@@ -10,15 +10,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from fazai.opnsense import errors as E
+from fazai.opnsense import guard
 from fazai.opnsense import resources as R
 from fazai.opnsense import safe_apply as _sa
 from fazai.opnsense.alerts import SuricataAlert, parse_query_alerts_row
 from fazai.opnsense.backups import BackupStore, pull_backup
 from fazai.opnsense.client import OPNsenseClient, check_saved
 from fazai.opnsense.diff import Change, Result
+from fazai.opnsense.journal import Journal
 from fazai.opnsense.model import ModelOps, apply_ok, to_wire
 
 BLOCK_ALIAS = "fazai_block"
@@ -40,12 +41,19 @@ class Firewall:
     """Operations on one OPNsense firewall. ``state_dir`` holds its blocks and backups."""
 
     def __init__(
-        self, client: OPNsenseClient, state_dir: Path, *, clock: Callable[[], float] = time.time
+        self,
+        client: OPNsenseClient,
+        state_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        never_block: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.state_dir = Path(state_dir)
         self.clock = clock
+        self.never_block = tuple(never_block)  # [opnsense] never_block: never covered by a block
         self.backups = BackupStore(self.state_dir / "backups")
+        self.journal = Journal(self.state_dir / "journal.json", clock)
         self.aliases = ModelOps(client, R.ALIAS)
         self.rules = ModelOps(client, R.RULE)
         self.snat = ModelOps(client, R.SOURCE_NAT)
@@ -99,28 +107,40 @@ class Firewall:
             detail = reply.get("status_msg", status) if isinstance(reply, dict) else reply
             raise E.OperationFailed(f"alias_util/{verb}/{name} {address or ''}: {detail}")
 
-    async def alias_add(self, name: str, address: str, *, dry_run: bool = False) -> Result:
+    async def alias_add(
+        self, name: str, address: str, *, dry_run: bool = False, journal: bool = True
+    ) -> Result:
         """Add ``address`` to the live table (host/network aliases also persist it), no reload."""
         present = _contains(await self.alias_table(name), address)
         ch = Change("alias_entry", f"{name}:{address}", "noop" if present else "add", dry_run=dry_run)
+        undo = {"op": "alias_remove", "alias": name, "address": address}
+        res = Result([ch], data={"undo": undo})
         if not present:
             ch.after = {"address": address}
             if not dry_run:
                 await self._alias_util("add", name, address)
-        return Result([ch])
+                if journal:
+                    self.journal.record("alias_add", f"{name}:{address}", undo)
+        return res
 
-    async def alias_remove(self, name: str, address: str, *, dry_run: bool = False) -> Result:
+    async def alias_remove(
+        self, name: str, address: str, *, dry_run: bool = False, journal: bool = True
+    ) -> Result:
         """Remove ``address`` from the live table (and the config for host/network aliases)."""
         present = _contains(await self.alias_table(name), address)
         ch = Change("alias_entry", f"{name}:{address}", "remove" if present else "noop", dry_run=dry_run)
+        undo = {"op": "alias_add", "alias": name, "address": address}
+        res = Result([ch], data={"undo": undo})
         if present:
             ch.before = {"address": address}
             if not dry_run:
                 await self._alias_util("delete", name, address)
-        return Result([ch])
+                if journal:
+                    self.journal.record("alias_remove", f"{name}:{address}", undo)
+        return res
 
     async def alias_flush(self, name: str, *, dry_run: bool = False) -> Result:
-        """Empty the live pf table of ``name`` (config unchanged)."""
+        """Empty the live pf table of ``name`` (config unchanged); the entries are journalled for undo."""
         entries = await self.alias_table(name)
         ch = Change(
             "alias_table",
@@ -130,9 +150,36 @@ class Firewall:
             {"entries": 0},
             dry_run=dry_run,
         )
+        undo = {"op": "alias_refill", "alias": name, "addresses": entries}
         if entries and not dry_run:
             await self._alias_util("flush", name, None)
-        return Result([ch])
+            self.journal.record("alias_flush", name, undo)
+        return Result([ch], data={"undo": undo})
+
+    async def undo(self, ident: str = "last", *, dry_run: bool = False) -> Result:
+        """Undo a journalled runtime change (``last`` or its id from ``journal.list()``)."""
+        item = self.journal.get(ident)
+        u = item.get("undo")
+        if not u:
+            raise E.OperationFailed(f"journal entry {item['id']} ({item['action']}) has no undo")
+        if item.get("undone"):
+            raise E.OperationFailed(f"journal entry {item['id']} was already undone")
+        res = Result()
+        if u.get("tool") == "opnsense.unblock_ip":
+            res = await self.unblock_ip(u["args"]["ip"], dry_run=dry_run)
+        elif u.get("op") == "alias_remove":
+            res = await self.alias_remove(u["alias"], u["address"], dry_run=dry_run, journal=False)
+        elif u.get("op") == "alias_add":
+            res = await self.alias_add(u["alias"], u["address"], dry_run=dry_run, journal=False)
+        elif u.get("op") == "alias_refill":
+            for address in u["addresses"]:
+                res.changes += (
+                    await self.alias_add(u["alias"], address, dry_run=dry_run, journal=False)
+                ).changes
+        if not dry_run:
+            self.journal.mark_undone(item["id"])
+        res.data["undone"] = item["id"]
+        return res
 
     # ------------------------------------------------------------------ rules
     async def ensure_rule(self, description: str, *, dry_run: bool = False, **fields: Any) -> Result:
@@ -324,16 +371,12 @@ class Firewall:
         min_prefix = 8 if net.version == 4 else 32
         if net.prefixlen < min_prefix:
             raise ValueError(f"refusing to block {net}: wider than /{min_prefix}; block smaller networks")
-        host = urlparse(self.client.url).hostname or ""
-        try:
-            if ipaddress.ip_address(host) in net:
-                raise ValueError(
-                    f"refusing to block {net}: it contains the firewall's own API address {host}"
-                )
-        except ValueError as e:
-            if "refusing" in str(e):
-                raise
         return str(net) if net.prefixlen != net.max_prefixlen else str(net.network_address)
+
+    async def protected_addresses(self) -> tuple[list[guard.Protected], list[str]]:
+        """What no block may cover (own API address, resolved; our source address; the operator's
+        SSH client; gateways; ``never_block``), and notes on what could not be read."""
+        return await guard.protected(self, self.never_block)
 
     async def ensure_blocklist(self, *, interface: str = "wan", dry_run: bool = False) -> Result:
         """Create the ``fazai_block`` alias and its block rule if missing, and apply them safely."""
@@ -394,7 +437,9 @@ class Firewall:
         if not reason.strip():
             raise ValueError("a reason is required for a block (it is kept with the block)")
         entry = self._check_blockable(ip)
-        res = Result()
+        items, guard_notes = await self.protected_addresses()
+        guard.check(ipaddress.ip_network(entry, strict=False), items)
+        res = Result(notes=guard_notes)
         res.changes += (await self.expire_blocks(dry_run=dry_run)).changes
         setup = await self.ensure_blocklist(interface=interface, dry_run=dry_run)
         res.changes += setup.changes
@@ -413,15 +458,23 @@ class Firewall:
         if present:
             ch.note = "already blocked (expiry/reason updated)"
         res.changes.append(ch)
+        undo = {
+            "tool": "opnsense.unblock_ip",
+            "args": {"ip": entry},
+            "cli": f"fazai opnsense unblock {entry}",
+        }
+        res.data["undo"] = undo
         if dry_run:
             return res
         if not present:
             await self._alias_util("add", BLOCK_ALIAS, entry)
+            self.journal.record("block", entry, undo, reason=reason)
         blocks = self._load_blocks()
         blocks[entry] = {
             "reason": reason,
             "created": blocks.get(entry, {}).get("created", now),
             "expires": expires,
+            "undo": undo,
         }
         self._save_blocks(blocks)
         return res
@@ -429,8 +482,10 @@ class Firewall:
     async def unblock_ip(self, ip: str, *, dry_run: bool = False) -> Result:
         """Remove ``ip`` from ``fazai_block`` (runtime and config)."""
         entry = self._check_blockable(ip)
-        res = await self.alias_remove(BLOCK_ALIAS, entry, dry_run=dry_run)
+        res = await self.alias_remove(BLOCK_ALIAS, entry, dry_run=dry_run, journal=False)
         res.changes[0].kind, res.changes[0].name = "block", entry
+        if res.changed and not dry_run:
+            self.journal.record("unblock", entry, None)
         if not dry_run:
             blocks = self._load_blocks()
             if blocks.pop(entry, None) is not None:
