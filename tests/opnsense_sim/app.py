@@ -33,6 +33,7 @@ from .models import (
 VERSIONS = ("25.1", "25.7", "26.1", "26.7")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ROLLBACK_S = 60.0
+LOGIN_PAGE = b"<!doctype html><html><head><title>Login | OPNsense</title></head><body>OPNsense</body></html>"
 # The collections of the OPNsense\Firewall\Filter model: what savepoint/revert/rollback cover.
 FILTER_MODEL = ("rule", "snat", "one_to_one")
 
@@ -104,6 +105,8 @@ ALIAS_TYPES = opts(
     "urljson=URL Table in JSON format (IPs)",
 )
 IFACES = opts("lan=LAN", "wan=WAN", "opt1=DMZ")
+_DIRS_ACTIONS = [(d, a) for d in ("in", "out") for a in ("block", "pass")]
+ALIAS_STATS = (*(f"{d}_{a}_{u}" for d, a in _DIRS_ACTIONS for u in ("p", "b")), "eval_nomatch", "eval_match")
 PROTOS = opts("any", "TCP/UDP", "TCP", "UDP", "ICMP", "IPV6-ICMP", "GRE", "ESP")
 
 
@@ -119,12 +122,20 @@ def new_collections(full: tuple[int, int, int]) -> dict[str, Collection]:
                 "enabled": F("bool", "1"),
                 "name": F(required=True),
                 "type": F("option", "", ALIAS_TYPES, True),
+                "path_expression": F(),
                 "proto": F("multi", "", opts("IPv4", "IPv6")),
                 "interface": F(),
                 "counters": F("bool", "0"),
                 "updatefreq": F(),
                 "content": F("content"),
+                "password": F(),
+                "username": F(),
+                "authtype": F("option", "", opts("Basic", "Bearer", "Header")),
+                **({"expire": F("optint")} if version >= (25, 7) else {}),
                 "categories": F(),
+                "current_items": F("volatile"),
+                "last_updated": F("volatile"),
+                **({n: F("volatile") for n in ALIAS_STATS} if version >= (26, 1) else {}),
                 "description": F(),
             },
             ("enabled", "name", "type", "description", "content"),
@@ -140,10 +151,10 @@ def new_collections(full: tuple[int, int, int]) -> dict[str, Collection]:
                 "interface": F("option", "wan", IFACES, True),
                 "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
                 "protocol": F("option", "any", PROTOS, True),
-                "source_net": F("list", "any"),
+                "source_net": F("netalias", "any"),
                 "source_not": F("bool", "0"),
                 "source_port": F(),
-                "destination_net": F("list", "any"),
+                "destination_net": F("netalias", "any"),
                 "destination_not": F("bool", "0"),
                 "destination_port": F(),
                 "target": F(),
@@ -165,9 +176,9 @@ def new_collections(full: tuple[int, int, int]) -> dict[str, Collection]:
                 "sequence": F("int", "1"),
                 "interface": F("option", "wan", IFACES, True),
                 "type": F("option", "binat", opts("binat=BINAT", "nat=NAT"), True),
-                "source_net": F("list", ""),
+                "source_net": F("netalias", ""),
                 "source_not": F("bool", "0"),
-                "destination_net": F("list", "any"),
+                "destination_net": F("netalias", "any"),
                 "destination_not": F("bool", "0"),
                 "external": F(),
                 "natreflection": F("option", "", opts("enable=Enable", "disable=Disable")),
@@ -488,6 +499,8 @@ class Simulator:
     ) -> tuple[int, Any, str]:
         """Route, authenticate, parse, dispatch. Returns (status, body, content type)."""
         json_ct = "application/json; charset=UTF-8"
+        if path in ("", "/") and method == "GET":  # the web GUI's login page (clients probe it)
+            return 200, LOGIN_PAGE, "text/html; charset=UTF-8"
         segs = [s for s in path.split("/") if s]
         if len(segs) < 4 or segs[0] != "api":
             return 404, {"errorMessage": "Endpoint not found"}, json_ct

@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class F:
-    """A model field. kind: text | bool | int | optint | option | multi | list | content | volatile."""
+    """A model field. kind: text | bool | int | optint | option | multi | list | content | volatile |
+    netalias (a comma list rendered as a plain string, like core's NetworkAliasField)."""
 
     kind: str = "text"
     default: str = ""

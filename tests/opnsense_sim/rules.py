@@ -56,10 +56,10 @@ def rule_fields(
     if series >= (26, 1):
         f["icmp6type"] = F("multi", "", opts("echoreq", "echorep", "unreach", "toobig", "timex"))
     f |= {
-        "source_net": F("list", "any"),
+        "source_net": F("netalias", "any"),
         "source_not": F("bool", "0"),
         "source_port": F(),
-        "destination_net": F("list", "any"),
+        "destination_net": F("netalias", "any"),
         "destination_not": F("bool", "0"),
         "destination_port": F(),
     }
