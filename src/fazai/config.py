@@ -358,6 +358,21 @@ class NodesSettings(_Section):
     )
 
 
+class OPNsenseSettings(_Section):
+    """The OPNsense connector (``fazai opnsense``, the ``opnsense.*`` agent tools)."""
+
+    never_block: list[str] = Field(
+        default_factory=list,
+        description="addresses/networks no block may cover (besides the firewall, this host, the "
+        "operator's SSH client and the gateways, which are always protected)",
+    )
+
+    @field_validator("never_block", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+
 class Settings(_Section):
     """Everything FazAI reads from its configuration."""
 
@@ -374,6 +389,7 @@ class Settings(_Section):
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     nodes: NodesSettings = Field(default_factory=NodesSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    opnsense: OPNsenseSettings = Field(default_factory=OPNsenseSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)
