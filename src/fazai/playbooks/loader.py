@@ -8,6 +8,7 @@ names the format knows.
 from __future__ import annotations
 
 import difflib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,39 @@ def _vocabulary() -> list[str]:
 _VOCAB = _vocabulary()
 
 
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The schema model at ``loc`` (a path of keys and list indexes), if it is one."""
+    cur: Any = Playbook
+    for part in loc:
+        if isinstance(part, int):
+            continue  # list item: the item type was unwrapped below
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            by_alias = (
+                {f.alias: f for f in cur.model_fields.values() if f.alias} if isinstance(cur, type) else {}
+            )
+            if part not in by_alias:
+                return None
+            ann = by_alias[part].annotation
+        else:
+            ann = cur.model_fields[part].annotation
+        # Unwrap X | None and list[X] down to a model.
+        while True:
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if args and not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+                ann = args[0]
+                continue
+            break
+        cur = ann
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _suggest(loc: Loc, key: str) -> str | None:
+    model = _model_at(loc)
+    names = [f.alias or n for n, f in model.model_fields.items()] if model is not None else _VOCAB
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _index(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -92,6 +126,9 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
         raise PlaybookError(path, [Problem(1, "", "a playbook is a mapping (name:, trigger:, steps: …)")])
     lines: dict[Loc, int] = {}
     _index(root, (), lines)
+    crossed = _cross_check(data)
+    if crossed:
+        raise PlaybookError(path, [Problem(_line(lines, loc), _where(loc), msg) for loc, msg in crossed])
     try:
         return Playbook.model_validate(data)
     except ValidationError as e:
@@ -101,14 +138,43 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 key = str(loc[-1])
-                close = difflib.get_close_matches(key, _VOCAB, n=1, cutoff=0.6)
-                msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                 loc_where = loc[:-1]
+                close = _suggest(loc_where, key)
+                msg = f"unknown key {key!r}" + (f" (did you mean {close!r}?)" if close else "")
             else:
                 loc_where = loc
             problems.append(Problem(_line(lines, loc), _where(loc_where), msg))
         problems.sort(key=lambda p: p.line)
         raise PlaybookError(path, problems) from e
+
+
+def _cross_check(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Checks across steps (ids, ``when`` references), located at the step that is wrong.
+
+    The model checks them too, but its errors would point at the whole file.
+    """
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    out: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for i, st in enumerate(steps):
+        if not isinstance(st, dict):
+            continue
+        kind = next((k for k in schema.STEP_KINDS if k in st), "step")
+        sid = str(st.get("id") or f"{kind}{i + 1}")
+        if sid in seen:
+            out.append((("steps", i, "id"), f"two steps have the id {sid!r}"))
+        when = st.get("when")
+        if isinstance(when, dict) and "step" in when and str(when["step"]) not in seen:
+            out.append(
+                (
+                    ("steps", i, "when", "step"),
+                    f"`when` refers to {when['step']!r}, which is not an earlier step",
+                )
+            )
+        seen.add(sid)
+    return out
 
 
 def load_playbook(path: Path) -> Playbook:
