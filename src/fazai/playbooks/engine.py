@@ -166,7 +166,8 @@ class PlaybookRun:
         stop = asyncio.ensure_future(self.abort.wait())
         await asyncio.wait({approve, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        if not approve.done():
+        # An abort also answers pending approvals (with a no): it is an abort, not a refusal.
+        if self.abort.is_set() or not approve.done():
             approve.cancel()
             return None
         ok = bool(approve.result())
