@@ -24,4 +24,6 @@ _GROUPS: list[str] = [
     "facts",
     "agent",
     "ask",
+    "playbook",
+    "metrics",
 ]
