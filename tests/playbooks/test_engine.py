@@ -74,7 +74,9 @@ async def test_alert_blocks_on_firewall_and_nodes_and_notifies(firewall, namespa
     for ns in namespaces:
         assert ns.elements() == ["198.51.100.23"]
         # The drop rule is there too (and only once).
-        assert ns.nft("list", "chain", "inet", "fazai", "input").stdout.count("@blocklist drop") == 1
+        assert (
+            ns.nft("list", "chain", "inet", "fazai", "input_blocklist").stdout.count("@blocklist drop") == 1
+        )
     assert hook.bodies[0]["text"].startswith("blocked 198.51.100.23: ET SCAN Potential SSH Scan")
     assert smtp.messages[0].rcpt_tos == ["secops@example.org"]
     assert b"Subject: blocked 198.51.100.23" in smtp.messages[0].content
@@ -231,3 +233,15 @@ steps:
     events = await run(text, {"summary": "s"}, env)
     assert done(events)["status"] == "failed" and "HTTP 503" in done(events)["answer"]
     assert len(hook.bodies) == 3
+
+
+async def test_nft_block_is_idempotent_and_handles_ipv6(namespaces) -> None:
+    env = make_env(None, namespaces)
+    text = "name: n\ntrigger: {alert: {}}\nsteps:\n  - nft_block: {nodes: [web1]}\n"
+    for _ in range(2):
+        assert done(await run(text, alert_ctx("198.51.100.9"), env))["status"] == "success"
+    assert done(await run(text, alert_ctx("2001:db8::7"), env))["status"] == "success"
+    ns = namespaces[0]
+    assert ns.elements() == ["198.51.100.9"] and ns.elements(set_name="blocklist6") == ["2001:db8::7"]
+    rules = ns.nft("list", "table", "inet", "fazai").stdout
+    assert rules.count("ip saddr @blocklist drop") == 1 and rules.count("ip6 saddr @blocklist6 drop") == 1

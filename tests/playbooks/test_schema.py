@@ -165,7 +165,7 @@ steps:
     text = render_text(pb, ctx, plan, matched=True)
     assert "1. [block_ip1] block_ip: risk changes_state, needs approval by role 'secops'" in text
     assert "block 198.51.100.23 on (default firewall) (alias fazai_block) for 3600s" in text
-    assert "nft add element inet fazai blocklist '{ 198.51.100.23 }'" in text
+    assert "; add element inet fazai blocklist { 198.51.100.23 }'" in text
     assert "undo: $ nft delete element inet fazai blocklist '{ 198.51.100.23 }'" in text
     assert "open an agent session: investigate 198.51.100.23" in text
     assert "POST to http://127.0.0.1:42599/x: <answer of step ask>" in text

@@ -80,24 +80,25 @@ def _ip(text: str) -> str:
 def nft_commands(ip: str, table: str, set_name: str) -> tuple[str, str]:
     """(add, undo) shell commands that put ``ip`` in an nftables set dropped on input, and take it out.
 
-    ``add`` creates the table, set, chain and drop rule when missing (``nft add`` is idempotent for
-    tables, sets and chains; the rule is added once).
+    ``add`` is one nft batch (one process, one atomic transaction): table, set and a chain of this
+    set's own created when missing (``nft add`` is idempotent for them); the chain is flushed and
+    given its single drop rule, so running it again never duplicates the rule.
     """
     v6 = ipaddress.ip_network(ip, strict=False).version == 6
     s = set_name + ("6" if v6 else "")
     family, addr_type = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
-    elem = shlex.quote(f"{{ {ip} }}")
-    add = " && ".join(
+    chain = f"input_{s}"
+    batch = "; ".join(
         [
-            f"nft add table inet {table}",
-            f"nft add set inet {table} {s} '{{ type {addr_type}; flags interval; }}'",
-            f"nft add chain inet {table} input '{{ type filter hook input priority -10; policy accept; }}'",
-            f"{{ nft list chain inet {table} input | grep -q 'saddr @{s} drop' "
-            f"|| nft add rule inet {table} input {family} saddr @{s} drop; }}",
-            f"nft add element inet {table} {s} {elem}",
+            f"add table inet {table}",
+            f"add set inet {table} {s} {{ type {addr_type}; flags interval; }}",
+            f"add chain inet {table} {chain} {{ type filter hook input priority -10; policy accept; }}",
+            f"flush chain inet {table} {chain}",
+            f"add rule inet {table} {chain} {family} saddr @{s} drop",
+            f"add element inet {table} {s} {{ {ip} }}",
         ]
     )
-    return add, f"nft delete element inet {table} {s} {elem}"
+    return f"nft {shlex.quote(batch)}", f"nft delete element inet {table} {s} {shlex.quote(f'{{ {ip} }}')}"
 
 
 def _when_skip(step: Step, ctx: dict[str, Any]) -> str | None:
