@@ -373,6 +373,48 @@ class OPNsenseSettings(_Section):
         return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
 
 
+class TelemetrySettings(_Section):
+    """``[telemetry]``: EVE files the daemon follows, local sampling, dedup, downsampling, retention."""
+
+    eve_files: list[Path] = Field(
+        default_factory=list, description="Suricata eve.json files fazaid follows (alerts → playbooks)"
+    )
+    eve_from_start: bool = Field(default=False, description="also ingest what the files hold at start")
+    poll_s: float = Field(default=0.05, gt=0, le=10, description="how often a followed file is checked")
+    dedup_window_s: float = Field(
+        default=60.0, ge=0, description="same signature + source within it = one alert"
+    )
+    sample_interval_s: float = Field(default=15.0, ge=0, description="local facts sampling period (0 = off)")
+    raw_retention_s: float = Field(default=6 * 3600.0, gt=0, description="raw samples older are rolled up")
+    rollup_step_s: int = Field(default=300, ge=1, description="rollup bucket width")
+    rollup_retention_s: float = Field(default=30 * 86400.0, gt=0, description="rollups older are deleted")
+
+
+class PlaybookNode(_Section):
+    """A node playbooks act on: this machine, or a network namespace of it."""
+
+    kind: Literal["local", "netns"] = "local"
+    netns: str | None = Field(default=None, description="netns: path of the namespace (/run/netns/NAME)")
+
+
+class PlaybookSettings(_Section):
+    """``[playbooks]``: where playbook files live and what they may never block."""
+
+    enabled: bool = True
+    dir: Path | None = Field(
+        default=None, description="folder of *.yaml playbooks; default: <state_dir>/playbooks"
+    )
+    management: list[str] = Field(default_factory=list, description="management networks (never blocked)")
+    operators: list[str] = Field(default_factory=list, description="operators' addresses (never blocked)")
+    gateways: list[str] = Field(
+        default_factory=list, description="gateways (never blocked; local ones are found)"
+    )
+    detect_local: bool = Field(default=True, description="also protect this machine's addresses and gateways")
+    nodes: dict[str, PlaybookNode] = Field(
+        default_factory=lambda: {"local": PlaybookNode()}, description="nodes steps may target, by name"
+    )
+
+
 class Settings(_Section):
     """Everything FazAI reads from its configuration."""
 
@@ -390,6 +432,8 @@ class Settings(_Section):
     nodes: NodesSettings = Field(default_factory=NodesSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     opnsense: OPNsenseSettings = Field(default_factory=OPNsenseSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)

@@ -27,4 +27,6 @@ _GROUPS: list[str] = [
     "nodes",  # `fazai nodes list|show|add|tag|untag|rm` (the inventory)
     "ssh",  # `fazai ssh trust|check|keygen`
     "enroll",  # `fazai nodes token|pending|approve|reject|revoke`; joins the `nodes` group
+    "playbook",
+    "metrics",
 ]

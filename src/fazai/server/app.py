@@ -15,10 +15,12 @@ from sse_starlette import EventSourceResponse
 
 from fazai import __version__
 from fazai.config import Settings
-from fazai.server import sse
+from fazai.server import automation_routes, sse
 from fazai.server.auth import token_matches
 from fazai.server.nodes import nodes_router
+from fazai.sessions.automation import Automation
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
+from fazai.sessions.playbook_loop import PlaybookLoop, build_env
 from fazai.sessions.token import ensure_token
 from fazai.store import Store, StoreError
 from fazai.store.store import reason as _reason
@@ -66,18 +68,23 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await Store.open(settings.database_url, reserve_bytes=settings.disk_reserve_bytes)
+        # Playbook runs are sessions of the same runner: its loop function sends them to the engine.
+        pb_loop = PlaybookLoop(settings, build_env(settings), inner=loop_fn)
         manager = (
             manager_factory(settings, store)
             if manager_factory
-            else SessionManager(settings, store, loop_fn=loop_fn)
+            else SessionManager(settings, store, loop_fn=pb_loop)
         )
         await manager.start(recover=True)
+        automation = Automation(settings, manager, pb_loop)
+        await automation.start()
         app.state.manager = manager
         app.state.fleet = None
         if settings.fleet.enabled:
             from fazai.fleet.gateway import start_fleet
 
             app.state.fleet = await start_fleet(settings, store.engine)
+        app.state.automation = automation
         log.info(
             "daemon_ready", version=__version__, store=store.engine.url.render_as_string(hide_password=True)
         )
@@ -86,7 +93,9 @@ def create_app(
         finally:
             if app.state.fleet is not None:
                 await app.state.fleet.stop()
+            await automation.stop()
             await manager.stop()
+            await pb_loop.aclose()
             await store.close()
 
     app = FastAPI(title="fazaid", version=__version__, lifespan=lifespan)
@@ -125,7 +134,10 @@ def create_app(
 
     @app.get("/metrics", dependencies=[Depends(auth)])
     async def metrics(request: Request) -> Response:
-        return Response(mgr(request).metrics.render(), media_type="text/plain; version=0.0.4")
+        body = mgr(request).metrics.render() + request.app.state.automation.collector.render()
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+    app.include_router(automation_routes.router(auth))
 
     @app.post("/agent/sessions", status_code=201, dependencies=[Depends(auth)])
     async def create_session(body: CreateSession, request: Request) -> dict[str, Any]:
