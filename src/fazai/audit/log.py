@@ -60,8 +60,17 @@ def audit_key_path(state_dir: Path) -> Path:
     return Path(state_dir) / "audit.key"
 
 
-def _canonical(seq: int, ts: str, actor: str, source: str, action: str, target: str, decision: str,
-               detail: str, prev_hash: str) -> bytes:  # fmt: skip
+def _canonical(
+    seq: int,
+    ts: str,
+    actor: str,
+    source: str,
+    action: str,
+    target: str,
+    decision: str,
+    detail: str,
+    prev_hash: str,
+) -> bytes:
     return json.dumps(
         [seq, ts, actor, source, action, target, decision, detail, prev_hash], separators=(",", ":")
     ).encode()
@@ -109,8 +118,18 @@ class AuditLog:
             prev = last.hash if last else GENESIS
             ts = utcnow_iso()
             h = self._mac(seq, ts, actor, source, action, target, decision, body, prev)
-            row = dict(seq=seq, ts=ts, actor=actor, source=source, action=action, target=target,
-                       decision=decision, detail=body, prev_hash=prev, hash=h)  # fmt: skip
+            row = dict(
+                seq=seq,
+                ts=ts,
+                actor=actor,
+                source=source,
+                action=action,
+                target=target,
+                decision=decision,
+                detail=body,
+                prev_hash=prev,
+                hash=h,
+            )
             try:
                 async with self.engine.begin() as conn:
                     await conn.execute(insert(records).values(**row))

@@ -156,7 +156,8 @@ class AuthService:
         held = Principal("user", u.name, u.grants).role_at(scope)
         if held is None or held < role:
             raise AuthError(
-                f"{user} cannot hand out {role.name} on {scope}: they hold {held.name if held else 'no role'} there"
+                f"{user} cannot hand out {role.name} on {scope}: "
+                f"they hold {held.name if held else 'no role'} there"
             )
         token, tid, h = new_token("fzt")
         now = _now()

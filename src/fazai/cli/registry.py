@@ -24,4 +24,7 @@ _GROUPS: list[str] = [
     "facts",
     "agent",
     "ask",
+    "users",
+    "audit",
+    "secrets",
 ]

@@ -134,8 +134,12 @@ def create_app(
     @app.post("/auth/login")
     async def login(body: Login, request: Request) -> dict[str, Any]:
         pair = await password_login(access(request), body.name, body.password, client_addr(request))
-        return {"access_token": pair.access, "refresh_token": pair.refresh, "token_type": "bearer",
-                "expires_in": pair.expires_in}  # fmt: skip
+        return {
+            "access_token": pair.access,
+            "refresh_token": pair.refresh,
+            "token_type": "bearer",
+            "expires_in": pair.expires_in,
+        }
 
     @app.post("/auth/refresh")
     async def refresh(body: Refresh, request: Request) -> dict[str, Any]:
@@ -143,8 +147,12 @@ def create_app(
             pair = await access(request).auth.refresh(body.refresh)
         except CredentialError as e:
             raise HTTPException(401, str(e)) from e
-        return {"access_token": pair.access, "refresh_token": pair.refresh, "token_type": "bearer",
-                "expires_in": pair.expires_in}  # fmt: skip
+        return {
+            "access_token": pair.access,
+            "refresh_token": pair.refresh,
+            "token_type": "bearer",
+            "expires_in": pair.expires_in,
+        }
 
     @app.get("/auth/me")
     async def me(who: Caller = Depends(caller)) -> dict[str, Any]:

@@ -32,8 +32,15 @@ CSRF_COOKIE = "fazai_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # State-changing actions whose denials are audited (read denials would flood the trail).
-AUDITED_DENIALS = {"session.run", "session.answer", "session.abort", "session.approve", "kb.review",
-                   "users.manage", "secrets.manage"}  # fmt: skip
+AUDITED_DENIALS = {
+    "session.run",
+    "session.answer",
+    "session.abort",
+    "session.approve",
+    "kb.review",
+    "users.manage",
+    "secrets.manage",
+}
 
 
 @dataclass(slots=True)
@@ -109,7 +116,8 @@ class Access:
     def _unauthorized(self, why: str) -> HTTPException:
         return HTTPException(
             401,
-            f"not authenticated ({why}): send `Authorization: Bearer $(cat {self.state_dir / 'daemon.token'})`"
+            f"not authenticated ({why}): send "
+            f"`Authorization: Bearer $(cat {self.state_dir / 'daemon.token'})`"
             " or an access/API token (see `fazai users`, `fazai tokens`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -122,9 +130,13 @@ class Access:
         if not d.allowed:
             if action in AUDITED_DENIALS:
                 await self.audit.append(
-                    caller.principal.name, action, target or str(scope or ""), "deny",
-                    source=caller.source, detail={"reason": d.reason},
-                )  # fmt: skip
+                    caller.principal.name,
+                    action,
+                    target or str(scope or ""),
+                    "deny",
+                    source=caller.source,
+                    detail={"reason": d.reason},
+                )
             raise HTTPException(403, f"forbidden: {d.reason}")
 
     def may(self, caller: Caller, action: str, scope: Scope | None = None) -> bool:

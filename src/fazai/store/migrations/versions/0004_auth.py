@@ -61,7 +61,9 @@ def upgrade() -> None:
     # Which organisation/site a session belongs to (the unit roles are granted on).
     op.create_table(
         "auth_session_scopes",
-        sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("org", sa.String(100), nullable=False),
         sa.Column("site", sa.String(100), nullable=False),
     )
