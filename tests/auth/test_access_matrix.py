@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
 from app_env import OTHER, OWN, ROLES, open_env
 
 ORDER = {"viewer": 1, "operator": 2, "approver": 3, "admin": 4}
@@ -22,9 +21,21 @@ ENDPOINTS: dict[str, tuple[str, str, dict | None, str, bool]] = {
     "create": ("POST", "/agent/sessions", {"goal": "g", "site": "{site}"}, "operator", True),
     "generate": ("POST", "/agent/generate", {"goal": "g", "site": "{site}"}, "operator", True),
     "continue": ("POST", "/agent/generate", {"session": "{sid}", "goal": "again"}, "operator", True),
-    "generate_yes": ("POST", "/agent/generate", {"goal": "g", "site": "{site}", "yes": True}, "approver", True),
+    "generate_yes": (
+        "POST",
+        "/agent/generate",
+        {"goal": "g", "site": "{site}", "yes": True},
+        "approver",
+        True,
+    ),
     "abort": ("POST", "/agent/abort", {"session": "{sid}"}, "operator", True),
-    "approve": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "approved": True}, "approver", True),
+    "approve": (
+        "POST",
+        "/agent/reply",
+        {"session": "{sid}", "action": 1, "approved": True},
+        "approver",
+        True,
+    ),
     "deny": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "approved": False}, "approver", True),
     "answer": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "answer": "hi"}, "operator", True),
     "metrics": ("GET", "/metrics", None, "viewer", False),
