@@ -78,6 +78,9 @@ class ProviderSpec(_Section):
     api_key_env: str | None = Field(
         default=None, description="name of the environment variable holding the API key"
     )
+    api_key: str | None = Field(
+        default=None, description="a vault reference, vault:NAME (see `fazai secrets`); wins over api_key_env"
+    )
     timeout_s: float = Field(default=120.0, gt=0)
     script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
     name: str | None = Field(
@@ -101,6 +104,17 @@ class ProviderSpec(_Section):
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _vault_only(cls, v: str | None) -> str | None:
+        # A key written into the file is readable by whoever reads the file (and `fazai config`).
+        if v is not None and not v.startswith("vault:"):
+            raise ValueError(
+                "api_key must be a vault reference: store the key with `fazai secrets set NAME` "
+                'and write api_key = "vault:NAME" (or use api_key_env)'
+            )
+        return v
 
 
 class AIProviderSettings(ProviderSpec):

@@ -29,4 +29,7 @@ _GROUPS: list[str] = [
     "enroll",  # `fazai nodes token|pending|approve|reject|revoke`; joins the `nodes` group
     "playbook",
     "metrics",
+    "users",
+    "audit",
+    "secrets",
 ]

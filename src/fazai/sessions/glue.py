@@ -77,7 +77,9 @@ class AgentLoop:
             s = self.settings
             if key is not None:
                 s = s.model_copy(update={"ai_provider": s.ai_provider.model_copy(update={"model": key})})
-            self._providers[key] = build_provider(s)
+            from fazai.vault import resolver
+
+            self._providers[key] = build_provider(s, secrets=resolver(self.settings))
         return self._providers[key]
 
     def deps(self, options: Any, *, session_id: str | None = None) -> AgentDeps:

@@ -475,13 +475,17 @@ class SessionManager:
             log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
         return status
 
-    def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
-        interaction = RunInteraction(self, run)
+    def loop(self) -> LoopFn:
+        """The loop function runs use (the configured agent loop, made on first use)."""
         if self._loop_fn is None:
             from fazai.sessions.glue import AgentLoop
 
             self._loop_fn = self._owned_loop = AgentLoop(self.settings)
-        return self._loop_fn(
+        return self._loop_fn
+
+    def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
+        interaction = RunInteraction(self, run)
+        return self.loop()(
             run.goal,
             session_id=run.session_id,
             interaction=interaction,
