@@ -24,4 +24,5 @@ _GROUPS: list[str] = [
     "facts",
     "agent",
     "ask",
+    "store",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -13,12 +14,14 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from fazai import __version__
+from fazai.bus import EventBus
 from fazai.config import Settings
-from fazai.server import sse
+from fazai.server import sse, sse_remote
 from fazai.server.auth import token_matches
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import ensure_token
 from fazai.store import Store
+from fazai.store.retry import retrying
 
 log = structlog.get_logger("fazai.daemon")
 
@@ -56,26 +59,45 @@ def create_app(
     loop_fn: LoopFn | None = None,
     manager_factory: Callable[[Settings, Store], SessionManager] | None = None,
 ) -> FastAPI:
-    """The FastAPI app; the store opens (and migrates) and interrupted sessions are marked at start."""
+    """The FastAPI app; the store opens (and migrates) and interrupted sessions are marked at start.
+
+    An unreachable database is waited for (with backoff, saying so); a schema that is behind or
+    ahead stops the start (the message says what to run). With ``[bus] url`` the replica connects to
+    NATS in the background and publishes every committed event there.
+    """
     token = ensure_token(settings.daemon_token_file) if settings.daemon.require_token else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_url)
+        migrate = None if settings.daemon.migrate is None else settings.daemon.migrate == "auto"
+        store = await retrying(
+            lambda: Store.open(settings.database_url, migrate=migrate), what="open store", max_s=5.0
+        )
+        bus = None
+        if settings.bus.url:
+            bus = EventBus(settings.bus, settings.daemon.replica_id or socket.gethostname())
+            bus.start()
         manager = (
             manager_factory(settings, store)
             if manager_factory
-            else SessionManager(settings, store, loop_fn=loop_fn)
+            else SessionManager(settings, store, loop_fn=loop_fn, bus=bus)
         )
-        await manager.start(recover=True)
+        manager.bus = bus
+        await retrying(lambda: manager.start(recover=True), what="recover sessions", max_s=5.0)
         app.state.manager = manager
         log.info(
-            "daemon_ready", version=__version__, store=store.engine.url.render_as_string(hide_password=True)
+            "daemon_ready",
+            version=__version__,
+            store=store.engine.url.render_as_string(hide_password=True),
+            replica=manager.replica,
+            bus=settings.bus.url or None,
         )
         try:
             yield
         finally:
             await manager.stop()
+            if bus is not None:
+                await bus.stop()
             await store.close()
 
     app = FastAPI(title="fazaid", version=__version__, lifespan=lifespan)
@@ -99,7 +121,16 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         m = mgr(request)
-        return {"ok": True, "service": "fazaid", "version": __version__, "running": len(m.runs)}
+        out: dict[str, Any] = {
+            "ok": True,
+            "service": "fazaid",
+            "version": __version__,
+            "running": len(m.runs),
+        }
+        out["replica"] = m.replica
+        if m.bus is not None:
+            out["bus"] = {"connected": m.bus.connected, "pending": m.bus.pending}
+        return out
 
     @app.get("/metrics", dependencies=[Depends(auth)])
     async def metrics(request: Request) -> Response:
@@ -138,9 +169,13 @@ def create_app(
         last_event_id: str | None = Header(default=None),
     ) -> EventSourceResponse:
         m = mgr(request)
-        if await m.store.get_session(session_id) is None:
+        rec = await m.store.get_session(session_id)
+        if rec is None:
             raise HTTPException(404, f"no session {session_id}")
         start = after if after is not None else _parse_last_id(last_event_id)
+        if follow and m.shared_store and rec.status == "running" and session_id not in m.runs:
+            # Another replica runs it: follow it through the shared store and the bus.
+            return _sse(settings, sse_remote.follow_remote(m, session_id, start))
         return _sse(settings, sse.follow(m, session_id, start, follow_live=follow))
 
     @app.post("/agent/generate", dependencies=[Depends(auth)])

@@ -160,21 +160,24 @@ class Store:
             await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
 
     async def mark_running_interrupted(
-        self, replica: str | None = None, *, stale_after_s: float | None = None
+        self, replica: str | None = None, *, stale_after_s: float | None = None, own: bool = True
     ) -> list[str]:
         """Sessions left ``running`` by a crash become ``interrupted``.
 
         Without ``replica``: all of them (one process owns the store). With it (replicas sharing
         PostgreSQL): those of this replica, of no replica, and of replicas whose heartbeat is older
-        than ``stale_after_s`` — never the live runs of another replica.
+        than ``stale_after_s`` — never the live runs of another replica. ``own=False`` (the periodic
+        sweep of a running replica): only those of stale replicas.
         """
         q = select(sessions.c.id).where(sessions.c.status == "running")
         if replica is not None:
-            mine = or_(sessions.c.replica == replica, sessions.c.replica.is_(None))
+            conds = [sessions.c.replica == replica, sessions.c.replica.is_(None)] if own else []
             if stale_after_s is not None:
                 alive = select(replicas.c.id).where(replicas.c.heartbeat_at >= _iso_ago(stale_after_s))
-                mine = or_(mine, sessions.c.replica.not_in(alive))
-            q = q.where(mine)
+                conds.append(sessions.c.replica.not_in(alive) & (sessions.c.replica != replica))
+            if not conds:
+                return []
+            q = q.where(or_(*conds))
         async with self.engine.begin() as conn:
             ids = list((await conn.execute(q)).scalars())
             if ids:
