@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,7 @@ from sqlalchemy import text
 from fazai.protocol import Event
 from fazai.store import EventWriter, SchemaError, Store, StoreError
 from fazai.store.db import create_engine, normalize_url
-from services import Postgres, free_port
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on loopback (trust auth, fsync off): its URL."""
-    try:
-        pg = Postgres().start()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    try:
-        yield pg.url
-    finally:
-        pg.destroy()
+from services import free_port
 
 
 async def reset_pg(url: str) -> None:

@@ -34,6 +34,11 @@ PUBLISH_BATCH = 256
 # that stamped the event and the NATS server that stamped its arrival. Replayed extras are skipped.
 START_MARGIN_S = 5.0
 DUPLICATE_WINDOW_S = 120.0
+UNREACHABLE_LOG_EVERY_S = 5.0
+_UNREACHABLE = (
+    "NATS does not answer: sessions run and are stored; their events reach other replicas once it "
+    "is back (retrying with backoff)"
+)
 
 
 class BusUnavailable(Exception):
@@ -74,6 +79,7 @@ class EventBus:
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._last_warning = -1e9
         self.published = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -149,8 +155,7 @@ class EventBus:
                     url=self.settings.url,
                     error=str(e) or type(e).__name__,
                     retry_in_s=round(delay, 2),
-                    message="NATS does not answer: sessions run and are stored; their events reach "
-                    "other replicas once it is back",
+                    message=_UNREACHABLE,
                 )
                 await asyncio.sleep(delay)
                 delay = min(self.settings.retry_max_s, delay * 2)
@@ -183,8 +188,21 @@ class EventBus:
         self._wake.set()
 
     async def _on_error(self, e: Exception) -> None:
-        if not self._closing:
+        if self._closing:
+            return
+        now = asyncio.get_running_loop().time()
+        if self.connected or now - self._last_warning < UNREACHABLE_LOG_EVERY_S:
             log.debug("bus_error", error=str(e) or type(e).__name__)
+            return
+        # The client retries on its own (with backoff); say so now and then, not on every attempt.
+        self._last_warning = now
+        log.warning(
+            "bus_unreachable",
+            url=self.settings.url,
+            error=str(e) or type(e).__name__,
+            pending=len(self._outbox),
+            message=_UNREACHABLE,
+        )
 
     # -- publishing -------------------------------------------------------------------------
 
