@@ -79,7 +79,7 @@ class Postgres:
             shutil.chown(self.root, "postgres")
             self.as_pg = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*self.as_pg, initdb, "-D", self.data, "-A", "trust", "-U", "postgres"],
+            [*self.as_pg, initdb, "-N", "-D", self.data, "-A", "trust", "-U", "postgres"],
             check=True,
             capture_output=True,
         )

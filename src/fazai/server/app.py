@@ -71,7 +71,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate = None if settings.daemon.migrate is None else settings.daemon.migrate == "auto"
         store = await retrying(
-            lambda: Store.open(settings.database_url, migrate=migrate), what="open store", max_s=5.0
+            lambda: Store.open(settings.database_url, migrate=migrate), what="open store", max_s=2.0
         )
         bus = None
         if settings.bus.url:
