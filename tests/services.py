@@ -176,3 +176,21 @@ class Nats:
         """Stop and remove the store dir."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def create_database(url: str, name: str) -> str:
+    """A new, empty database on the server of ``url`` (dropped first if it exists): its URL."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -129,7 +129,13 @@ def create_app(
         }
         out["replica"] = m.replica
         if m.bus is not None:
-            out["bus"] = {"connected": m.bus.connected, "pending": m.bus.pending}
+            out["bus"] = {
+                "connected": m.bus.connected,
+                "pending": m.bus.pending,
+                "published": m.bus.published,
+            }
+        if m.shared_store:
+            out["followed"] = dict(m.followed)
         return out
 
     @app.get("/metrics", dependencies=[Depends(auth)])

@@ -42,6 +42,7 @@ async def _replay(
             if upto is not None and ev.seq > upto:
                 return
             cur.last, cur.ts = ev.seq, ev.ts
+            manager.followed["store"] += 1
             yield ev
         if len(page) < REPLAY_PAGE:
             return
@@ -82,6 +83,7 @@ async def follow_remote(
                                 yield event_sse(ev)
                         yield event_sse(item)
                         cur.last, cur.ts = item.seq, item.ts
+                        manager.followed["bus"] += 1
                     elif isinstance(item, BusEnd | BusIdle):
                         # An end marker, or a quiet second: the store says whether the run is over (an
                         # end marker of an earlier run of this session arrives too, and changes nothing).

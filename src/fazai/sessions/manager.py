@@ -161,6 +161,8 @@ class SessionManager:
         # Replicas share the store only on PostgreSQL; SQLite is one process's own.
         self.shared_store = store.url.startswith("postgresql")
         self.writer = EventWriter(store, self._publish)
+        # Events sent to followers of other replicas' sessions, by where they came from.
+        self.followed = {"bus": 0, "store": 0}
         self._heartbeat: asyncio.Task[None] | None = None
         self._loop_fn = loop_fn
         self._owned_loop: Any = None
