@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from daemon_harness import Daemon
 from fazai.protocol import Event
 from fazai.store import EventWriter, Store
-from services import Postgres, free_port
+from services import Postgres, create_database, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -94,3 +95,13 @@ def test_replica_waits_for_postgres_at_start(own_pg: Postgres, tmp_path: Path) -
     finally:
         t.join(60)
         d.stop()
+
+
+def test_replica_on_a_schema_behind_refuses_with_the_command(pg_url: str, tmp_path: Path) -> None:
+    url = create_database(pg_url, f"behind_{os.getpid()}")
+    d = Daemon(tmp_path / "old", ["unused"], f'database_url = "{url}"\nreplica_id = "r1"', port=free_port())
+    with pytest.raises(RuntimeError, match="fazaid did not start") as info:
+        d.start(timeout=60)
+    text = str(info.value)
+    assert "is behind: its schema is empty" in text and "fazai store migrate" in text
+    assert d.proc is not None and d.proc.returncode not in (0, None)
