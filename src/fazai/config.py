@@ -282,6 +282,13 @@ class DaemonSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=3120, ge=1, le=65535)
     database_url: str | None = Field(default=None, description="default: sqlite in the state dir")
+    migrate: Literal["auto", "check"] | None = Field(
+        default=None,
+        description="auto: upgrade the schema at start; check: refuse a schema that is behind "
+        "(default: auto on SQLite, check on PostgreSQL, where `fazai store migrate` upgrades it once)",
+    )
+    replica_id: str | None = Field(default=None, description="this replica's name (default: the hostname)")
+    heartbeat_s: float = Field(default=5.0, gt=0, description="how often a replica says it is alive")
     token_file: Path | None = Field(default=None, description="default: <state_dir>/daemon.token")
     require_token: bool = Field(
         default=True,
@@ -324,6 +331,16 @@ class FleetSettings(_Section):
     max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
     max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
     revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+
+
+class BusSettings(_Section):
+    """NATS JetStream between replicas (docs/scale.md); empty ``url`` = one replica, no bus."""
+
+    url: str = Field(default="", description="nats://host:4222 (comma-separated for a cluster)")
+    stream: str = Field(default="FAZAI_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    subject_prefix: str = Field(default="fazai.events", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_age_s: float = Field(default=7 * 86400.0, gt=0, description="how long the stream keeps events")
+    retry_max_s: float = Field(default=5.0, gt=0, description="longest wait between reconnect attempts")
 
 
 class AskSettings(_Section):
@@ -439,6 +456,7 @@ class Settings(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     kb: KBSettings = Field(default_factory=KBSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)

@@ -32,4 +32,5 @@ _GROUPS: list[str] = [
     "users",
     "audit",
     "secrets",
+    "store",
 ]

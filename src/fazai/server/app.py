@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -16,14 +17,16 @@ from sse_starlette import EventSourceResponse
 from fazai import __version__
 from fazai.audit import AuditLog
 from fazai.auth import AuthService, CredentialError, Scope
+from fazai.bus import EventBus
 from fazai.config import Settings
-from fazai.server import automation_routes, sse
+from fazai.server import automation_routes, sse, sse_remote
 from fazai.server.nodes import nodes_router
 from fazai.sessions.automation import Automation
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.playbook_loop import PlaybookLoop, build_env
 from fazai.sessions.token import ensure_token
 from fazai.store import Store, StoreError
+from fazai.store.retry import retrying
 from fazai.store.store import reason as _reason
 from fazai.web.access import Access, Caller, client_addr, password_login, reply_as, visible_sessions
 
@@ -78,20 +81,37 @@ def create_app(
     loop_fn: LoopFn | None = None,
     manager_factory: Callable[[Settings, Store], SessionManager] | None = None,
 ) -> FastAPI:
-    """The FastAPI app; the store opens (and migrates) and interrupted sessions are marked at start."""
+    """The FastAPI app; the store opens (and migrates) and interrupted sessions are marked at start.
+
+    An unreachable database is waited for (with backoff, saying so); a schema that is behind or
+    ahead stops the start (the message says what to run). With ``[bus] url`` the replica connects to
+    NATS in the background and publishes every committed event there.
+    """
     token = ensure_token(settings.daemon_token_file) if settings.daemon.require_token else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_url, reserve_bytes=settings.disk_reserve_bytes)
+        migrate = None if settings.daemon.migrate is None else settings.daemon.migrate == "auto"
+        store = await retrying(
+            lambda: Store.open(
+                settings.database_url, reserve_bytes=settings.disk_reserve_bytes, migrate=migrate
+            ),
+            what="open store",
+            max_s=2.0,
+        )
+        bus = None
+        if settings.bus.url:
+            bus = EventBus(settings.bus, settings.daemon.replica_id or socket.gethostname())
+            bus.start()
         # Playbook runs are sessions of the same runner: its loop function sends them to the engine.
         pb_loop = PlaybookLoop(settings, build_env(settings), inner=loop_fn)
         manager = (
             manager_factory(settings, store)
             if manager_factory
-            else SessionManager(settings, store, loop_fn=pb_loop)
+            else SessionManager(settings, store, loop_fn=pb_loop, bus=bus)
         )
-        await manager.start(recover=True)
+        manager.bus = bus
+        await retrying(lambda: manager.start(recover=True), what="recover sessions", max_s=5.0)
         automation = Automation(settings, manager, pb_loop)
         await automation.start()
         app.state.manager = manager
@@ -109,7 +129,11 @@ def create_app(
             state_dir=state_dir,
         )
         log.info(
-            "daemon_ready", version=__version__, store=store.engine.url.render_as_string(hide_password=True)
+            "daemon_ready",
+            version=__version__,
+            store=store.engine.url.render_as_string(hide_password=True),
+            replica=manager.replica,
+            bus=settings.bus.url or None,
         )
         try:
             yield
@@ -119,6 +143,8 @@ def create_app(
             await automation.stop()
             await manager.stop()
             await pb_loop.aclose()
+            if bus is not None:
+                await bus.stop()
             await store.close()
 
     app = FastAPI(title="fazaid", version=__version__, lifespan=lifespan)
@@ -161,7 +187,22 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         m = mgr(request)
-        return {"ok": True, "service": "fazaid", "version": __version__, "running": len(m.runs)}
+        out: dict[str, Any] = {
+            "ok": True,
+            "service": "fazaid",
+            "version": __version__,
+            "running": len(m.runs),
+        }
+        out["replica"] = m.replica
+        if m.bus is not None:
+            out["bus"] = {
+                "connected": m.bus.connected,
+                "pending": m.bus.pending,
+                "published": m.bus.published,
+            }
+        if m.shared_store:
+            out["followed"] = dict(m.followed)
+        return out
 
     @app.get("/metrics")
     async def metrics(request: Request, who: Caller = Depends(caller)) -> Response:
@@ -249,10 +290,14 @@ def create_app(
         who: Caller = Depends(caller),
     ) -> EventSourceResponse:
         m = mgr(request)
-        if await m.store.get_session(session_id) is None:
+        rec = await m.store.get_session(session_id)
+        if rec is None:
             raise HTTPException(404, f"no session {session_id}")
         await access(request).require(who, "session.read", await site_of(request, session_id), session_id)
         start = after if after is not None else _parse_last_id(last_event_id)
+        if follow and m.shared_store and rec.status == "running" and session_id not in m.runs:
+            # Another replica runs it: follow it through the shared store and the bus.
+            return _sse(settings, sse_remote.follow_remote(m, session_id, start))
         return _sse(settings, sse.follow(m, session_id, start, follow_live=follow))
 
     @app.post("/agent/generate")

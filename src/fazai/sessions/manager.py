@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.protocol import Event
 from fazai.safety.policy import yes_may_approve
@@ -166,14 +168,22 @@ class SessionManager:
         hub: Hub | None = None,
         metrics: AgentMetrics | None = None,
         loop_fn: LoopFn | None = None,
+        bus: EventBus | None = None,
     ):
         self.settings = settings
         self.store = store
         self.hub = hub or Hub(settings.daemon.sse_queue_size)
         self.metrics = metrics or AgentMetrics()
+        self.bus = bus
+        self.replica = settings.daemon.replica_id or socket.gethostname()
+        # Replicas share the store only on PostgreSQL; SQLite is one process's own.
+        self.shared_store = store.url.startswith("postgresql")
         self.writer = EventWriter(
-            store, self.hub.publish, redactor=build_redactor(settings), on_failure=self._on_write_failure
+            store, self._publish, redactor=build_redactor(settings), on_failure=self._on_write_failure
         )
+        # Events sent to followers of other replicas' sessions, by where they came from.
+        self.followed = {"bus": 0, "store": 0}
+        self._heartbeat: asyncio.Task[None] | None = None
         self._loop_fn = loop_fn
         self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
@@ -205,15 +215,54 @@ class SessionManager:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, *, recover: bool = True) -> list[str]:
-        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``."""
+        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``.
+
+        On a shared store only this replica's leftovers (and those of replicas whose heartbeat
+        stopped) are marked; the live runs of other replicas are left alone.
+        """
         self.writer.start()
-        ids = await self.store.mark_running_interrupted() if recover else []
+        ids: list[str] = []
+        if self.shared_store:
+            await self.store.heartbeat(self.replica)
+            if recover:
+                ids = await self.store.mark_running_interrupted(self.replica, stale_after_s=self._stale_s)
+            self._heartbeat = asyncio.create_task(self._beat(), name="fazai-heartbeat")
+        elif recover:
+            ids = await self.store.mark_running_interrupted()
         for sid in ids:
             log.warning("session_interrupted", session=sid, why="left running by a previous process")
         return ids
 
+    @property
+    def _stale_s(self) -> float:
+        # Three missed heartbeats: a replica busy for a moment is not declared dead.
+        return 3 * self.settings.daemon.heartbeat_s + 1
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.daemon.heartbeat_s)
+            try:
+                await self.store.heartbeat(self.replica)
+                # Orphans of replicas that stopped beating become interrupted (resumable anywhere).
+                ids = await self.store.mark_running_interrupted(
+                    self.replica, stale_after_s=self._stale_s, own=False
+                )
+                for sid in ids:
+                    log.warning("session_interrupted", session=sid, why="its replica stopped")
+            except Exception as e:
+                log.warning("heartbeat_failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    def _publish(self, events: list[Event]) -> None:
+        self.hub.publish(events)
+        if self.bus is not None:
+            self.bus.publish(events)
+
     async def stop(self) -> None:
         """Interrupt every run (they stay resumable), flush the log and stop the writer."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         for run in list(self.runs.values()):
             if run.task and not run.task.done():
                 run.task.cancel()
@@ -246,7 +295,9 @@ class SessionManager:
             raise RunnerError("the goal is empty: say what FazAI should do")
         self._check_writable()
         goal = self.writer.redactor.text(goal)
-        return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
+        return await self.store.create_session(
+            goal, mode=mode, model=model or self._model_name(), replica=self.replica
+        )
 
     async def start_run(
         self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
@@ -276,6 +327,7 @@ class SessionManager:
                 status="running",
                 goal=self.writer.redactor.text(goal) or None,
                 model=options.model or self._model_name(),
+                replica=self.replica,
             )
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
@@ -471,6 +523,8 @@ class SessionManager:
                 tracker.finish(status)
             self.runs.pop(sid, None)
             self.hub.end_run(sid, status)
+            if self.bus is not None:
+                self.bus.publish_end(sid, status, run.next_seq - 1)
             run.status = status
             log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
         return status

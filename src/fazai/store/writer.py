@@ -18,9 +18,11 @@ import contextlib
 from collections.abc import Callable
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from fazai.protocol import Event
 from fazai.store.redact import Redactor
+from fazai.store.retry import is_transient
 from fazai.store.store import StatusUpdate, Store
 from fazai.store.store import reason as _reason
 
@@ -111,11 +113,19 @@ class EventWriter:
         events = [self.redactor.event(i) for i, _ in batch if isinstance(i, Event)]
         updates = [i for i, _ in batch if isinstance(i, StatusUpdate)]
         delay = RETRY_FIRST_S
+        attempts = 0
         while True:
+            attempts += 1
             try:
                 await self._store.append_events(events, updates)
                 break
             except asyncio.CancelledError:
+                raise
+            except IntegrityError:
+                # A retried batch whose first commit went through but whose answer was lost in an
+                # outage is already stored: that is success, not a duplicate.
+                if attempts > 1 and await self._stored(events):
+                    break
                 raise
             except Exception as e:
                 reason = _reason(e)
@@ -123,7 +133,10 @@ class EventWriter:
                 self.failure = self.last_failure = reason
                 sessions = {e.session for e in events} | {u.session for u in updates}
                 log.error("event_write_failed", error=reason, count=len(events), sessions=sorted(sessions))
-                if first and self.on_failure is not None:
+                # A PostgreSQL restart or a network cut is ridden out: the runs wait at their next
+                # durable point. Anything else (a full disk) stops the runs that were writing.
+                ride_out = self._store.engine.dialect.name == "postgresql" and is_transient(e)
+                if first and not ride_out and self.on_failure is not None:
                     try:
                         self.on_failure(sessions, reason)
                     except Exception as cb_err:  # never let a callback end the writer
@@ -134,7 +147,7 @@ class EventWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
         if self.failure is not None:
-            log.warning("event_write_recovered", error=self.failure, count=len(events))
+            log.warning("event_write_recovered", error=self.failure, count=len(events), attempts=attempts)
             self.failure = None
         try:
             self._publish(events)
@@ -143,3 +156,12 @@ class EventWriter:
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
+
+    async def _stored(self, events: list[Event]) -> bool:
+        top: dict[str, int] = {}
+        for e in events:
+            top[e.session] = max(top.get(e.session, 0), e.seq)
+        for sid, seq in top.items():
+            if await self._store.last_seq(sid) < seq:
+                return False
+        return True
