@@ -231,10 +231,9 @@ def main() -> int:
     if args.quick_first:
         cases = [c for c in cases if c.id in QUICK] + [c for c in cases if c.id not in QUICK]
     models_dir = args.models_dir or load_settings().paths.models_dir
+    if not args.models_dir and not installed_configs(models_dir):
+        models_dir = REPO / ".cache" / "models"  # where `make test` puts the packaged models
     configs = args.configs or installed_configs(models_dir)
-    if not configs and not args.models_dir:
-        models_dir = REPO / ".cache" / "models"
-        configs = args.configs or installed_configs(models_dir)
     remote = "remote" in configs or (
         not args.configs and os.environ.get("FAZAI_AI_PROVIDER__PROVIDER", "worker") not in ("worker", "")
     )
@@ -283,58 +282,62 @@ def main() -> int:
             targets.append((os.environ.get("FAZAI_AI_PROVIDER__MODEL", "remote"), {}, []))
         seed = seed_state(tmp / "seed") if True in kb_modes else None
         runs = [(label, env, socks, kb) for label, env, socks in targets for kb in kb_modes]
-        for label, env, socks, kb in runs:
-            for sock_s in socks:  # started once, shared by the KB-on and KB-off runs
-                name = label if sock_s.endswith(f"{label}.sock") else None
-                if name is not None:
-                    worker(CONFIGS[name][0], CONFIGS[name][1], Path(sock_s))
-                else:  # the router's fallback: the 1.5B with the 0.5B drafting
-                    worker(LARGE, CONFIGS["1.5b+draft"][1], Path(sock_s))
-            if len(kb_modes) > 1:
-                label = f"{label} {'kb' if kb else 'no-kb'}"
-            env = {**env, "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
-            if kb and seed is not None:
-                env["FAZAI_KB__EMBEDDING_MODEL_DIR"] = str(seed[1])
-            else:
-                env["FAZAI_KB__ENABLED"] = "false"
-            if args.max_time:
-                env["FAZAI_ASK__MAX_TIME_S"] = str(args.max_time)
-            rows: list[dict] = []
-            all_rows[label] = rows
-            try:
-                for c in cases:
-                    # Each case starts from the same state (starter recipes, nothing learned since),
-                    # so a case cannot learn from another one.
-                    state = tmp / f"state-{label}-{c.id}"
-                    if kb and seed is not None:
-                        shutil.copytree(seed[0], state)
-                    else:
-                        state.mkdir()
-                    case_env = {**env, "FAZAI_PATHS__STATE_DIR": str(state)}
-                    row = run_one(c, case_env, [tmp])
-                    rows.append(row)
-                    if args.events:
-                        save_events(
-                            row["result"], case_env, args.events / label.replace(" ", "_") / f"{c.id}.jsonl"
+        try:
+            for label, env, socks, kb in runs:
+                for sock_s in socks:  # started once, shared by the KB-on and KB-off runs
+                    name = label if sock_s.endswith(f"{label}.sock") else None
+                    if name is not None:
+                        worker(CONFIGS[name][0], CONFIGS[name][1], Path(sock_s))
+                    else:  # the router's fallback: the 1.5B with the 0.5B drafting
+                        worker(LARGE, CONFIGS["1.5b+draft"][1], Path(sock_s))
+                if len(kb_modes) > 1:
+                    label = f"{label} {'kb' if kb else 'no-kb'}"
+                env = {**env, "FAZAI_PATHS__RUNTIME_DIR": str(tmp)}
+                if kb and seed is not None:
+                    env["FAZAI_KB__EMBEDDING_MODEL_DIR"] = str(seed[1])
+                else:
+                    env["FAZAI_KB__ENABLED"] = "false"
+                if args.max_time:
+                    env["FAZAI_ASK__MAX_TIME_S"] = str(args.max_time)
+                rows: list[dict] = []
+                all_rows[label] = rows
+                try:
+                    for c in cases:
+                        # Each case starts from the same state (starter recipes, nothing learned since),
+                        # so a case cannot learn from another one.
+                        state = tmp / f"state-{label}-{c.id}"
+                        if kb and seed is not None:
+                            shutil.copytree(seed[0], state)
+                        else:
+                            state.mkdir()
+                        case_env = {**env, "FAZAI_PATHS__STATE_DIR": str(state)}
+                        row = run_one(c, case_env, [tmp])
+                        rows.append(row)
+                        if args.events:
+                            save_events(
+                                row["result"],
+                                case_env,
+                                args.events / label.replace(" ", "_") / f"{c.id}.jsonl",
+                            )
+                        mark = "ok " if row["ok"] else "BAD"
+                        ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
+                        print(
+                            f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
+                            + ("" if row["ok"] else f"  ({row['why']})"),
+                            flush=True,
                         )
-                    mark = "ok " if row["ok"] else "BAD"
-                    ans = str(row["result"].get("answer") or row["result"].get("error") or "")[:90]
-                    print(
-                        f"  [{label}] {mark} {c.id:18} {row['wall_s']:5.1f}s  {ans!r}"
-                        + ("" if row["ok"] else f"  ({row['why']})"),
-                        flush=True,
-                    )
-                    if args.json:  # written as it goes: an interrupted run keeps what it measured
-                        args.json.write_text(json.dumps({"baseline_s": base, "rows": all_rows}, indent=2))
-            except KeyboardInterrupt:
-                print(f"  [{label}] interrupted after {len(rows)} cases: summarizing those", flush=True)
-                interrupted = True
-            if rows:
-                summaries.append(summarize(label, rows))
-            if interrupted:
-                break
-        for proc in workers.values():
-            proc.terminate()
+                        if args.json:  # written as it goes: an interrupted run keeps what it measured
+                            args.json.write_text(json.dumps({"baseline_s": base, "rows": all_rows}, indent=2))
+                except KeyboardInterrupt:
+                    print(f"  [{label}] interrupted after {len(rows)} cases: summarizing those", flush=True)
+                    interrupted = True
+                if rows:
+                    summaries.append(summarize(label, rows))
+                if interrupted:
+                    break
+        finally:  # a failed start or an interrupt must not leave resident workers behind
+            for proc in workers.values():
+                proc.terminate()
 
     print()
     hdr = (
