@@ -94,6 +94,10 @@ class ProviderSpec(_Section):
         default=True, description="openai provider: send JSON-schema constraints as response_format"
     )
     anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    worker_args: list[str] = Field(
+        default_factory=list,
+        description="worker provider in a chain: extra fazai-worker arguments (e.g. --speculative draft)",
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
     )
@@ -125,6 +129,12 @@ class WorkerSettings(_Section):
     )
     cache_ram_mib: int = Field(default=1024, ge=0)
     system_prefix: str | None = Field(default=None, description="shared system prompt evaluated once")
+    speculative: Literal["none", "draft", "ngram", "draft+ngram"] = Field(
+        default="none",
+        description="speculative decoding: a draft model proposes and/or n-gram prompt lookup",
+    )
+    draft_model: str | None = Field(default=None, description="catalog name or .gguf of the draft model")
+    draft_max: int = Field(default=16, ge=1, le=64, description="tokens proposed per speculative step")
     autostart: bool = True
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
@@ -282,9 +292,12 @@ class AskSettings(_Section):
     cache_enabled: bool = True
     cache_ttl_s: float = Field(default=300.0, ge=0)
     debug: bool = False
-    # Knowledge-base hits in a question's context. Off by default: with the default 0.5B model they
-    # cost accuracy and time (ops benchmark, 48 questions: 48 % → 40 % correct, 8.9 → 11.4 s mean).
-    kb_context: bool = False
+    # Verified, read-only knowledge-base recipes that fit the question, shown as the commands to start
+    # from (fazai.agent.ask_policy.ReadOnlyHints); below kb_min_score (cosine) a recipe is not shown.
+    kb_context: bool = True
+    kb_min_score: float = Field(default=0.45, ge=0.0, le=1.0)
+    # Each question gets a private scratch dir under the state dir (the only place it may write).
+    scratch: bool = True
 
 
 class Settings(_Section):

@@ -34,7 +34,19 @@ def build_one(spec: ProviderSpec, settings: Settings, environ: Mapping[str, str]
         # Imported lazily: the worker client pulls in the socket protocol only when it is used.
         from fazai.models.worker_client import WorkerProvider
 
-        return WorkerProvider.from_settings(settings)  # [worker] model is what an autostarted worker loads
+        if spec.model == settings.worker.model or spec is settings.ai_provider:
+            return WorkerProvider.from_settings(
+                settings
+            )  # [worker] model is what an autostarted worker loads
+        # Another local model in a routing chain: its own resident worker, socket and log.
+        rt = settings.paths.runtime_dir
+        return WorkerProvider(
+            rt / f"worker-{spec.model}.sock",
+            worker=settings.worker,
+            model=spec.model,
+            log_path=rt / f"worker-{spec.model}.log",
+            worker_args=list(spec.worker_args),
+        )
     if spec.provider == "openai":
         from fazai.models.openai_compat import OpenAICompatProvider
 

@@ -76,7 +76,7 @@ class AgentLoop:
             self._providers[key] = build_provider(s)
         return self._providers[key]
 
-    def deps(self, options: Any) -> AgentDeps:
+    def deps(self, options: Any, *, session_id: str | None = None) -> AgentDeps:
         """The loop's dependencies for one run (limits overridden by the run's options)."""
         s = self.settings
         agent = s.agent
@@ -131,7 +131,8 @@ class AgentLoop:
             if getattr(options, "max_iterations", None):
                 ask = ask.model_copy(update={"max_iterations": options.max_iterations})
             # --yes never widens question mode: it stays read-only.
-            deps = ask_deps(deps, ask, self._ask_cache)
+            scratch = s.paths.state_dir / "scratch" / session_id if ask.scratch and session_id else None
+            deps = ask_deps(deps, ask, self._ask_cache, scratch=scratch)
         return deps
 
     async def __call__(
@@ -145,7 +146,7 @@ class AgentLoop:
         options: Any = None,
     ) -> AsyncIterator[Event]:
         try:
-            deps = self.deps(options)
+            deps = self.deps(options, session_id=session_id)
         except ProviderError as e:
             yield Event(session=session_id, kind="error", data={"reason": "provider", "message": str(e)})
             return
