@@ -40,7 +40,9 @@ The module must define, at module level:
 1. SPEC = {...}: a plain dict literal (no variables, no calls) with keys
    "name", "description", "inputs" (a JSON Schema of type object), "risk" and "tests".
    "risk" is "read_only" if the tool only reads, "changes_state" if it changes the machine,
-   "destructive" if it deletes data or can cut access.
+   "destructive" if it deletes data or can cut access. FazAI derives the real class from the code:
+   subprocess, os.system, exec/eval, getattr, __import__, sockets or unknown modules make a tool
+   opaque (always asked); a tool that only reads with the standard library runs without asking.
    "tests" is a list of {"args": {...}, "expect": {...}}: the result must contain every key/value of
    "expect". Use {"args": {...}, "expect_error": "text"} for an expected error.
 2. def run(args: dict, ctx) -> dict: does the work and returns a JSON-serialisable dict.
