@@ -178,3 +178,17 @@ async def test_live_run_on_this_machine() -> None:
     again = Facts.model_validate_json(f.model_dump_json())
     assert again.distro == f.distro
     json.loads(f.model_dump_json())
+
+
+def test_failed_units_skip_headers_legends_and_footers() -> None:
+    # What systemctl prints when --no-legend/--plain are missing or ignored (and the ops bench's fake).
+    out = (
+        "  UNIT             LOAD   ACTIVE SUB    DESCRIPTION\n"
+        "● nginx.service    loaded failed failed A high performance web server\n"
+        "● postfix.service  loaded failed failed Postfix Mail Transport Agent\n\n"
+        "LOAD   = Reflects whether the unit definition was properly loaded.\n"
+        "ACTIVE = The high-level unit activation state, i.e. generalization of SUB.\n"
+        "2 loaded units listed.\n"
+    )
+    assert [u["unit"] for u in c.parse_failed_units(out)] == ["nginx.service", "postfix.service"]
+    assert c.parse_failed_units("cron.service loaded active running Regular background jobs\n") == []

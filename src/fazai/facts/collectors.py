@@ -128,12 +128,19 @@ def parse_failed_units(out: str) -> list[dict[str, str]]:
     """``systemctl list-units --state=failed --no-legend --plain`` → [{"unit", "description"}]."""
     rows = []
     for line in out.splitlines():
-        p = line.split(None, 4)
-        if len(p) >= 4 and p[0] not in ("●", "*"):
-            rows.append({"unit": p[0], "description": p[4] if len(p) > 4 else ""})
-        elif len(p) >= 5:  # some versions prefix a failure marker
-            rows.append({"unit": p[1], "description": line.split(None, 5)[-1]})
+        p = line.split()
+        if p and p[0] in ("●", "*", "×"):  # some versions prefix a failure marker
+            p = p[1:]
+        # Only unit rows: a header, a legend or a "2 loaded units listed." footer (shown when the
+        # flags are missing or ignored) is not a unit.
+        if len(p) >= 4 and _UNIT.fullmatch(p[0]) and "failed" in p[1:4]:
+            rows.append({"unit": p[0], "description": " ".join(p[4:])})
     return rows
+
+
+_UNIT = re.compile(
+    r"[\w@:.\\-]+\.(service|socket|mount|automount|swap|target|path|timer|slice|scope|device)"
+)
 
 
 def parse_journal_json(out: str) -> list[dict[str, Any]]:
