@@ -351,6 +351,7 @@ class Simulator:
         # rule that blocks its source went live; only new connections are dropped.
         self.states: set[tuple[str, int]] = set()
         self.keep_states = True
+        self.filterlog: list[dict[str, Any]] = []  # parsed filterlog lines, oldest first
 
     def add_key(self, key: str, secret: str, **kw: Any) -> ApiKey:
         """Register an API key."""
@@ -409,6 +410,40 @@ class Simulator:
             if name not in names:
                 del self.pf_tables[name]
         self.running["alias"] = copy.deepcopy(self.cols["alias"].items)
+
+    def log_block(self, src: str, sport: int, dport: int = 443) -> None:
+        """A filterlog line for a packet dropped by the first matching applied block rule."""
+        rule = next(
+            (
+                (u, r)
+                for u, r in self.running.get("rule", {}).items()
+                if r.get("enabled") == "1" and r.get("action") in ("block", "reject")
+            ),
+            ("", {}),
+        )
+        self.filterlog.append(
+            {
+                "__timestamp__": f"{self.clock():.0f}",
+                "__host__": "OPNsense.localdomain",
+                "__digest__": f"{len(self.filterlog):032x}",
+                "rulenr": "10",
+                "subrulenr": "",
+                "anchorname": "",
+                "rid": rule[0],
+                "interface": "vtnet0",
+                "reason": "match",
+                "action": "block",
+                "dir": "in",
+                "ipversion": "4",
+                "protoname": "tcp",
+                "protonum": "6",
+                "src": src,
+                "dst": "192.0.2.1",
+                "srcport": str(sport),
+                "dstport": str(dport),
+                "label": rule[1].get("description", ""),
+            }
+        )
 
     def add_eve(self, record: dict[str, Any]) -> None:
         """Append an EVE record to the simulated eve.json."""
@@ -475,6 +510,7 @@ class Simulator:
             waited += 0.05
             self.tick()
         if waited >= 5.0:
+            self.log_block(client_ip, int(client[1]))
             return  # dropped: the client sees no answer (its read times out)
         self.states.add(conn)
         status, payload, ctype = self.handle(
