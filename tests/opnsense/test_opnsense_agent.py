@@ -217,7 +217,8 @@ async def test_read_only_tool_runs_without_approval(firewall):
 
 
 async def test_destructive_tool_always_asks(firewall):
-    """Even with changes auto-approved and --yes, deleting a rule waits for the operator."""
+    """Even with changes auto-approved and --yes, deleting an alias or editing a rule (which can
+    open the firewall) waits for the operator; a staged alias edit does not."""
     sim, settings = firewall
     policy = SafetyPolicy(
         settings.safety.model_copy(update={"auto_approve": ["read_only", "changes_state"]}),
@@ -231,8 +232,13 @@ async def test_destructive_tool_always_asks(firewall):
         "destination_port": "22",
     }
     script = [
+        act(
+            "use_tool",
+            name="opnsense.ensure_alias",
+            args={"name": "admins", "type": "host", "content": ["10.0.0.9"]},
+        ),
         act("use_tool", name="opnsense.ensure_rule", args=rule),
-        act("use_tool", name="opnsense.delete_rule", args={"description": "allow ssh"}),
+        act("use_tool", name="opnsense.delete_alias", args={"name": "admins"}),
         act("done", answer="done"),
     ]
     operator = ScriptedInteraction(approve_result=False)
@@ -240,10 +246,13 @@ async def test_destructive_tool_always_asks(firewall):
     observed = [d for d in of(events, "observe") if d["kind"] == "use_tool"]
     assert observed[0]["status"] == "ok", observed[0]["text"]
     assert observed[0]["result"]["verification"]["ok"]
-    (approval,) = of(events, "approval_required")  # only the delete asked
-    assert approval["risk"] == "destructive" and "would delete rule allow ssh" in approval["summary"]
-    assert observed[1]["status"] == "denied"
-    assert [r["description"] for r in sim.cols["rule"].items.values()] == ["allow ssh"]
+    asked = of(events, "approval_required")  # the rule edit and the delete asked
+    assert [a["risk"] for a in asked] == ["destructive", "destructive"]
+    assert "would create rule allow ssh" in asked[0]["summary"]
+    assert "would delete alias admins" in asked[1]["summary"]
+    assert [o["status"] for o in observed[1:]] == ["denied", "denied"]
+    assert sim.cols["rule"].items == {}
+    assert [a["name"] for a in sim.cols["alias"].items.values()] == ["admins"]
 
 
 async def test_failed_dry_run_is_reported_without_asking(firewall):

@@ -101,7 +101,7 @@ _RULE_FIELDS = {
     "opnsense.ensure_rule",
     "Create or update the filter rule identified by its description (idempotent). With apply=true the change "
     "is made inside a safe apply (savepoint, rollback if the firewall stops answering).",
-    "changes_state",
+    "destructive",  # opens traffic / goes live: always asks, never covered by --yes
     _schema(["description", "action"], description=_STR, apply={"type": "boolean"}, **_RULE_FIELDS, **_DRY),
 )
 async def _ensure_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
@@ -118,7 +118,7 @@ async def _ensure_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
 @_tool(
     "opnsense.set_rule_enabled",
     "Enable or disable a filter rule by description. Staged until opnsense.apply.",
-    "changes_state",
+    "destructive",  # opens traffic / goes live: always asks, never covered by --yes
     _schema(["description", "enabled"], description=_STR, enabled={"type": "boolean"}, **_DRY),
 )
 async def _set_rule_enabled(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
@@ -139,7 +139,7 @@ async def _delete_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     "opnsense.apply",
     "Make staged changes live. 'filter' uses safe apply (savepoint + rollback on 26.1 and older, a config "
     "backup first on newer versions).",
-    "changes_state",
+    "destructive",  # opens traffic / goes live: always asks, never covered by --yes
     _schema([], modules={"type": "array", "items": {"type": "string", "enum": list(APPLY_PATHS)}}, **_DRY),
 )
 async def _apply(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
@@ -206,7 +206,7 @@ async def _query_alerts(fw: Firewall, a: dict[str, Any], dry: bool) -> dict[str,
 @_tool(
     "opnsense.ids_rule_action",
     "Set an installed IDS rule (sid) to alert or drop, enabled or not. Reload rules to make it live.",
-    "changes_state",
+    "destructive",  # opens traffic / goes live: always asks, never covered by --yes
     _schema(
         ["sid", "action"],
         sid={"type": "integer"},
