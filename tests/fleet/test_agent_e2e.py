@@ -16,6 +16,10 @@ def test_command_streams_and_exits(fleet: FleetDaemon) -> None:
     assert row["result"]["stdout"] == "out\n" and row["result"]["stderr"] == "err\n"
     ok = fleet.wait_action(fleet.submit("web-01", "uname -s"))
     assert ok["state"] == "done" and ok["result"]["stdout"].strip() == "Linux"
+    # The enrolled agent is in the inventory: transport agent, its version and a heartbeat.
+    with fleet.http() as c:
+        node = c.get("/nodes/web-01").json()
+    assert node["transport"] == "agent" and node["version"] and node["last_heartbeat"], node
 
 
 def test_forbidden_refused_by_the_node(fleet: FleetDaemon, tmp_path) -> None:

@@ -217,7 +217,8 @@ async def test_read_only_tool_runs_without_approval(firewall):
 
 
 async def test_destructive_tool_always_asks(firewall):
-    """Even with changes auto-approved and --yes, deleting a rule waits for the operator."""
+    """Even with changes auto-approved and --yes, deleting an alias or editing a rule (which can
+    open the firewall) waits for the operator; a staged alias edit does not."""
     sim, settings = firewall
     policy = SafetyPolicy(
         settings.safety.model_copy(update={"auto_approve": ["read_only", "changes_state"]}),
@@ -231,6 +232,11 @@ async def test_destructive_tool_always_asks(firewall):
         "destination_port": "23",
     }
     script = [
+        act(
+            "use_tool",
+            name="opnsense.ensure_alias",
+            args={"name": "admins", "type": "host", "content": ["10.0.0.9"]},
+        ),
         act("use_tool", name="opnsense.ensure_rule", args=rule),
         act("use_tool", name="opnsense.delete_rule", args={"description": "block telnet"}),
         act("done", answer="done"),

@@ -144,3 +144,20 @@ def test_backups_and_alerts(cli, tmp_path):
     r = run("alerts", "tail", "--file", str(eve), "--from-start", "--no-follow")
     assert "sid 2001219" in r.stdout
     run("alerts", "tail", code=2)
+
+
+def test_never_block_setting_journal_and_undo(cli):
+    run, sim, tmp = cli
+    (tmp / "fazai.toml").write_text('[opnsense]\nnever_block = ["198.51.100.0/28"]\n')
+    r = run("opnsense", "block", "198.51.100.0/24", "--reason", "too wide for the list", code=1)
+    assert "never-block list" in r.stderr
+    run("opnsense", "block", "203.0.113.66", "--reason", "scanner")
+    rows = json.loads(run("opnsense", "journal", "--json").stdout)
+    assert [(i["action"], i["target"], i["undo"]) for i in rows] == [
+        ("block", "203.0.113.66", "fazai opnsense unblock 203.0.113.66")
+    ]
+    run("opnsense", "undo")
+    assert sim.pf_tables["fazai_block"] == set()
+    assert json.loads(run("opnsense", "journal", "--json").stdout)[0]["undone"]
+    r = run("opnsense", "undo", code=1)
+    assert "nothing to undo" in r.stderr

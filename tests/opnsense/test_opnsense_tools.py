@@ -89,3 +89,26 @@ async def test_tools_dry_run_then_run(fw2):
     r = await get_tool("opnsense.apply").run({"modules": ["alias", "filter", "unbound"]}, ctx)
     assert r["data"]["status"] == "applied"
     assert "gateways" in await get_tool("opnsense.system").run({}, ctx)
+
+
+def test_writes_that_open_traffic_or_go_live_are_never_approved_by_yes():
+    """Under --yes, reads run, a guarded block runs, and rule edits, rule disables, applies and
+    IDS rule actions still ask (issue 11: an unattended agent must not open the firewall)."""
+    from fazai.config import SafetySettings
+    from fazai.safety.policy import SafetyPolicy
+
+    policy = SafetyPolicy(SafetySettings(), assume_yes=True)
+
+    def verdict(name: str) -> str:
+        return policy.check_risk(get_tool(name).risk, name).verdict
+
+    for name in (
+        "opnsense.ensure_rule",
+        "opnsense.set_rule_enabled",
+        "opnsense.apply",
+        "opnsense.ids_rule_action",
+    ):
+        assert verdict(name) == "ask", name
+    assert verdict("opnsense.block_ip") == "allow"
+    reads = [t.name for t in TOOLS if t.risk == "read_only"]
+    assert len(reads) >= 13 and all(verdict(n) == "allow" for n in reads)

@@ -21,14 +21,14 @@ from .models import (
     FQDN,
     PF_RESERVED,
     SERVICES,
-    Collection,
-    F,
     add_msg,
     is_ip,
     is_net,
     is_range,
-    opts,
 )
+from .schema import IFACES, new_collections
+
+__all__ = ["IFACES", "Simulator"]  # IFACES: the interfaces handlers list
 
 VERSIONS = ("25.1", "25.7", "26.1", "26.7")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -88,219 +88,6 @@ def _full(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2] if len(parts) > 2 else 0
 
 
-ALIAS_TYPES = opts(
-    "host=Host(s)",
-    "network=Network(s)",
-    "port=Port(s)",
-    "url=URL (IPs)",
-    "urltable=URL Table (IPs)",
-    "geoip=GeoIP",
-    "networkgroup=Network group",
-    "mac=MAC address",
-    "asn=BGP ASN",
-    "dynipv6host=Dynamic IPv6 Host",
-    "authgroup=OpenVPN group",
-    "internal=Internal (automatic)",
-    "external=External (advanced)",
-    "urljson=URL Table in JSON format (IPs)",
-)
-IFACES = opts("lan=LAN", "wan=WAN", "opt1=DMZ")
-_DIRS_ACTIONS = [(d, a) for d in ("in", "out") for a in ("block", "pass")]
-ALIAS_STATS = (*(f"{d}_{a}_{u}" for d, a in _DIRS_ACTIONS for u in ("p", "b")), "eval_nomatch", "eval_match")
-PROTOS = opts("any", "TCP/UDP", "TCP", "UDP", "ICMP", "IPV6-ICMP", "GRE", "ESP")
-
-
-def new_collections(full: tuple[int, int, int]) -> dict[str, Collection]:
-    """Fresh, empty models for this version."""
-    version = full[:2]
-    rule_fields = rules_mod.rule_fields(full, IFACES, PROTOS)
-    rr = ["A", "AAAA", "MX", *(["TXT"] if version >= (26, 1) else [])]
-    cols = {
-        "alias": Collection(
-            "alias",
-            {
-                "enabled": F("bool", "1"),
-                "name": F(required=True),
-                "type": F("option", "", ALIAS_TYPES, True),
-                "path_expression": F(),
-                "proto": F("multi", "", opts("IPv4", "IPv6")),
-                "interface": F(),
-                "counters": F("bool", "0"),
-                "updatefreq": F(),
-                "content": F("content"),
-                "password": F(),
-                "username": F(),
-                "authtype": F("option", "", opts("Basic", "Bearer", "Header")),
-                **({"expire": F("optint")} if version >= (25, 7) else {}),
-                "categories": F(),
-                "current_items": F("volatile"),
-                "last_updated": F("volatile"),
-                **({n: F("volatile") for n in ALIAS_STATS} if version >= (26, 1) else {}),
-                "description": F(),
-            },
-            ("enabled", "name", "type", "description", "content"),
-        ),
-        "rule": Collection("rule", rule_fields, ("enabled", "sequence", "action", "description")),
-        "snat": Collection(
-            "rule",
-            {
-                "enabled": F("bool", "1"),
-                "nonat": F("bool", "0"),
-                "nosync": F("bool", "0"),
-                "sequence": F("int", "1"),
-                "interface": F("option", "wan", IFACES, True),
-                "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
-                "protocol": F("option", "any", PROTOS, True),
-                "source_net": F("netalias", "any"),
-                "source_not": F("bool", "0"),
-                "source_port": F(),
-                "destination_net": F("netalias", "any"),
-                "destination_not": F("bool", "0"),
-                "destination_port": F(),
-                "target": F(),
-                "target_port": F(),
-                "staticnatport": F("bool", "0"),
-                "log": F("bool", "0"),
-                "categories": F(),
-                "tag": F(),
-                "tagged": F(),
-                "description": F(),
-            },
-            ("enabled", "sequence", "interface", "description"),
-        ),
-        "one_to_one": Collection(
-            "rule",
-            {
-                "enabled": F("bool", "1"),
-                "log": F("bool", "0"),
-                "sequence": F("int", "1"),
-                "interface": F("option", "wan", IFACES, True),
-                "type": F("option", "binat", opts("binat=BINAT", "nat=NAT"), True),
-                "source_net": F("netalias", ""),
-                "source_not": F("bool", "0"),
-                "destination_net": F("netalias", "any"),
-                "destination_not": F("bool", "0"),
-                "external": F(),
-                "natreflection": F("option", "", opts("enable=Enable", "disable=Disable")),
-                "categories": F(),
-                "description": F(),
-            },
-            ("enabled", "sequence", "external", "description"),
-        ),
-        "host": Collection(
-            "host",
-            {
-                "enabled": F("bool", "1"),
-                "hostname": F(),
-                "domain": F(required=True),
-                "rr": F("option", "A", opts(*rr), True),
-                "mxprio": F(),
-                "mx": F(),
-                "server": F(),
-                "description": F(),
-            },
-            ("enabled", "hostname", "domain", "rr", "server", "description"),
-        ),
-        "server": Collection(
-            "server",
-            {
-                "enabled": F("bool", "1"),
-                "name": F(required=True),
-                "instance": F(),
-                "pubkey": F(),
-                "privkey": F(required=True),
-                "port": F(),
-                "mtu": F(),
-                "dns": F(),
-                "tunneladdress": F("list", ""),
-                "disableroutes": F("bool", "0"),
-                "gateway": F(),
-                "peers": F("list", ""),
-            },
-            ("enabled", "name", "instance", "port", "tunneladdress"),
-        ),
-        "client": Collection(
-            "client",
-            {
-                "enabled": F("bool", "1"),
-                "name": F(required=True),
-                "pubkey": F(required=True),
-                "psk": F(),
-                "tunneladdress": F("list", ""),
-                "serveraddress": F(),
-                "serverport": F(),
-                "keepalive": F(),
-                "servers": F("list", ""),
-            },
-            ("enabled", "name", "tunneladdress", "serveraddress"),
-        ),
-        "policy": Collection(
-            "policy",
-            {
-                "enabled": F("bool", "1"),
-                "prio": F("int", "0"),
-                "action": F("multi", "", opts("disable=Disabled", "alert=Alert", "drop=Drop")),
-                "rulesets": F("list", ""),
-                "content": F("list", ""),
-                "new_action": F(
-                    "option",
-                    "alert",
-                    opts("default=Default", "alert=Alert", "drop=Drop", "disable=Disable"),
-                    True,
-                ),
-                "description": F(required=True),
-            },
-            ("enabled", "prio", "description"),
-        ),
-    }
-    if version >= (26, 1):
-        cols["dnat"] = Collection(
-            "rule",
-            {
-                "disabled": F("bool", "0"),
-                "sequence": F("int", "1"),
-                "interface": F("multi", "wan", IFACES),
-                "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
-                # ProtocolField with ChangeCase lower: "TCP" is stored (and read back) as "tcp".
-                "protocol": F(
-                    "option", "", tuple((k.lower(), v) for k, v in PROTOS if k != "any"), case="lower"
-                ),
-                "source.network": F("list", "any"),
-                "source.port": F(),
-                "source.not": F("bool", "0"),
-                "destination.network": F("list", "any"),
-                "destination.port": F(),
-                "destination.not": F("bool", "0"),
-                "target": F(required=True),
-                "local-port": F(),
-                "log": F("bool", "0"),
-                "descr": F(),
-            },
-            ("disabled", "interface", "target", "descr"),
-        )
-        cols["blocklist"] = Collection(
-            "blocklist",
-            {
-                "enabled": F("bool", "1"),
-                "type": F(
-                    "multi",
-                    "",
-                    opts("atf=Abuse.ch ThreatFox", "aa=AdAway", "ag=AdGuard", "hgz002=HaGeZi Pro"),
-                ),
-                "lists": F(),
-                "allowlists": F(),
-                "blocklists": F(),
-                "wildcards": F(),
-                "source_nets": F("list", ""),
-                "address": F(),
-                "nxdomain": F("bool", "0"),
-                "description": F(),
-            },
-            ("enabled", "type", "description"),
-        )
-    return cols
-
-
 class Simulator:
     """One simulated firewall. ``keys`` maps API key → :class:`ApiKey`."""
 
@@ -351,6 +138,7 @@ class Simulator:
         # rule that blocks its source went live; only new connections are dropped.
         self.states: set[tuple[str, int]] = set()
         self.keep_states = True
+        self.filterlog: list[dict[str, Any]] = []  # parsed filterlog lines, oldest first
 
     def add_key(self, key: str, secret: str, **kw: Any) -> ApiKey:
         """Register an API key."""
@@ -409,6 +197,40 @@ class Simulator:
             if name not in names:
                 del self.pf_tables[name]
         self.running["alias"] = copy.deepcopy(self.cols["alias"].items)
+
+    def log_block(self, src: str, sport: int, dport: int = 443) -> None:
+        """A filterlog line for a packet dropped by the first matching applied block rule."""
+        rule = next(
+            (
+                (u, r)
+                for u, r in self.running.get("rule", {}).items()
+                if r.get("enabled") == "1" and r.get("action") in ("block", "reject")
+            ),
+            ("", {}),
+        )
+        self.filterlog.append(
+            {
+                "__timestamp__": f"{self.clock():.0f}",
+                "__host__": "OPNsense.localdomain",
+                "__digest__": f"{len(self.filterlog):032x}",
+                "rulenr": "10",
+                "subrulenr": "",
+                "anchorname": "",
+                "rid": rule[0],
+                "interface": "vtnet0",
+                "reason": "match",
+                "action": "block",
+                "dir": "in",
+                "ipversion": "4",
+                "protoname": "tcp",
+                "protonum": "6",
+                "src": src,
+                "dst": "192.0.2.1",
+                "srcport": str(sport),
+                "dstport": str(dport),
+                "label": rule[1].get("description", ""),
+            }
+        )
 
     def add_eve(self, record: dict[str, Any]) -> None:
         """Append an EVE record to the simulated eve.json."""
@@ -475,6 +297,7 @@ class Simulator:
             waited += 0.05
             self.tick()
         if waited >= 5.0:
+            self.log_block(client_ip, int(client[1]))
             return  # dropped: the client sees no answer (its read times out)
         self.states.add(conn)
         status, payload, ctype = self.handle(

@@ -588,6 +588,9 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
         return RawReply(xml.encode(), "application/octet-stream")
 
     add("core/backup/download", download, 1, 2)
+    from .diagnostics import register as register_reads
+
+    register_reads(sim, add)
     return routes
 
 

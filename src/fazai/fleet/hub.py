@@ -60,6 +60,7 @@ class AgentConn:
         self.node = node
         self.serial = serial
         self.hello = hello
+        self.touched = time.monotonic()
         self.window = window
         self.in_flight = 0  # data frames received and not yet credited back
         self.credit_due = 0
@@ -209,6 +210,10 @@ class Hub:
                 )
         if env.kind == "heartbeat":
             conn.load = spec.model_dump()
+            # The inventory's last heartbeat, at most every 30 s per node (10,000 nodes ≈ 330 writes/s).
+            if time.monotonic() - conn.touched > 30.0:
+                conn.touched = time.monotonic()
+                await self.registry.touch(conn.node)
         elif env.kind == "telemetry.push":
             buf = self.telemetry.setdefault(conn.node, [])
             buf.extend(m.model_dump() for m in spec.batch)

@@ -356,12 +356,25 @@ class Registry:
         ]
 
     async def touch(self, node: str, hello: dict[str, Any] | None = None) -> None:
-        """Record that ``node`` was seen now (and its hello)."""
-        values: dict[str, Any] = {"last_seen": utcnow_iso()}
+        """Record that ``node`` was seen now (and its hello); the inventory follows (transport agent,
+        its site, version and heartbeat), so `fazai nodes list` and ``--nodes`` see enrolled agents."""
+        from fazai.store.inventory import Inventory
+
+        now = utcnow_iso()
+        values: dict[str, Any] = {"last_seen": now}
         if hello is not None:
             values["hello"] = hello
         async with self.engine.begin() as conn:
             await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
+            site = (
+                await conn.execute(select(fleet_agents.c.site).where(fleet_agents.c.name == node))
+            ).scalar()
+        inv = Inventory(self.engine)
+        if hello is not None:
+            await inv.upsert_node(node, transport="agent", site=site, version=hello.get("agent_version"),
+                                  heartbeat_at=now)  # fmt: skip
+        else:
+            await inv.heartbeat(node, at=now)
 
 
 def _csr_name(csr: str) -> str:

@@ -120,6 +120,11 @@ def create_app(
             from fazai.fleet.gateway import start_fleet
 
             app.state.fleet = await start_fleet(settings, store.engine)
+            # `--node NAME` / `--nodes SELECTOR` reach enrolled agents through the hub.
+            from fazai.targets.agent import AgentTarget
+
+            hub = app.state.fleet.hub
+            manager.nodes.transports["agent"] = lambda rec: AgentTarget(hub, rec.name)
         app.state.automation = automation
         state_dir = settings.paths.state_dir
         app.state.access = Access(
