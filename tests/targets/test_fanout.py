@@ -115,3 +115,25 @@ async def test_fan_out_reports_every_node_and_how_many_differ(manager: SessionMa
 async def test_fan_out_of_a_selector_that_matches_nothing(manager: SessionManager) -> None:
     report = await fan_out(manager, "site=nowhere", "true")
     assert report.results == [] and "no node matches" in report.summary()
+
+
+async def test_fan_out_of_a_plain_command_needs_no_model(manager: SessionManager) -> None:
+    # mode "command": the runner's own no-model loop, whatever loop function the manager was given.
+    report = await fan_out(manager, "tag=web,name=web-0*", "uname -r", RunOptions(mode="command"))
+    assert [(r.node, r.status) for r in report.results] == [
+        ("web-01", "done"),
+        ("web-02", "done"),
+        ("web-03", "done"),
+    ]
+    import os
+
+    assert {r.answer for r in report.results} == {os.uname().release}
+    events = await manager.store.events(report.results[0].session or "")
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["context", "action"] and "exec_log" in kinds and kinds[-2:] == ["exec_end", "done"]
+    assert events[1].data["action"]["target"] == "web-01"
+    # Only read-only commands run this way.
+    refused = await fan_out(manager, "name=web-01", "rm -rf /tmp/x", RunOptions(mode="command"))
+    r = refused.results[0]
+    assert r.status == "failed" and r.answer and r.answer.startswith("refused: only read-only")
+    assert "exec_end" not in [e.kind for e in await manager.store.events(r.session or "")]

@@ -148,13 +148,23 @@ def test_ssh_trust_check_and_ask_over_nodes(tmp_path: Path, sshd: SSHServer) -> 
         report["summary"]
         == "0 of 3 nodes differ from the most common answer (2 nodes); 1 unreachable (web-03)"
     )
+    plain = _json(
+        _fazai(cfg, "ask", "--nodes", "site=sp,tag=web", "--command", "--json", "uname -r", ok=False)
+    )
+    assert [(r["node"], r["status"], r["answer"]) for r in plain["nodes"]][:2] == [
+        ("web-01", "done", kernel),
+        ("web-02", "done", kernel),
+    ]
+    assert plain["nodes"][2]["status"] == "unreachable" and plain["mode"] == "command"
     human = _fazai(cfg, "ask", "--nodes", "site=nowhere", "x", ok=False)
     assert human.returncode == 1 and "no node matches" in human.stdout
     sel = _fazai(cfg, "ask", "--nodes", "site", "x", ok=False)
     assert sel.returncode == 2 and "key=value" in sel.stderr
 
 
-@pytest.mark.parametrize("args", [["--node", "a", "--nodes", "b=c"]])
-def test_node_and_nodes_are_exclusive(tmp_path: Path, sshd: SSHServer, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "says"), [(["--node", "a", "--nodes", "b=c"], "not both"), (["--command"], "goes with --nodes")]
+)
+def test_bad_option_combinations(tmp_path: Path, sshd: SSHServer, args: list[str], says: str) -> None:
     p = _fazai(_config(tmp_path, sshd, []), "ask", *args, "q", ok=False)
-    assert p.returncode == 2 and "not both" in p.stderr
+    assert p.returncode == 2 and says in p.stderr

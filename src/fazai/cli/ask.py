@@ -85,6 +85,9 @@ def ask_cmd(
         None, "--nodes", help="ask every node this selector picks, e.g. 'site=sp,tag=web' (one session each)"
     ),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="nodes at once (default [nodes])"),
+    command: bool = typer.Option(
+        False, "--command", help="with --nodes: the text is one read-only command, run on each node, no model"
+    ),
 ) -> None:
     """Answer a question by planning and running read-only commands (never changes the system)."""
     if not question.strip():
@@ -93,15 +96,20 @@ def ask_cmd(
     if node and nodes:
         err.print("[red]error:[/] give --node NAME (one node) or --nodes SELECTOR (several), not both")
         raise typer.Exit(2)
+    if command and not nodes:
+        err.print("[red]error:[/] --command goes with --nodes SELECTOR (on one machine, just run it)")
+        raise typer.Exit(2)
     if nodes:
         from fazai.cli.fanout import run_fanout
 
-        raise typer.Exit(
-            asyncio.run(
-                run_fanout(question, nodes, mode="ask", model=model, json_mode=json_mode, embedded=embedded,
-                           concurrency=concurrency)
+        mode = "command" if command else "ask"
+        code = asyncio.run(
+            run_fanout(
+                question, nodes, mode=mode, model=model, json_mode=json_mode, embedded=embedded,
+                concurrency=concurrency,
             )
         )  # fmt: skip
+        raise typer.Exit(code)
     raise typer.Exit(
         asyncio.run(_run_ask(question, model=model, json_mode=json_mode, embedded=embedded, node=node))
     )

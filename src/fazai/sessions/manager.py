@@ -51,7 +51,7 @@ class RunOptions:
     yes: bool = False
     max_iterations: int | None = None
     model: str | None = None
-    mode: str = "agent"  # "agent" or "ask" (the question mode: read-only, [ask] limits)
+    mode: str = "agent"  # "agent", "ask" (question mode: read-only, [ask] limits) or "command" (below)
     node: str | None = None  # an inventory node: the run's commands go to its target (--node)
     target: Any = None  # that node's target, resolved by the manager (not given by clients)
 
@@ -370,6 +370,12 @@ class SessionManager:
 
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
         interaction = RunInteraction(self, run)
+        if run.options.mode == "command":  # one read-only command, no model (fazai ask --command)
+            from fazai.sessions.command_run import command_loop
+
+            return command_loop(self.settings)(
+                run.goal, session_id=run.session_id, abort=run.abort, options=run.options
+            )
         if self._loop_fn is None:
             from fazai.sessions.glue import AgentLoop
 
