@@ -150,6 +150,7 @@ EventKind = Literal[
     "alert",  # an outside alert (Suricata IDS) that started the session: its first event
     "exec_skip",
     "grounding",  # the verdict on a final answer: its values and where each was found (or not)
+    "node",  # the run works on this inventory node (--node): its commands go there, resumes too
     "done",
     "error",
     "aborted",

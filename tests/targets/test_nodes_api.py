@@ -18,7 +18,7 @@ from targets.test_fanout import WHERE, command_loop
 async def api(tmp_path: Path, sshd: SSHServer) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         paths=PathsSettings(state_dir=tmp_path),
-        ssh=SSHSettings(known_hosts=sshd.known_hosts, key=sshd.user_key, connect_timeout_s=3),
+        ssh=SSHSettings(known_hosts=sshd.known_hosts, key=sshd.user_key, connect_timeout_s=10),
     )
     app = create_app(settings, loop_fn=command_loop)
     token = settings.daemon_token_file.read_text().strip()

@@ -35,7 +35,7 @@ facts_budget_s = 0
 [ssh]
 known_hosts = "{home / "known_hosts"}"
 key = "{sshd.user_key}"
-connect_timeout_s = 3
+connect_timeout_s = 10
 """)
     return cfg
 

@@ -223,11 +223,12 @@ class SessionManager:
         self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
-        options = await self.resolve_node(options or RunOptions())
+        options = options or RunOptions()
         prior: list[Event] = []
         if session_id is None:
             if not goal or not goal.strip():
                 raise RunnerError("the goal is empty: say what FazAI should do")
+            options = await self.resolve_node(options)
             rec = await self.create(goal, mode=options.mode, model=options.model)
         else:
             found = await self.store.get_session(session_id)
@@ -239,6 +240,16 @@ class SessionManager:
             # No goal = resume: the loop picks up the session's latest goal from its history.
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
+            # A session stays on the node it worked on: continuing or resuming it goes there again.
+            was = next((e.data.get("node") for e in reversed(prior) if e.kind == "node"), None)
+            if options.node is not None and options.node != was:
+                where = f"on node {was}" if was else "on this machine"
+                raise RunnerError(
+                    f"session {session_id} ran {where}: continue it without --node, or start a new "
+                    f"session for {options.node}",
+                    409,
+                )
+            options = await self.resolve_node(replace(options, node=was))
             await self.store.update_session(
                 session_id, status="running", goal=goal or None, model=options.model or self._model_name()
             )
@@ -325,6 +336,11 @@ class SessionManager:
         status = "failed"
         log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
         try:
+            if run.options.node is not None:
+                # Before anything runs: the log says where this run's commands go.
+                t = run.options.target
+                await self._emit(run, "node", {"node": run.options.node, "target": getattr(t, "name", None),
+                                               "transport": type(t).__name__})  # fmt: skip
             stream = self._open_loop(run, prior)
             try:
                 async for ev in stream:
