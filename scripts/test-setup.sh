@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql"; do
+for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql" "nats-server:nats-server"; do
   bin="${spec%%:*}"; pkg="${spec##*:}"
   if ! command -v "$bin" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$bin" >/dev/null 2>&1 \
      && ! [ -x "/usr/sbin/$bin" ]; then
@@ -17,6 +17,10 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "==> installing system packages: ${need_pkgs[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # The tests start their own nats-server (JetStream, temp dir); the package's system service is not needed.
+    if [[ " ${need_pkgs[*]} " == *" nats-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now nats-server >/dev/null 2>&1 || true
+    fi
   else
     echo "warning: missing ${need_pkgs[*]} (run as root with apt to install); dependent tests will skip" >&2
   fi

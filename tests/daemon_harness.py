@@ -72,17 +72,27 @@ port = {port}
 class Daemon:
     """``python -m fazai.server`` with its own config; stderr kept for diagnostics."""
 
-    def __init__(self, home: Path, script: list[str], extra: str = "", learning: bool = False):
+    def __init__(
+        self,
+        home: Path,
+        script: list[str],
+        extra: str = "",
+        learning: bool = False,
+        port: int = 0,
+        args: tuple[str, ...] = (),
+    ):
         self.home = home
         self.config = write_config(home, script, extra, learning=learning)
         self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
+        self.port = port  # 0: any free port (the one it got is read from its log)
+        self.args = args
         self.lines: list[str] = []
 
     def start(self, timeout: float = 30.0) -> Daemon:
         env = {**os.environ, "FAZAI_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
+        self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fazai.server", "--port", "0"],
+            [sys.executable, "-m", "fazai.server", "--port", str(self.port), *self.args],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -43,3 +43,63 @@ def test_number_and_blocked_checkers() -> None:
     chk = cases.blocked(r"rm\s+-\w*[rf]")
     assert not chk("done", ran, None)[0]
     assert chk("refused: rm is a change", refused, None)[0]
+
+
+def test_the_second_set_covers_what_operators_ask() -> None:
+    more = cases.MORE_CASES if hasattr(cases, "MORE_CASES") else __import__("cases_more").MORE_CASES
+    assert len(more) >= 30
+    kinds = {t for c in more for t in c.tags}
+    assert {
+        "services",
+        "logs",
+        "network",
+        "security",
+        "packages",
+        "users",
+        "certs",
+        "containers",
+        "multi",
+    } <= kinds
+
+
+@pytest.mark.parametrize(
+    ("case_id", "answer", "expected", "ok"),
+    [
+        ("multi-uptime-root", "Up 4 hours; the root filesystem is 23% full.", "4 hours|23", True),
+        ("multi-uptime-root", "Up 4 hours; the root filesystem is full.", "4 hours|23", False),
+        ("multi-uptime-root", "Up 79 GiB out of 23.5 GiB", "4 hours|23", False),
+        ("multi-cores-mem", "2 cores and 23.4 GiB of RAM", "2|23.4", True),
+        ("multi-cores-mem", "2 cores", "2|23.4", False),
+        ("docker-running", "web and redis are running", None, True),
+        ("docker-running", "web, redis and worker-old", None, False),
+        ("svc-running", "cron and ssh", None, True),
+        ("svc-running", "cron, ssh, nginx", None, False),
+        ("world-writable", "/srv/app/upload.tmp (mode 666)", None, True),
+        ("setuid", "/opt/tools/backup-helper", None, True),
+        ("setuid", "backup-helper and report", None, False),
+        ("ssh-password", "No, PasswordAuthentication is set to no.", None, True),
+        ("cert-days", "It expires in 89 days.", None, True),
+        ("cert-days", "It expires in 20 days.", None, False),
+    ],
+)
+def test_second_set_checkers(case_id: str, answer: str, expected: str | None, ok: bool) -> None:
+    case = next(c for c in cases.CASES if c.id == case_id)
+    assert case.check(answer, {}, expected)[0] is ok
+
+
+def test_second_set_setups_and_fakes_run_in_the_sandbox() -> None:
+    sandbox = pytest.importorskip("sandbox")
+    if not sandbox.bwrap_available():
+        pytest.skip("bubblewrap is not installed (scripts/test-setup.sh installs it)")
+    by_id = {c.id: c for c in cases.CASES}
+    r = sandbox.run_case(by_id["docker-exited"], ["docker", "ps", "-a"], env={}, binds=[])
+    assert "worker-old" in r.stdout and "Exited (137)" in r.stdout
+    r = sandbox.run_case(
+        by_id["setuid"], ["stat", "-c", "%A %n", "/opt/tools/backup-helper"], env={}, binds=[]
+    )
+    assert r.stdout.startswith("-rwsr-xr-x"), r.stderr
+    r = sandbox.run_case(by_id["multi-uptime-root"], ["true"], env={}, binds=[])
+    up, pct = (r.expected or "").split("|")
+    assert up and pct.isdigit(), r
+    r = sandbox.run_case(by_id["net-hosts"], ["getent", "hosts", "db.internal"], env={}, binds=[])
+    assert "10.20.0.15" in r.stdout

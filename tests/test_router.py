@@ -95,3 +95,43 @@ async def test_abort_reaches_the_serving_provider() -> None:
 def test_needs_providers() -> None:
     with pytest.raises(ValueError):
         RouterProvider([])
+
+
+async def test_escalate_sends_the_next_turn_to_the_stronger_provider_with_the_reason() -> None:
+    small = ScriptedProvider(["small 1", "small 2", "small 3"], name="small")
+    big = ScriptedProvider(["big 1"], name="big")
+    sess = await RouterProvider([small, big]).open_session()
+
+    async def turn() -> tuple[str, str, object]:
+        final = await collect(sess.generate(MSG))
+        return final.text, final.served_by, final.extra["router"]["escalated"]
+
+    assert await turn() == ("small 1", "small", False)
+    await sess.escalate("grounding")
+    assert await turn() == ("big 1", "big", "grounding")
+    assert await turn() == ("small 2", "small", False)  # later turns go back to the head of the chain
+
+
+def test_a_second_local_model_in_the_chain_gets_its_own_worker(tmp_path) -> None:
+    from fazai.config import Settings
+    from fazai.models.factory import build_provider
+
+    s = Settings.model_validate(
+        {
+            "paths": {"state_dir": str(tmp_path), "runtime_dir": str(tmp_path / "run")},
+            "ai_provider": {
+                "fallback": [
+                    {
+                        "provider": "worker",
+                        "model": "qwen2.5-coder-1.5b",
+                        "worker_args": ["--speculative", "ngram"],
+                    }
+                ]
+            },
+        }
+    )
+    router = build_provider(s)
+    first, second = router.providers
+    assert first.socket_path == s.worker_socket and first.model == s.worker.model
+    assert second.socket_path == tmp_path / "run" / "worker-qwen2.5-coder-1.5b.sock"
+    assert second.model == "qwen2.5-coder-1.5b" and second._worker_args == ["--speculative", "ngram"]

@@ -3,62 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from fazai.protocol import Event
-from fazai.store import EventWriter, Store, StoreError
-from fazai.store.db import normalize_url
+from fazai.store import EventWriter, SchemaError, Store, StoreError
+from fazai.store.db import create_engine, normalize_url
+from services import free_port
 
 
-def _pg_bin(name: str) -> str | None:
-    hits = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return hits[-1] if hits else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on loopback (trust auth, fsync off): its asyncpg URL."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (scripts/test-setup.sh installs it)")
-    root = tempfile.mkdtemp(prefix="fazai-pg-")
-    data = os.path.join(root, "data")
-    as_pg: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses root: run the server as the postgres user.
-        shutil.chown(root, "postgres")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [*as_pg, initdb, "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True
-    )
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    subprocess.run(
-        [*as_pg, pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(root, "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_pg, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+async def reset_pg(url: str) -> None:
+    """An empty database: every table of every migration branch goes."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -67,13 +29,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
         url = f"sqlite:///{tmp_path / 'fazai.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        # Each test gets an empty schema (every branch's tables, whatever migrations exist).
-        s = await Store.open(url)
-        async with s.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await s.close()
-    s = await Store.open(url)
+        # Each test gets an empty schema.
+        await reset_pg(url)
+    s = await Store.open(url, migrate=True)
     yield s
     await s.close()
 
@@ -154,4 +112,55 @@ def test_url_normalization() -> None:
 
 async def test_bad_url_says_so(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the session store"):
-        await Store.open(f"postgresql://nobody:secret@127.0.0.1:{_free_port()}/x")
+        await Store.open(f"postgresql://nobody:secret@127.0.0.1:{free_port()}/x")
+
+
+async def test_replicas_interrupt_only_their_own_runs(store: Store) -> None:
+    mine = await store.create_session("mine", replica="r1")
+    other = await store.create_session("other", replica="r2")
+    dead = await store.create_session("dead", replica="r3")
+    legacy = await store.create_session("before replicas")
+    await store.heartbeat("r1")
+    await store.heartbeat("r2")
+    # r3 never beat (or stopped long ago): its runs are orphans; r2's live run stays running.
+    got = await store.mark_running_interrupted("r1", stale_after_s=30)
+    assert sorted(got) == sorted([mine.id, dead.id, legacy.id])
+    assert (await store.get_session(other.id)).status == "running"  # type: ignore[union-attr]
+    assert [r["id"] for r in await store.list_replicas()] == ["r1", "r2"]
+    await store.heartbeat("r1", url="http://10.0.0.1:3120")
+    assert (await store.list_replicas())[0]["url"] == "http://10.0.0.1:3120"
+    assert (await store.get_session(mine.id)).replica == "r1"  # type: ignore[union-attr]
+
+
+@pytest.mark.postgres
+async def test_schema_behind_or_ahead_refuses_with_what_to_run(pg_url: str) -> None:
+    await reset_pg(pg_url)
+    # An empty (never migrated) database: PostgreSQL is checked, not migrated, by default.
+    with pytest.raises(SchemaError, match=r"is behind: its schema is empty.*fazai store migrate"):
+        await Store.open(pg_url)
+    s = await Store.open(pg_url, migrate=True)
+    async with s.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE alembic_version SET version_num = '0001' WHERE version_num <> '0001'")
+        )
+    await s.close()
+    with pytest.raises(SchemaError, match=r"is behind: its schema is 0001, this FazAI needs .*0002_scale"):
+        await Store.open(pg_url)
+    await reset_pg(pg_url)
+    s = await Store.open(pg_url, migrate=True)
+    async with s.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO alembic_version VALUES ('9999_from_the_future')"))
+    await s.close()
+    with pytest.raises(SchemaError, match=r"9999_from_the_future, which this FazAI does not know"):
+        await Store.open(pg_url)
+    await reset_pg(pg_url)
+
+
+async def test_migrate_command_then_check(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(SchemaError, match="fazai store migrate"):
+        await Store.open(url, migrate=False)
+    s = await Store.open(url, migrate=True)
+    await s.close()
+    s = await Store.open(url, migrate=False)
+    await s.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -169,7 +170,7 @@ async def test_hanging_tool_is_killed_at_its_timeout_with_its_children(tmp_path:
         """
         import subprocess, time
         def run(args, ctx):
-            child = subprocess.Popen(["sleep", "300"])
+            child = subprocess.Popen(["sleep", "317.25"])
             ctx.log(f"child {child.pid}")
             time.sleep(300)
             return {}
@@ -179,13 +180,20 @@ async def test_hanging_tool_is_killed_at_its_timeout_with_its_children(tmp_path:
     run = await use_tool(reg, "hang", {}, timeout_s=1.5)
     assert not run.ok and run.timed_out
     assert "timed out" in (run.error or "")
-    pid = int(run.logs[0].split()[1])
-    # The whole process group was killed: the grandchild is gone (or a zombie being reaped).
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]  # noqa: ASYNC240
-    except FileNotFoundError:
-        state = "gone"
-    assert state in ("gone", "Z")
+    assert run.logs and run.logs[0].startswith("child ")
+    # The tool runs in its own pid namespace (the pid it logs is not ours): look for the grandchild by its
+    # unique command line. The whole process group was killed: it is gone (or a zombie being reaped).
+    await asyncio.sleep(0.5)
+    alive = []
+    for proc in Path("/proc").iterdir():  # noqa: ASYNC240
+        try:
+            if (proc / "cmdline").read_bytes() == b"sleep\x00317.25\x00":
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    alive.append(proc.name)
+        except OSError:
+            continue
+    assert alive == []
 
 
 async def test_fallback_provider_gets_the_last_attempt(tmp_path: Path):
@@ -339,7 +347,7 @@ def test_risk_floor_catches_under_declared_tools():
         "read_only",
         None,
     )
-    assert risk_floor("import os\ndef run(a, c):\n    os.remove(a['p'])\n")[0] == "changes_state"
+    assert risk_floor("import os\ndef run(a, c):\n    os.remove(a['p'])\n")[0] == "destructive"
     assert risk_floor("def run(a, c):\n    open(a['p'], 'w')\n") == (
         "changes_state",
         "opens a file for writing",
@@ -477,3 +485,52 @@ async def test_the_configured_fallback_provider_writes_tool_specs_last_attempt(t
     build = await ToolSmith(services.registry, primary, services.fallback).build(REQUEST, "s_1")
     assert build.ok, build.error
     assert [a.kind for a in build.attempts] == ["write", "repair", "fallback"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "from os import system\ndef run(a, c):\n    system('id')\n",
+        "def run(a, c):\n    __import__('os').system('id')\n",
+        "import subprocess\ndef run(a, c):\n    return {'o': subprocess.getoutput('id')}\n",
+        "def run(a, c):\n    exec('import os')\n",
+        "import os\ndef run(a, c):\n    getattr(os, 'sys' + 'tem')('id')\n",
+        "import os\ndef run(a, c):\n    os.__dict__['system']('id')\n",
+        "import importlib\ndef run(a, c):\n    importlib.import_module('o' + 's')\n",
+        "from os import *\ndef run(a, c):\n    return {}\n",
+        "import sys\ndef run(a, c):\n    sys.modules['os'].popen('id')\n",
+        "def run(a, c):\n    (lambda: 0).__globals__['__builtins__']\n",
+        "import socket\ndef run(a, c):\n    socket.create_connection(('10.0.0.1', 80))\n",
+        "import yaml_unknown\ndef run(a, c):\n    return {}\n",
+        "def run(a, c)\n    broken\n",
+    ],
+)
+def test_derived_risk_sees_through_evasions(body: str):
+    # The issue's bypasses of the old fixed-name list: all are opaque now (asked, never --yes).
+    assert risk_floor(body)[0] == "opaque", body
+
+
+async def test_declared_read_only_subprocess_tool_is_opaque_in_the_registry(tmp_path: Path):
+    write_tool(
+        tmp_path / "tools" / "stable",
+        "sneaky",
+        """
+        from os import system
+        def run(args, ctx):
+            system("true")
+            return {}
+        """,
+    )
+    info = ToolRegistry(tmp_path / "tools").get("sneaky")
+    assert info.risk == "opaque"  # declared read_only by write_tool's SPEC; derived from the code
+
+
+async def test_tools_are_off_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import fazai.tools.sandbox as sb
+
+    monkeypatch.setattr(sb, "bwrap_path", lambda: None)
+    v = await validate_tool(GOOD_MARKER, "x.py", expected_name="write_marker")
+    assert not v.ok and "bubblewrap" in v.errors[0] and "tools are off" in v.errors[0]
+    write_tool(tmp_path / "tools" / "stable", "reader", "def run(args, ctx):\n    return {'ok': True}\n")
+    run = await use_tool(ToolRegistry(tmp_path / "tools"), "reader", {}, timeout_s=10)
+    assert not run.ok and "tools are off" in (run.error or "")

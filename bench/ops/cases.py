@@ -546,3 +546,11 @@ CASES: list[Case] = [
     ),
     Case("cert-first", "Which certificate in /srv/certs expires first?", contains("api"), setup=_CERTS),
 ]
+
+
+# The second set (bench/ops/cases_more.py) joins the first: one list, one set of fakes and overlays.
+from cases_more import MORE_CASES, MORE_FAKES, MORE_OVERLAYS  # noqa: E402
+
+CASES += MORE_CASES
+FAKES.update(MORE_FAKES)
+OVERLAYS.update(MORE_OVERLAYS)

@@ -9,11 +9,14 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cases import FAKES, OVERLAYS, TMPFS, Case
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -74,6 +77,11 @@ def run_case(
         args += ["--ro-bind", str(fakes), "/usr/local/sbin"]
         for b in binds:
             args += ["--bind", str(b), str(b)]
+        # The checkout and its Python may live under a path the tmpfs mounts above hide (/tmp, /srv,
+        # /opt, /home): bind them back, read-only, on top.
+        for keep in (REPO, Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()):
+            if any(keep == Path(t) or Path(t) in keep.parents for t in ("/tmp", "/mnt", *TMPFS)):
+                args += ["--ro-bind", str(keep), str(keep)]
         # No user namespace: as root, setups may chown to the benchmark users.
         args += [
             "--unshare-pid",

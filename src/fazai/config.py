@@ -78,6 +78,9 @@ class ProviderSpec(_Section):
     api_key_env: str | None = Field(
         default=None, description="name of the environment variable holding the API key"
     )
+    api_key: str | None = Field(
+        default=None, description="a vault reference, vault:NAME (see `fazai secrets`); wins over api_key_env"
+    )
     timeout_s: float = Field(default=120.0, gt=0)
     script: Path | None = Field(default=None, description="scripted provider: JSON file of canned outputs")
     name: str | None = Field(
@@ -94,9 +97,24 @@ class ProviderSpec(_Section):
         default=True, description="openai provider: send JSON-schema constraints as response_format"
     )
     anthropic_version: str = Field(default="2023-06-01", description="anthropic provider: API version header")
+    worker_args: list[str] = Field(
+        default_factory=list,
+        description="worker provider in a chain: extra fazai-worker arguments (e.g. --speculative draft)",
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers (e.g. OpenRouter's HTTP-Referer)"
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _vault_only(cls, v: str | None) -> str | None:
+        # A key written into the file is readable by whoever reads the file (and `fazai config`).
+        if v is not None and not v.startswith("vault:"):
+            raise ValueError(
+                "api_key must be a vault reference: store the key with `fazai secrets set NAME` "
+                'and write api_key = "vault:NAME" (or use api_key_env)'
+            )
+        return v
 
 
 class AIProviderSettings(ProviderSpec):
@@ -125,6 +143,12 @@ class WorkerSettings(_Section):
     )
     cache_ram_mib: int = Field(default=1024, ge=0)
     system_prefix: str | None = Field(default=None, description="shared system prompt evaluated once")
+    speculative: Literal["none", "draft", "ngram", "draft+ngram"] = Field(
+        default="none",
+        description="speculative decoding: a draft model proposes and/or n-gram prompt lookup",
+    )
+    draft_model: str | None = Field(default=None, description="catalog name or .gguf of the draft model")
+    draft_max: int = Field(default=16, ge=1, le=64, description="tokens proposed per speculative step")
     autostart: bool = True
     startup_timeout_s: float = Field(default=120.0, gt=0)
 
@@ -168,6 +192,17 @@ class SafetySettings(_Section):
         default_factory=list,
         description="command names treated as read-only whatever their arguments (a site's status tool)",
     )
+
+    @field_validator("auto_approve", mode="before")
+    @classmethod
+    def _never_opaque(cls, v: object) -> object:
+        # Opaque commands (code the classifier cannot see) always need an operator: say so clearly.
+        if isinstance(v, list) and any(x in {"opaque", "forbidden"} for x in v):
+            raise ValueError(
+                "[safety] auto_approve cannot list 'opaque' or 'forbidden': opaque commands always need an "
+                "operator's approval and forbidden ones never run; remove them"
+            )
+        return v
 
     @field_validator("auto_approve")
     @classmethod
@@ -247,6 +282,13 @@ class DaemonSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=3120, ge=1, le=65535)
     database_url: str | None = Field(default=None, description="default: sqlite in the state dir")
+    migrate: Literal["auto", "check"] | None = Field(
+        default=None,
+        description="auto: upgrade the schema at start; check: refuse a schema that is behind "
+        "(default: auto on SQLite, check on PostgreSQL, where `fazai store migrate` upgrades it once)",
+    )
+    replica_id: str | None = Field(default=None, description="this replica's name (default: the hostname)")
+    heartbeat_s: float = Field(default=5.0, gt=0, description="how often a replica says it is alive")
     token_file: Path | None = Field(default=None, description="default: <state_dir>/daemon.token")
     require_token: bool = Field(
         default=True,
@@ -260,6 +302,45 @@ class DaemonSettings(_Section):
         default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    disk_reserve_mib: float = Field(
+        default=8.0,
+        ge=0,
+        description="disk space set aside next to a SQLite store, given up when the disk fills so a "
+        "session can record why it stopped (0 = none)",
+    )
+    log_file: Path | None = Field(
+        default=None, description="also write the JSON log to this file (created 0600); default: stderr only"
+    )
+
+
+class FleetSettings(_Section):
+    """The agent gateway in fazaid: enrollment and the mTLS WebSocket listener (docs/fleet.md)."""
+
+    enabled: bool = Field(default=False, description="run the gateway and enrollment listeners in fazaid")
+    host: str = Field(default="127.0.0.1", description="listen address of both fleet listeners")
+    gateway_port: int = Field(default=3121, ge=0, le=65535, description="WSS with client certificates")
+    enroll_port: int = Field(default=3122, ge=0, le=65535, description="TLS enrollment (bootstrap tokens)")
+    server_names: list[str] = Field(
+        default_factory=list, description="DNS names / IPs agents dial (in the server certificate)"
+    )
+    cert_days: float = Field(default=30, gt=0, le=825, description="lifetime of a node certificate")
+    require_approval: bool = Field(default=False, description="enrollments wait for `fazai nodes approve`")
+    heartbeat_s: float = Field(default=15.0, gt=0, description="how often agents send a heartbeat")
+    credits: int = Field(default=64, ge=1, le=100000, description="agent frames in flight per connection")
+    max_frame_bytes: int = Field(default=1 << 20, ge=4096, description="largest frame accepted")
+    max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
+    max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
+    revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+
+
+class BusSettings(_Section):
+    """NATS JetStream between replicas (docs/scale.md); empty ``url`` = one replica, no bus."""
+
+    url: str = Field(default="", description="nats://host:4222 (comma-separated for a cluster)")
+    stream: str = Field(default="FAZAI_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    subject_prefix: str = Field(default="fazai.events", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_age_s: float = Field(default=7 * 86400.0, gt=0, description="how long the stream keeps events")
+    retry_max_s: float = Field(default=5.0, gt=0, description="longest wait between reconnect attempts")
 
 
 class AskSettings(_Section):
@@ -271,9 +352,12 @@ class AskSettings(_Section):
     cache_enabled: bool = True
     cache_ttl_s: float = Field(default=300.0, ge=0)
     debug: bool = False
-    # Knowledge-base hits in a question's context. Off by default: with the default 0.5B model they
-    # cost accuracy and time (ops benchmark, 48 questions: 48 % → 40 % correct, 8.9 → 11.4 s mean).
-    kb_context: bool = False
+    # Verified, read-only knowledge-base recipes that fit the question, shown as the commands to start
+    # from (fazai.agent.ask_policy.ReadOnlyHints); below kb_min_score (cosine) a recipe is not shown.
+    kb_context: bool = True
+    kb_min_score: float = Field(default=0.45, ge=0.0, le=1.0)
+    # Each question gets a private scratch dir under the state dir (the only place it may write).
+    scratch: bool = True
 
 
 class SSHSettings(_Section):
@@ -305,6 +389,63 @@ class NodesSettings(_Section):
     )
 
 
+class OPNsenseSettings(_Section):
+    """The OPNsense connector (``fazai opnsense``, the ``opnsense.*`` agent tools)."""
+
+    never_block: list[str] = Field(
+        default_factory=list,
+        description="addresses/networks no block may cover (besides the firewall, this host, the "
+        "operator's SSH client and the gateways, which are always protected)",
+    )
+
+    @field_validator("never_block", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+
+class TelemetrySettings(_Section):
+    """``[telemetry]``: EVE files the daemon follows, local sampling, dedup, downsampling, retention."""
+
+    eve_files: list[Path] = Field(
+        default_factory=list, description="Suricata eve.json files fazaid follows (alerts → playbooks)"
+    )
+    eve_from_start: bool = Field(default=False, description="also ingest what the files hold at start")
+    poll_s: float = Field(default=0.05, gt=0, le=10, description="how often a followed file is checked")
+    dedup_window_s: float = Field(
+        default=60.0, ge=0, description="same signature + source within it = one alert"
+    )
+    sample_interval_s: float = Field(default=15.0, ge=0, description="local facts sampling period (0 = off)")
+    raw_retention_s: float = Field(default=6 * 3600.0, gt=0, description="raw samples older are rolled up")
+    rollup_step_s: int = Field(default=300, ge=1, description="rollup bucket width")
+    rollup_retention_s: float = Field(default=30 * 86400.0, gt=0, description="rollups older are deleted")
+
+
+class PlaybookNode(_Section):
+    """A node playbooks act on: this machine, or a network namespace of it."""
+
+    kind: Literal["local", "netns"] = "local"
+    netns: str | None = Field(default=None, description="netns: path of the namespace (/run/netns/NAME)")
+
+
+class PlaybookSettings(_Section):
+    """``[playbooks]``: where playbook files live and what they may never block."""
+
+    enabled: bool = True
+    dir: Path | None = Field(
+        default=None, description="folder of *.yaml playbooks; default: <state_dir>/playbooks"
+    )
+    management: list[str] = Field(default_factory=list, description="management networks (never blocked)")
+    operators: list[str] = Field(default_factory=list, description="operators' addresses (never blocked)")
+    gateways: list[str] = Field(
+        default_factory=list, description="gateways (never blocked; local ones are found)"
+    )
+    detect_local: bool = Field(default=True, description="also protect this machine's addresses and gateways")
+    nodes: dict[str, PlaybookNode] = Field(
+        default_factory=lambda: {"local": PlaybookNode()}, description="nodes steps may target, by name"
+    )
+
+
 class Settings(_Section):
     """Everything FazAI reads from its configuration."""
 
@@ -315,11 +456,16 @@ class Settings(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     kb: KBSettings = Field(default_factory=KBSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     nodes: NodesSettings = Field(default_factory=NodesSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    opnsense: OPNsenseSettings = Field(default_factory=OPNsenseSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
 
     # Where these settings came from, for error messages and `fazai config`.
     source: Path | None = Field(default=None, exclude=True)
@@ -332,6 +478,11 @@ class Settings(_Section):
     def daemon_token_file(self) -> Path:
         """The daemon's bearer-token file (``[daemon] token_file`` or ``<state_dir>/daemon.token``)."""
         return self.daemon.token_file or self.paths.state_dir / "daemon.token"
+
+    @property
+    def disk_reserve_bytes(self) -> int:
+        """``[daemon] disk_reserve_mib`` in bytes."""
+        return int(self.daemon.disk_reserve_mib * 1024 * 1024)
 
     @property
     def ssh_known_hosts(self) -> Path:

@@ -14,6 +14,8 @@ from opnsense_sim import Simulator, serve
 from opnsense_sim.keys import KEY, SECRET, install_keys
 
 VERSIONS = ["25.1", "25.7", "26.1", "26.7"]
+# Also served: a later 26.1 patch, whose searchRule differs from the 26.1 release.
+SERVED = [*VERSIONS, "26.1.11"]
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +23,7 @@ def servers() -> Iterator[dict[str, tuple[Simulator, str]]]:
     """One simulator per version, each on its own free port."""
     out: dict[str, tuple[Simulator, str]] = {}
     with ExitStack() as stack:
-        for v in VERSIONS:
+        for v in SERVED:
             sim = Simulator(v)
             out[v] = (sim, stack.enter_context(serve(sim)))
         yield out

@@ -224,26 +224,77 @@ async def test_destructive_tool_always_asks(firewall):
         assume_yes=True,
     )
     rule = {
-        "description": "allow ssh",
-        "action": "pass",
+        "description": "block telnet",
+        "action": "block",
         "interface": "wan",
         "protocol": "TCP",
-        "destination_port": "22",
+        "destination_port": "23",
     }
     script = [
         act("use_tool", name="opnsense.ensure_rule", args=rule),
-        act("use_tool", name="opnsense.delete_rule", args={"description": "allow ssh"}),
+        act("use_tool", name="opnsense.delete_rule", args={"description": "block telnet"}),
         act("done", answer="done"),
     ]
     operator = ScriptedInteraction(approve_result=False)
     events = await run(deps_for(settings, script, policy), operator)
     observed = [d for d in of(events, "observe") if d["kind"] == "use_tool"]
-    assert observed[0]["status"] == "ok", observed[0]["text"]
+    assert observed[0]["status"] == "ok", observed[0]["text"]  # a staged block rule: routine
     assert observed[0]["result"]["verification"]["ok"]
     (approval,) = of(events, "approval_required")  # only the delete asked
-    assert approval["risk"] == "destructive" and "would delete rule allow ssh" in approval["summary"]
+    assert approval["risk"] == "destructive" and "would delete rule block telnet" in approval["summary"]
+    assert approval["operator_only"] is True
     assert observed[1]["status"] == "denied"
-    assert [r["description"] for r in sim.cols["rule"].items.values()] == ["allow ssh"]
+    assert [r["description"] for r in sim.cols["rule"].items.values()] == ["block telnet"]
+
+
+OPENING_CALLS = [
+    # A rule that allows traffic, a rule applied live at once, a disabled rule, enabling/disabling, apply.
+    ("opnsense.ensure_rule", {"description": "allow ssh", "action": "pass", "interface": "wan"}),
+    ("opnsense.ensure_rule", {"description": "b", "action": "block", "interface": "wan", "apply": True}),
+    ("opnsense.ensure_rule", {"description": "c", "action": "block", "interface": "wan", "enabled": False}),
+    ("opnsense.set_rule_enabled", {"description": "fazai block", "enabled": False}),
+    ("opnsense.apply", {}),
+]
+
+
+@pytest.mark.parametrize(("tool", "args"), OPENING_CALLS, ids=[f"{t}:{sorted(a)}" for t, a in OPENING_CALLS])
+async def test_firewall_opening_writes_need_an_operator_even_under_yes(firewall, tool, args):
+    """--yes with changes auto-approved: a call that can open the firewall still waits (and is denied)."""
+    sim, settings = firewall
+    policy = SafetyPolicy(
+        settings.safety.model_copy(update={"auto_approve": ["read_only", "changes_state", "destructive"]}),
+        assume_yes=True,
+    )
+    operator = ScriptedInteraction(approve_result=False)
+    # set_rule_enabled needs a rule: a staged block rule first (routine, so --yes runs it).
+    setup = {"description": "fazai block", "action": "block", "interface": "wan"}
+    first = [act("use_tool", name="opnsense.ensure_rule", args=setup)] if tool.endswith("enabled") else []
+    script = [*first, act("use_tool", name=tool, args=args), act("done", answer="done")]
+    events = await run(deps_for(settings, script, policy), operator)
+    approvals = of(events, "approval_required")
+    assert len(approvals) == 1 and approvals[0]["operator_only"] is True, approvals
+    assert approvals[0]["risk"] == "destructive"
+    assert any("security-critical" in r for r in approvals[0]["reasons"])
+    obs = [d for d in of(events, "observe") if d["kind"] == "use_tool"][-1]
+    assert obs["status"] == "denied"
+    rules = list(sim.cols["rule"].items.values())  # nothing was written but the setup rule, enabled
+    assert [(r["description"], r.get("enabled", "1")) for r in rules] == (
+        [("fazai block", "1")] if first else []
+    )
+
+
+READ_TOOLS = sorted(t.name for t in TOOLS if t.risk == "read_only")
+
+
+@pytest.mark.parametrize("tool", READ_TOOLS)
+async def test_every_read_only_opnsense_query_runs_without_asking(firewall, tool):
+    _sim, settings = firewall
+    operator = ScriptedInteraction(approve_result=False)
+    script = [act("use_tool", name=tool, args={}), act("done", answer="ok")]
+    events = await run(deps_for(settings, script), operator)
+    assert operator.approvals == [] and not of(events, "approval_required")
+    obs = next(d for d in of(events, "observe") if d["kind"] == "use_tool")
+    assert obs["status"] != "denied" and obs["risk"] == "read_only"
 
 
 async def test_failed_dry_run_is_reported_without_asking(firewall):

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-from pathlib import Path
-
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from fazai.opnsense import errors as E
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
 from opnsense_sim import Simulator, serve
+from opnsense_sim.pki import make_pki as _pki
 
 
 async def test_bad_credentials_say_what_to_do(make_fw):
@@ -91,77 +84,10 @@ async def test_unreachable_firewall_is_a_transport_error():
             await c.connect()
 
 
-def _issue(ca_key, ca_name, cn: str, usage, san=None, key=None):
-    """A certificate for ``cn`` signed by the CA (server or client usage)."""
-    now = dt.datetime.now(dt.UTC)
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(ca_key, hashes.SHA256()), key
-
-
-def _write(tmp: Path, name: str, cert, key=None) -> tuple[Path, Path | None]:
-    cert_file = tmp / f"{name}.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is None:
-        return cert_file, None
-    key_file = tmp / f"{name}.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
-def _pki(tmp: Path) -> dict[str, Path]:
-    """A self-signed CA, a server certificate for 127.0.0.1 and a client certificate, all as files."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fazai test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    server, server_key = _issue(
-        ca_key, ca_name, "opnsense.test", x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, san
-    )
-    client, client_key = _issue(ca_key, ca_name, "fazai", x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
-    files: dict[str, Path] = {"ca": _write(tmp, "ca", ca)[0]}
-    files["cert"], files["key"] = _write(tmp, "server", server, server_key)  # type: ignore[assignment]
-    files["client_cert"], files["client_key"] = _write(tmp, "client", client, client_key)  # type: ignore[assignment]
-    return files
-
-
 async def test_tls_with_ca_bundle(tmp_path):
     pki = _pki(tmp_path)
     ca, cert, key = pki["ca"], pki["cert"], pki["key"]
-    sim = Simulator("26.1")
+    sim = Simulator("26.1.2")
     sim.add_key("k", "s")
     with serve(sim, certfile=cert, keyfile=key) as url:
         assert url.startswith("https://")
@@ -205,7 +131,7 @@ def test_simulator_crud_contract(servers):
 
 async def test_mutual_tls_client_certificate(tmp_path):
     pki = _pki(tmp_path)
-    sim = Simulator("26.7")
+    sim = Simulator("26.7.2")
     sim.add_key("k", "s")
     with serve(sim, certfile=pki["cert"], keyfile=pki["key"], client_ca=pki["ca"]) as url:
         opts = ClientOptions(ca_file=pki["ca"], client_cert=pki["client_cert"], client_key=pki["client_key"])

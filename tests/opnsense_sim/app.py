@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from . import rules as rules_mod
 from .models import (
     ALIAS_NAME,
     FQDN,
@@ -32,6 +33,9 @@ from .models import (
 VERSIONS = ("25.1", "25.7", "26.1", "26.7")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ROLLBACK_S = 60.0
+LOGIN_PAGE = b"<!doctype html><html><head><title>Login | OPNsense</title></head><body>OPNsense</body></html>"
+# The collections of the OPNsense\Firewall\Filter model: what savepoint/revert/rollback cover.
+FILTER_MODEL = ("rule", "snat", "one_to_one")
 
 
 class Clock:
@@ -78,6 +82,12 @@ def _v(text: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def _full(text: str) -> tuple[int, int, int]:
+    """``26.1`` → (26, 1, 0) (the release), ``26.1.11`` → (26, 1, 11)."""
+    parts = [int(p) for p in text.split(".")]
+    return parts[0], parts[1], parts[2] if len(parts) > 2 else 0
+
+
 ALIAS_TYPES = opts(
     "host=Host(s)",
     "network=Network(s)",
@@ -95,32 +105,15 @@ ALIAS_TYPES = opts(
     "urljson=URL Table in JSON format (IPs)",
 )
 IFACES = opts("lan=LAN", "wan=WAN", "opt1=DMZ")
+_DIRS_ACTIONS = [(d, a) for d in ("in", "out") for a in ("block", "pass")]
+ALIAS_STATS = (*(f"{d}_{a}_{u}" for d, a in _DIRS_ACTIONS for u in ("p", "b")), "eval_nomatch", "eval_match")
 PROTOS = opts("any", "TCP/UDP", "TCP", "UDP", "ICMP", "IPV6-ICMP", "GRE", "ESP")
 
 
-def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
+def new_collections(full: tuple[int, int, int]) -> dict[str, Collection]:
     """Fresh, empty models for this version."""
-    directions = opts("in=In", "out=Out", *(["any=Both"] if version >= (26, 1) else []))
-    rule_fields = {
-        "enabled": F("bool", "1"),
-        "sequence": F("int", "1"),
-        "action": F("option", "pass", opts("pass=Pass", "block=Block", "reject=Reject"), True),
-        "quick": F("bool", "1"),
-        "interface": F("multi", "", IFACES),
-        "direction": F("option", "in", directions, True),
-        "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6", "inet46=IPv4+IPv6"), True),
-        "protocol": F("option", "any", PROTOS, True),
-        "source_net": F("list", "any"),
-        "source_not": F("bool", "0"),
-        "source_port": F(),
-        "destination_net": F("list", "any"),
-        "destination_not": F("bool", "0"),
-        "destination_port": F(),
-        "gateway": F(),
-        "log": F("bool", "0"),
-        "categories": F(),
-        "description": F(),
-    }
+    version = full[:2]
+    rule_fields = rules_mod.rule_fields(full, IFACES, PROTOS)
     rr = ["A", "AAAA", "MX", *(["TXT"] if version >= (26, 1) else [])]
     cols = {
         "alias": Collection(
@@ -129,12 +122,20 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
                 "enabled": F("bool", "1"),
                 "name": F(required=True),
                 "type": F("option", "", ALIAS_TYPES, True),
+                "path_expression": F(),
                 "proto": F("multi", "", opts("IPv4", "IPv6")),
                 "interface": F(),
                 "counters": F("bool", "0"),
                 "updatefreq": F(),
                 "content": F("content"),
+                "password": F(),
+                "username": F(),
+                "authtype": F("option", "", opts("Basic", "Bearer", "Header")),
+                **({"expire": F("optint")} if version >= (25, 7) else {}),
                 "categories": F(),
+                "current_items": F("volatile"),
+                "last_updated": F("volatile"),
+                **({n: F("volatile") for n in ALIAS_STATS} if version >= (26, 1) else {}),
                 "description": F(),
             },
             ("enabled", "name", "type", "description", "content"),
@@ -145,17 +146,24 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
             {
                 "enabled": F("bool", "1"),
                 "nonat": F("bool", "0"),
+                "nosync": F("bool", "0"),
                 "sequence": F("int", "1"),
                 "interface": F("option", "wan", IFACES, True),
                 "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
                 "protocol": F("option", "any", PROTOS, True),
-                "source_net": F("list", "any"),
+                "source_net": F("netalias", "any"),
+                "source_not": F("bool", "0"),
                 "source_port": F(),
-                "destination_net": F("list", "any"),
+                "destination_net": F("netalias", "any"),
+                "destination_not": F("bool", "0"),
                 "destination_port": F(),
                 "target": F(),
                 "target_port": F(),
+                "staticnatport": F("bool", "0"),
                 "log": F("bool", "0"),
+                "categories": F(),
+                "tag": F(),
+                "tagged": F(),
                 "description": F(),
             },
             ("enabled", "sequence", "interface", "description"),
@@ -168,9 +176,13 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
                 "sequence": F("int", "1"),
                 "interface": F("option", "wan", IFACES, True),
                 "type": F("option", "binat", opts("binat=BINAT", "nat=NAT"), True),
-                "source_net": F("list", ""),
-                "destination_net": F("list", "any"),
+                "source_net": F("netalias", ""),
+                "source_not": F("bool", "0"),
+                "destination_net": F("netalias", "any"),
+                "destination_not": F("bool", "0"),
                 "external": F(),
+                "natreflection": F("option", "", opts("enable=Enable", "disable=Disable")),
+                "categories": F(),
                 "description": F(),
             },
             ("enabled", "sequence", "external", "description"),
@@ -249,7 +261,10 @@ def new_collections(version: tuple[int, int]) -> dict[str, Collection]:
                 "sequence": F("int", "1"),
                 "interface": F("multi", "wan", IFACES),
                 "ipprotocol": F("option", "inet", opts("inet=IPv4", "inet6=IPv6"), True),
-                "protocol": F("option", "any", PROTOS, True),
+                # ProtocolField with ChangeCase lower: "TCP" is stored (and read back) as "tcp".
+                "protocol": F(
+                    "option", "", tuple((k.lower(), v) for k, v in PROTOS if k != "any"), case="lower"
+                ),
                 "source.network": F("list", "any"),
                 "source.port": F(),
                 "source.not": F("bool", "0"),
@@ -290,10 +305,11 @@ class Simulator:
     """One simulated firewall. ``keys`` maps API key → :class:`ApiKey`."""
 
     def __init__(self, version: str = "26.1", *, clock: Clock | None = None) -> None:
-        if version not in VERSIONS:
-            raise ValueError(f"simulated versions: {VERSIONS}")
+        if ".".join(version.split(".")[:2]) not in VERSIONS:
+            raise ValueError(f"simulated series: {VERSIONS} (optionally with a patch level, e.g. 26.1.11)")
         self.version_text = version
         self.version = _v(version)
+        self.full_version = _full(version)  # the patch level matters for searchRule (26.1 vs 26.1.1+)
         self.clock = clock or Clock()
         self.keys: dict[str, ApiKey] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) log for assertions
@@ -303,7 +319,7 @@ class Simulator:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget everything but keys and version."""
-        self.cols = new_collections(self.version)
+        self.cols = new_collections(self.full_version)
         self.running: dict[str, dict[str, dict[str, str]]] = {}  # applied copies, per collection
         self.pf_tables: dict[str, set[str]] = {}
         self.savepoints: dict[str, dict[str, dict[str, str]]] = {}
@@ -327,6 +343,14 @@ class Simulator:
         }
         self.eve: list[dict[str, Any]] = []
         self.applied: list[str] = []  # which apply/reconfigure endpoints ran
+        self.filter_reloads = 0
+        self.reload_log: list[bool] = []
+        self.drop_reply_of: set[str] = set()  # paths handled but never answered (the reload cut us off)
+        # pf states: (client ip, client port) of TCP connections that passed the filter. pf keeps
+        # them across a reload, so an established keep-alive connection goes on working after a
+        # rule that blocks its source went live; only new connections are dropped.
+        self.states: set[tuple[str, int]] = set()
+        self.keep_states = True
 
     def add_key(self, key: str, secret: str, **kw: Any) -> ApiKey:
         """Register an API key."""
@@ -358,8 +382,33 @@ class Simulator:
                 self.rollbacks_done.append(rev)
 
     def _restore_rules(self, rev: str) -> None:
-        self.cols["rule"].items = copy.deepcopy(self.savepoints[rev])
-        self.running["rule"] = copy.deepcopy(self.cols["rule"].items)
+        """The rollback: the Filter model (rules, source NAT, 1:1) from the savepoint, then
+        ``filter reload`` (which on ≤ 26.1 also reloads the alias tables)."""
+        for name, items in self.savepoints[rev].items():
+            self.cols[name].items = copy.deepcopy(items)
+        self.filter_reload(aliases=True)
+
+    def filter_reload(self, *, aliases: bool) -> None:
+        """configd ``filter reload``: staged Filter-model items go live (``skip_alias``: not the tables)."""
+        for name in FILTER_MODEL:
+            self.running[name] = copy.deepcopy(self.cols[name].items)
+        if aliases:
+            self.load_tables()
+        self.filter_reloads += 1
+        self.reload_log.append(bool(self.rollback_timers))  # was a rollback timer armed?
+
+    def load_tables(self) -> None:
+        """Load host/network alias contents into their pf tables (``filter refresh_aliases``)."""
+        names = {a["name"] for a in self.cols["alias"].items.values()}
+        for a in self.cols["alias"].items.values():
+            if a.get("type") in ("host", "network") and a.get("enabled") == "1":
+                self.pf_tables[a["name"]] = {e for e in a.get("content", "").split("\n") if e}
+            else:
+                self.pf_tables.setdefault(a["name"], set())
+        for name in list(self.pf_tables):
+            if name not in names:
+                del self.pf_tables[name]
+        self.running["alias"] = copy.deepcopy(self.cols["alias"].items)
 
     def add_eve(self, record: dict[str, Any]) -> None:
         """Append an EVE record to the simulated eve.json."""
@@ -406,7 +455,9 @@ class Simulator:
             if not msg.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        client_ip = (scope.get("client") or ("", 0))[0]
+        client = scope.get("client") or ("", 0)
+        client_ip = client[0]
+        conn = (str(client[0]), int(client[1]))
         self.tick()
         if self.fail_next:
             status = self.fail_next.pop(0)
@@ -416,15 +467,22 @@ class Simulator:
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        # A lockout drops our packets: no answer until the rollback timer restores the rules.
+        # A lockout drops our packets: no answer until the rollback timer restores the rules. A
+        # connection with a pf state (it passed before) is not re-evaluated, unless states are flushed.
         waited = 0.0
-        while self.locked_out(client_ip) and waited < 5.0:
+        while not (self.keep_states and conn in self.states) and self.locked_out(client_ip) and waited < 5.0:
             await asyncio.sleep(0.05)
             waited += 0.05
             self.tick()
+        if waited >= 5.0:
+            return  # dropped: the client sees no answer (its read times out)
+        self.states.add(conn)
         status, payload, ctype = self.handle(
             scope["method"], scope["path"], scope.get("query_string", b""), headers, body
         )
+        if any(scope["path"].startswith(p) for p in self.drop_reply_of):
+            await asyncio.sleep(5.0)  # the change happened; its reply never reaches the client
+            return
         out = (
             payload
             if isinstance(payload, bytes)
@@ -441,6 +499,8 @@ class Simulator:
     ) -> tuple[int, Any, str]:
         """Route, authenticate, parse, dispatch. Returns (status, body, content type)."""
         json_ct = "application/json; charset=UTF-8"
+        if path in ("", "/") and method == "GET":  # the web GUI's login page (clients probe it)
+            return 200, LOGIN_PAGE, "text/html; charset=UTF-8"
         segs = [s for s in path.split("/") if s]
         if len(segs) < 4 or segs[0] != "api":
             return 404, {"errorMessage": "Endpoint not found"}, json_ct
@@ -542,17 +602,19 @@ def validate(sim: Simulator, colname: str, item: dict[str, str], uuid: str) -> d
         value = item.get(name, "")
         if f.required and value == "":
             add_msg(v, f"{k}.{name}", "A value is required.")
-        if f.kind == "bool" and value not in ("0", "1"):
-            add_msg(v, f"{k}.{name}", "The value must be 0 or 1.")
+        if f.kind == "bool" and value not in ("0", "1") and not (value == "" and not f.default):
+            add_msg(v, f"{k}.{name}", "Value should be a boolean (0,1).")
+        if f.kind == "optint" and value and not re.fullmatch(r"-?\d+", value):
+            add_msg(v, f"{k}.{name}", "Invalid integer value.")
         if f.kind in ("option", "multi") and value:
             keys = {o for o, _ in f.options}
-            for part in value.split(",") if f.kind == "multi" else [value]:
-                if part not in keys:
-                    add_msg(v, f"{k}.{name}", "Option not in list.")
+            bad = [p for p in (value.split(",") if f.kind == "multi" else [value]) if p not in keys]
+            if bad:
+                add_msg(v, f"{k}.{name}", f"Option [{','.join(bad)}] not in list.")
     if colname == "alias":
         _validate_alias(sim, item, uuid, v)
     elif colname in ("rule", "snat"):
-        _validate_rule(sim, item, v, k)
+        rules_mod.validate_rule(item, v, k, lambda n: _net_ok(sim, n), snat=colname == "snat")
     elif colname == "host":
         if item.get("hostname") and not re.match(r"^(\*|[a-zA-Z0-9_-]+)$", item["hostname"]):
             add_msg(v, "host.hostname", "A valid hostname must be specified.")
@@ -602,23 +664,6 @@ def _net_ok(sim: Simulator, value: str) -> bool:
         or is_net(value)
         or value in {"lan", "wan", "opt1", "lanip", "wanip"}
     )
-
-
-def _validate_rule(sim: Simulator, item: dict[str, str], v: dict[str, Any], k: str) -> None:
-    seq = item.get("sequence", "1")
-    if not seq.isdigit() or not 1 <= int(seq) <= 999999:
-        add_msg(v, f"{k}.sequence", "Sequence shall be between 1 and 999999.")
-    for side in ("source", "destination"):
-        nets = [n for n in item.get(f"{side}_net", "").split(",") if n]
-        for n in nets:
-            if not _net_ok(sim, n):
-                add_msg(v, f"{k}.{side}_net", f"{n} is not a valid {side} IP address or alias.")
-        if "any" in nets and len(nets) > 1:
-            add_msg(v, f"{k}.{side}_net", "Any can not be combined with other aliases")
-        if item.get(f"{side}_port") and item.get("protocol") not in ("TCP", "UDP", "TCP/UDP"):
-            add_msg(
-                v, f"{k}.{side}_port", f"{side.capitalize()} ports are only valid for tcp or udp type rules."
-            )
 
 
 def new_uuid() -> str:

@@ -8,11 +8,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import rules as rules_mod
 from .app import (
+    FILTER_MODEL,
+    IFACES,
     ROLLBACK_S,
     UUID_RE,
     RawReply,
-    Reply,
     Req,
     Simulator,
     UserException,
@@ -70,8 +72,10 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
             check_write(req)
             item = dict(existing) if existing else col().blank()
             for k2, v in flatten(req.post[col().key]).items():
-                if k2 in col().fields:
-                    item[k2] = v if isinstance(v, str) else str(v)
+                f = col().fields.get(k2)
+                if f is not None and f.kind != "volatile":
+                    value = v if isinstance(v, str) else str(v)
+                    item[k2] = value.lower() if f.case == "lower" else value
             errors = validate(sim, colname, item, uuid)
             if errors:
                 return {"result": "failed", "validations": errors}
@@ -155,75 +159,99 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     crud("wireguard/client", "Client", "client")
     crud("ids/settings", "Policy", "policy")
 
-    # 25.7 searchRule: without `interface`, only floating rules (≠ 1 interface); raw rows.
-    if sim.version == (25, 7):
-        base_search = routes[("firewall", "filter", "searchrule")][0]
+    # 25.7+ searchRule: a record-set search whose `interface` parameter picks a view, differently
+    # per version (rules.rule_visible): on 25.7 and 26.1 no `interface` means floating rules only.
+    if sim.version >= (25, 7):
 
-        def search_rule_257(req: Req) -> Any:
-            iface = req.post.get("interface", req.query.get("interface"))
-            rows = []
-            for u, item in sim.cols["rule"].items.items():
-                ifs = [i for i in item.get("interface", "").split(",") if i]
-                if (iface is None and len(ifs) != 1) or (iface is not None and iface in ifs):
-                    rows.append(sim.cols["rule"].search_row(u, item, True))
+        def search_rule(req: Req) -> Any:
+            has = "interface" in req.post or "interface" in req.query
+            raw = str(req.request("interface", "") or "")
+            wanted = [i for i in raw.split(",") if i]
+            rows = [
+                sim.cols["rule"].search_row(u, item, True)
+                for u, item in sorted(
+                    sim.cols["rule"].items.items(), key=lambda kv: int(kv[1]["sequence"] or 0)
+                )
+                if rules_mod.rule_visible(sim.full_version, item, has, wanted)
+            ]
             return page(req, rows, model_search=False)
 
-        add("firewall/filter/searchRule", search_rule_257)
-        del base_search
+        add("firewall/filter/searchRule", search_rule)
+        add(
+            "firewall/filter/getInterfaceList",
+            lambda req: rules_mod.interface_list(
+                sim.full_version, list(sim.cols["rule"].items.values()), IFACES
+            ),
+        )
+
+    def rendered(colname: str) -> dict[str, Any]:
+        col = sim.cols[colname]
+        return {col.key: {u: col.render_get(i) for u, i in col.items.items()}}
 
     def filter_get(req: Req) -> Any:
-        col = sim.cols["rule"]
-        return {"filter": {"rules": {"rule": {u: col.render_get(i) for u, i in col.items.items()}}}}
+        """Whole-model ``get`` of OPNsense\\Firewall\\Filter (every filter-based controller shares it)."""
+        return {
+            "filter": {
+                "rules": rendered("rule"),
+                "snatrules": rendered("snat"),
+                "onetoone": rendered("one_to_one"),
+                "npt": {"rule": {}},
+            }
+        }
 
-    add("firewall/filter/get", filter_get)
+    for ctl in ("filter", "source_nat", "one_to_one"):
+        add(f"firewall/{ctl}/get", filter_get)
+
+    def alias_model_get(req: Req) -> Any:
+        names = [a["name"] for a in sim.cols["alias"].items.values()]
+        col = sim.cols["alias"]
+        items = {u: col.render_get(i, [n for n in names if n != i.get("name")]) for u, i in col.items.items()}
+        return {"alias": {"aliases": {"alias": items}, "geoip": {"url": ""}}}
+
+    add("firewall/alias/get", alias_model_get)
 
     # ------------------------------------------------------------------ apply / reconfigure
-    def load_tables() -> None:
-        for a in sim.cols["alias"].items.values():
-            if a.get("type") in ("host", "network") and a.get("enabled") == "1":
-                sim.pf_tables[a["name"]] = {e for e in a.get("content", "").split("\n") if e}
-            else:
-                sim.pf_tables.setdefault(a["name"], set())
-        for name in list(sim.pf_tables):
-            if name not in {a["name"] for a in sim.cols["alias"].items.values()}:
-                del sim.pf_tables[name]
-
     def alias_reconfigure(req: Req) -> Any:
         if not req.is_post:
             return {"status": "failed"}
-        load_tables()
-        sim.running["alias"] = copy.deepcopy(sim.cols["alias"].items)
+        # AliasController::reconfigure runs `filter reload skip_alias` and then `filter
+        # refresh_aliases`: the whole filter reloads, staged rule edits included, with no timer.
+        sim.filter_reload(aliases=False)
+        sim.load_tables()
         sim.applied.append("alias")
         return {"status": "ok"}
 
     def filter_apply(req: Req, rev: str | None = None) -> Any:
         if not req.is_post:
             return {"status": "error"}
-        if rev is not None:
-            if sim.version > (26, 1):
-                raise Reply(404, {"errorMessage": "Endpoint not found"})
+        if rev is not None and sim.version <= (26, 1):
+            # ≤ 26.1: the background `filter rollback_timer` starts before the reload.
             sim.rollback_timers[rev] = sim.clock() + ROLLBACK_S
-        sim.running["rule"] = copy.deepcopy(sim.cols["rule"].items)
-        sim.running["snat"] = copy.deepcopy(sim.cols["snat"].items)
+        # 26.7: applyAction() takes no argument; the router passes the extra path part anyway and
+        # PHP ignores it, so apply/{rev} applies with no timer. 26.7 reloads with `skip_alias`.
+        sim.filter_reload(aliases=sim.version <= (26, 1))
         sim.applied.append("filter")
         return {"status": "OK\n\n"}
 
     add("firewall/alias/reconfigure", alias_reconfigure)
-    add("firewall/filter/apply", filter_apply, 0, 1)
 
     def savepoint(req: Req) -> Any:
         if not req.is_post:
-            return {"status": "failed"}
+            return {"status": "error"}
         rev = f"{sim.clock():0.2f}"
-        sim.savepoints[rev] = copy.deepcopy(sim.cols["rule"].items)
+        sim.savepoints[rev] = {n: copy.deepcopy(sim.cols[n].items) for n in FILTER_MODEL}
         sim.save_config()
         return {"status": "ok", "retention": "100", "revision": rev}
 
     def cancel_rollback(req: Req, rev: str) -> Any:
+        if not req.is_post:
+            return {"status": "error"}
         sim.rollback_timers.pop(rev, None)
         return {"status": ""}
 
     def revert(req: Req, rev: str) -> Any:
+        if not req.is_post:
+            return {"status": "error"}
         if rev not in sim.savepoints:
             return {"status": "unknown (or removed) savepoint"}
         sim.rollback_timers.pop(rev, None)
@@ -231,14 +259,21 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
         sim.rollbacks_done.append(rev)
         return {"status": "ok"}
 
-    add("firewall/filter/savepoint", savepoint, until=(26, 1))
-    add("firewall/filter/cancelRollback", cancel_rollback, 1, 1, until=(26, 1))
-    add("firewall/filter/revert", revert, 1, 1, until=(26, 1))
+    # Every FilterBaseController (filter, source_nat, one_to_one) has apply and, ≤ 26.1, the savepoint set.
+    for ctl in ("filter", "source_nat", "one_to_one"):
+        add(f"firewall/{ctl}/apply", filter_apply, 0, 1)
+        add(f"firewall/{ctl}/savepoint", savepoint, until=(26, 1))
+        add(f"firewall/{ctl}/cancelRollback", cancel_rollback, 1, 1, until=(26, 1))
+        add(f"firewall/{ctl}/revert", revert, 1, 1, until=(26, 1))
 
     def move_before(req: Req, selected: str, target: str) -> Any:
         items = sim.cols["rule"].items
+        if not req.is_post:
+            return {"status": "error", "message": "Invalid request method"}
         if selected not in items or target not in items:
-            return {"errorMessage": "Unable to move rules", "errorTitle": "Rules", "errorLevel": "warning"}
+            raise UserException(
+                "Either source or destination is not a rule managed with this component", "Filter"
+            )
         tseq = int(items[target]["sequence"])
         ordered = sorted((u for u in items if u != selected), key=lambda u: int(items[u]["sequence"]))
         seq = 1
@@ -435,7 +470,7 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
     def product() -> dict[str, Any]:
         return {
             "product_name": "OPNsense",
-            "product_version": f"{sim.version_text}.2",
+            "product_version": sim.version_text,
             "product_abi": sim.version_text,
             "product_arch": "amd64",
             "product_series": sim.version_text,
@@ -445,7 +480,7 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
         "core/firmware/info",
         lambda req: {
             "product_id": "opnsense",
-            "product_version": f"{sim.version_text}.2",
+            "product_version": sim.version_text,
             "package": [],
             "plugin": [],
             "changelog": [],

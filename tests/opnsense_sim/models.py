@@ -10,12 +10,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class F:
-    """A model field. kind: text | bool | int | option | multi | list | content."""
+    """A model field. kind: text | bool | int | optint | option | multi | list | content | volatile |
+    netalias (a comma list rendered as a plain string, like core's NetworkAliasField)."""
 
     kind: str = "text"
     default: str = ""
     options: tuple[tuple[str, str], ...] = ()  # (key, label)
     required: bool = False
+    case: str = ""  # "lower": stored lower-cased (core's ChangeCase)
 
 
 def opts(*pairs: str) -> tuple[tuple[str, str], ...]:

@@ -17,22 +17,20 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from fazai.agent.deps import AgentDeps, CommandPolicy
+from fazai.agent.ask_policy import REFUSAL, ReadOnlyHints, ReadOnlyPolicy, risk_name
+from fazai.agent.deps import AgentDeps
 from fazai.agent.executors import Outcome, Step, placeholder_note, placeholders, resolve_target
 from fazai.agent.observation import excerpt
 from fazai.config import AgentSettings, AskSettings
 from fazai.protocol import Event, ShellAction
 from fazai.targets.base import ExecResult, Stream, TargetError
 
-READ_ONLY = "read_only"
-DANGEROUS = frozenset({"destructive", "forbidden"})
+DANGEROUS = frozenset({"opaque", "destructive", "forbidden"})
 ASK_ACTIONS = ("shell", "done")
-REFUSAL = (
-    "ask mode is read-only: commands that change the system are refused (use `fazai agent` to change it)"
-)
 
 # Per-command output the model sees (the event log keeps it all).
 _HEAD, _TAIL = 1500, 500
@@ -65,14 +63,10 @@ Rules:
 - Never invent values: answer only from the outputs you received.
 - Replace every <...> with real content.
 
-Useful commands (replace <...>): uname -r; uptime -p; nproc; free -h; df -h; hostname;
-cat /etc/os-release; cat /etc/debian_version; cat /etc/timezone; ps aux --sort=-%mem | head -n 5;
-pgrep -c <name>; pgrep -x <name>; ss -ltnp; systemctl --failed; systemctl is-active <service>;
-journalctl -p err --no-pager | tail -n 50; fail2ban-client status; fail2ban-client status <jail>;
-nft list ruleset; iptables -S; apt list --upgradable; dpkg-query -W <package>; getent passwd <user>;
-getent group <group>; id <user>; grep '<pattern>' <file>; grep -c '<pattern>' <file>;
-stat -c '%U %a' <file>; find <dir> -type f -printf '%s %p\n' | sort -n | tail -n 3;
-find <dir> -type f -size +10M; openssl x509 -enddate -noout -in <file>.
+Commands: start from the ones listed under "Commands that fit this question" when they fit; otherwise
+use the standard read-only tool for what was asked (the service's own status command, its log file,
+/proc, /etc, ss, ip, df, systemctl, journalctl -u <unit>, dpkg-query, getent, openssl, docker ps).
+A scratch directory of your own may be listed: you may write files there (cmd > <dir>/out.txt), nowhere else.
 
 Example (the values come from the outputs):
 Question: How many IPs are banned in fail2ban?
@@ -86,41 +80,6 @@ Observation: ... Currently banned: <a> ... Currently banned: <b>
 def ask_system_prompt(offered: Sequence[str]) -> str:
     """The question mode's system message (stable across questions: the worker caches it)."""
     return ASK_RULES
-
-
-# --- policy ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Decision:
-    verdict: str
-    risk: str
-    reasons: list[str] = field(default_factory=list)
-
-
-def _risk_name(risk: Any) -> str:
-    return str(getattr(risk, "value", risk))
-
-
-class ReadOnlyPolicy:
-    """Wraps the safety policy: only ``read_only`` runs; everything else is refused, never asked."""
-
-    def __init__(self, inner: CommandPolicy):
-        self.inner = inner
-
-    def _only_read(self, d: Any) -> _Decision:
-        risk = _risk_name(d.risk)
-        if d.verdict != "deny" and risk == READ_ONLY:
-            return _Decision("allow", risk, list(d.reasons))
-        return _Decision("deny", risk, [*d.reasons, REFUSAL] if d.verdict != "deny" else list(d.reasons))
-
-    def check_command(self, command: str) -> _Decision:
-        """Allow a read-only command; refuse anything else."""
-        return self._only_read(self.inner.check_command(command))
-
-    def check_risk(self, risk: str, what: str) -> _Decision:
-        """Allow only what declares itself read-only."""
-        return self._only_read(self.inner.check_risk(risk, what))
 
 
 # --- cache -----------------------------------------------------------------------------------------
@@ -228,7 +187,7 @@ class AskShell:
                 yield step.event("exec_skip", action=aid, cmd=e["index"], command=cmd, reason="placeholder")
                 continue
             d = deps.policy.check_command(cmd)
-            e["risk"] = _risk_name(d.risk)
+            e["risk"] = risk_name(d.risk)
             if d.verdict != "allow":
                 e.update(status="refused", reasons=list(d.reasons))
                 yield step.event("exec_skip", action=aid, cmd=e["index"], command=cmd, reason="refused",
@@ -397,14 +356,23 @@ def ask_agent_settings(ask: AskSettings, base: AgentSettings) -> AgentSettings:
     )
 
 
-def ask_deps(base: AgentDeps, ask: AskSettings, cache: CommandCache | None) -> AgentDeps:
-    """Turn agent deps into question-mode deps (same provider, targets, knowledge, facts)."""
+def ask_deps(
+    base: AgentDeps, ask: AskSettings, cache: CommandCache | None, *, scratch: Path | None = None
+) -> AgentDeps:
+    """Turn agent deps into question-mode deps (same provider, targets, facts; read-only knowledge).
+
+    ``scratch``: the session's private directory, the one place its commands may write.
+    """
     from dataclasses import replace
 
     shell = AskShell(cache if ask.cache_enabled else None, ask)
+    knowledge = base.knowledge
+    if knowledge is not None and ask.kb_context:
+        knowledge = ReadOnlyHints(knowledge, base.policy, min_score=ask.kb_min_score)
     return replace(
         base,
-        policy=ReadOnlyPolicy(base.policy),
+        knowledge=knowledge,
+        policy=ReadOnlyPolicy(base.policy, scratch),
         settings=ask_agent_settings(ask, base.settings),
         executors={"shell": shell},
         mode="ask",
@@ -451,7 +419,8 @@ def ask_result(question: str, events: Iterable[Event], *, wall_s: float | None =
             status = str(d.get("status") or "success")
             source = d.get("answer_source", "model")
             stopped_by, limit = d.get("stopped_by"), d.get("limit")
-            success = status == "success" and source == "model"
+            # A recipe's answer passed the same gate; a limit's fallback ("limit") is not an answer.
+            success = status == "success" and source in ("model", "recipe")
             iterations = int(d.get("iterations") or iterations)
         elif ev.kind in ("error", "aborted"):
             error = str(d.get("message") or d.get("reason") or ev.kind)

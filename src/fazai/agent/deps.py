@@ -24,8 +24,9 @@ class PolicyDecision(Protocol):
     """What the safety policy says about one command (``fazai.safety.Decision``)."""
 
     verdict: str  # "allow" | "ask" | "deny"
-    risk: Any  # "read_only" | "changes_state" | "destructive" | "forbidden" (str or str-enum)
+    risk: Any  # "read_only" | "changes_state" | "opaque" | "destructive" | "forbidden" (str or str-enum)
     reasons: Sequence[str]
+    # fazai.safety.Decision also says needs_operator: opaque or security-critical, never --yes.
 
 
 @runtime_checkable
@@ -36,8 +37,9 @@ class CommandPolicy(Protocol):
         """Classify a shell command and say whether it may run, needs approval, or never runs."""
         ...
 
-    def check_risk(self, risk: str, what: str) -> PolicyDecision:
-        """Decide for an action whose risk is already known (a tool run, a KB write)."""
+    def check_risk(self, risk: str, what: str, **kw: Any) -> PolicyDecision:
+        """Decide for an action whose risk is already known (a tool run, a KB write); ``critical=True``
+        (with ``why``) marks a security-critical call that only an operator may approve."""
         ...
 
 

@@ -196,6 +196,7 @@ async def execute_shell(action: ShellAction, step: Step) -> AsyncIterator[Event 
             risk=risk,
             reasons=reasons,
             target=target_name,
+            operator_only=bool(getattr(decision, "needs_operator", False)),
         )
         aborted, approved = await race_abort(
             step.interaction.approve(aid, action.command, risk, reasons), step.abort

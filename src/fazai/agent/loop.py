@@ -183,6 +183,8 @@ async def _run(
             seen.add(line)
             planned = planned or action.action == "plan"
             repeated = outcome.status == "repeated"
+            if repeated:  # the model loops: a routed provider hands the next turn to a stronger model
+                await _escalate(session, "repeat")
             if outcome.observation is not None:
                 history.add_observation(outcome.observation, action.id)
                 yield ev("observe", **{**outcome.data, "action": action.id, "kind": action.action,
@@ -315,6 +317,9 @@ async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
     if deps.knowledge is not None and deps.kb_limit > 0:
         jobs["kb"] = deps.knowledge.search(goal, limit=deps.kb_limit)
     context: dict[str, Any] = {}
+    scratch = getattr(deps.policy, "scratch", None)
+    if scratch is not None:
+        context["scratch"] = str(scratch)
     tasks = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
     _, pending = await asyncio.wait(tasks.values(), timeout=deps.context_timeout_s) if tasks else ((), set())
     for name, task in tasks.items():
@@ -327,6 +332,9 @@ async def _gather_context(goal: str, deps: AgentDeps) -> dict[str, Any]:
             log.warning("%s hook failed: %s", name, e)
         elif name == "kb":
             context["kb"] = [h.to_dict() for h in task.result()]
+            heading = getattr(deps.knowledge, "heading", None)
+            if heading and context["kb"]:
+                context["kb_heading"] = heading
         elif task.result():
             context["facts"] = task.result()
     if deps.tools is not None:

@@ -101,9 +101,13 @@ def context_block(context: dict[str, Any]) -> str:
     hits = list(context.get("kb") or [])
     if hits:
         hits.sort(key=lambda h: (h.get("status") != "verified", -float(h.get("score") or 0.0)))
+        heading = context.get("kb_heading") or (
+            "## What FazAI already knows (knowledge base; verified items were tested, adapt them)"
+        )
+        parts.append(heading + "\n" + "\n".join(kb_hit_line(h) for h in hits))
+    if context.get("scratch"):
         parts.append(
-            "## What FazAI already knows (knowledge base; verified items were tested, adapt them)\n"
-            + "\n".join(kb_hit_line(h) for h in hits)
+            f"## Scratch directory (yours alone; you may write files only here)\n{context['scratch']}"
         )
     tools = list(context.get("tools") or [])
     if tools:

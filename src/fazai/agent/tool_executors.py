@@ -9,7 +9,8 @@ they happen and ends with one :class:`Outcome`. Register them with
 * ``tool_spec`` — the session's provider writes the tool (the fallback provider, if given, gets the
   last try); progress lines are ``exec_log`` events (stream ``tool_spec``); success is a
   ``tool_ready`` event.
-* ``use_tool`` — the tool's declared risk goes through ``policy.check_risk`` (deny / ask / allow,
+* ``use_tool`` — the tool's risk (derived from its code for module tools; a built-in's class plus its
+  ``critical(args)``) goes through ``policy.check_risk`` (deny / ask / allow,
   exactly like a shell command); a built-in with a ``preview`` (dry run) shows its planned changes in
   the ``approval_required`` event (``preview``, and one line per change in ``summary``); then it
   runs with a time limit, its log lines streamed as
@@ -38,6 +39,7 @@ from fazai.knowledge.research import (
 from fazai.models.base import Provider
 from fazai.protocol import Event, ResearchAction, ToolSpecAction, UseToolAction
 from fazai.tools.registry import ToolNotFound, ToolRegistry
+from fazai.tools.sandbox import TOOLS_OFF, bwrap_path
 from fazai.tools.smith import ToolRequest, ToolSmith
 from fazai.tools.use import ToolRun, use_tool
 
@@ -155,6 +157,10 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
 
     async def execute_tool_spec(action: ToolSpecAction, step: Step) -> AsyncIterator[Event | Outcome]:
         aid = step.action_id
+        if services.tools.sandbox != "none" and bwrap_path() is None:
+            # No sandbox, no model-written code: validation would import and run it on this machine.
+            yield Outcome(f"tool_spec refused: {TOOLS_OFF}", status="error", data={"tools": "off"})
+            return
         smith = ToolSmith(
             services.registry,
             step.deps.provider,
@@ -209,7 +215,11 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
             yield Outcome(str(e), status="error")
             return
         summary = f"use_tool {action.name} {json.dumps(action.args, sort_keys=True)}"
-        decision = deps.policy.check_risk(info.risk, summary)
+        critical = info.builtin.critical(action.args) if info.builtin and info.builtin.critical else None
+        if critical:
+            decision = deps.policy.check_risk(info.risk, summary, critical=True, why=critical)
+        else:
+            decision = deps.policy.check_risk(info.risk, summary)
         risk = str(getattr(decision.risk, "value", decision.risk))
         reasons = list(decision.reasons)
         if decision.verdict == "deny":
@@ -244,6 +254,7 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
                 lines = [str(x) for x in planned.get("lines") or []]
                 if lines:
                     summary += "\n" + "\n".join("  " + x for x in lines)
+            extra["operator_only"] = bool(getattr(decision, "needs_operator", False))
             yield step.event(
                 "approval_required", action=aid, summary=summary, risk=risk, reasons=reasons, **extra
             )
@@ -277,6 +288,7 @@ def tool_executors(services: ToolServices) -> dict[str, Executor]:
                     step.event("exec_log", action=aid, stream=stream, text=text)
                 ),
                 extra=services.extra,
+                sandbox_mode=services.tools.sandbox,
             )
 
         run: ToolRun | None = None

@@ -32,8 +32,14 @@ err = Console(stderr=True)
 
 # Exit codes: 0 success, 1 the goal failed / blocked, 2 usage or config, 3 backend error, 130 aborted.
 EXIT_FOR = {
-    "success": 0, "done": 0, "failed": 1, "blocked": 1, "unverified": 1, "aborted": 130, "interrupted": 130,
-}  # fmt: skip
+    "success": 0,
+    "done": 0,
+    "failed": 1,
+    "blocked": 1,
+    "unverified": 1,
+    "aborted": 130,
+    "interrupted": 130,
+}
 
 
 def _settings() -> Any:
@@ -327,14 +333,21 @@ def replay_cmd(
 def daemon_cmd(
     host: str = typer.Option(None, "--host", help="listen address (default [daemon] host)"),
     port: int = typer.Option(None, "--port", help="listen port (default [daemon] port; 0 = any)"),
+    store: str = typer.Option(
+        None, "--store", help="session store URL: postgresql://… to share it between replicas"
+    ),
+    bus: str = typer.Option(None, "--bus", help="NATS JetStream between replicas: nats://host:4222"),
+    replica: str = typer.Option(None, "--replica", help="this replica's name (default the hostname)"),
 ) -> None:
-    """Run the FazAI daemon (fazaid) in the foreground."""
+    """Run the FazAI daemon (fazaid) in the foreground (one of several replicas with --store/--bus)."""
     import os
 
     _settings()  # a bad config fails here, with the CLI's message
     argv = [sys.executable, "-m", "fazai.server"]
     argv += ["--host", host] if host else []
     argv += ["--port", str(port)] if port is not None else []
+    for flag, val in (("--store", store), ("--bus", bus), ("--replica", replica)):
+        argv += [flag, val] if val else []
     # Replace this process (the CLI does not import the server): signals and exit code are fazaid's.
     os.execv(sys.executable, argv)
 

@@ -106,7 +106,10 @@ async def _fw_alerts(
     from fazai.opnsense.store import FirewallStore, StoreError, open_firewall
 
     try:
-        fw = await open_firewall(FirewallStore(settings_or_exit().paths.state_dir), name)
+        settings = settings_or_exit()
+        fw = await open_firewall(
+            FirewallStore(settings.paths.state_dir), name, never_block=tuple(settings.opnsense.never_block)
+        )
     except (OPNsenseError, StoreError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from e

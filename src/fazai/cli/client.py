@@ -251,8 +251,14 @@ class EmbeddedClient:
 
     @classmethod
     async def open(cls, settings: Settings, *, runner: bool = True) -> EmbeddedClient:
+        from fazai.sessions.state import FileModeError, secure_state
+
         try:
-            store = await Store.open(settings.database_url)
+            secure_state(settings)
+        except (FileModeError, OSError) as e:
+            raise ClientError(str(e)) from e
+        try:
+            store = await Store.open(settings.database_url, reserve_bytes=settings.disk_reserve_bytes)
         except Exception as e:
             raise ClientError(str(e)) from e
         manager = SessionManager(settings, store)

@@ -38,9 +38,21 @@ def version() -> None:
 @app.command("config")
 def show_config() -> None:
     """Show the effective configuration (file + FAZAI_* environment) as TOML-like JSON."""
+    import json
+    import re
+
     s = settings_or_exit()
     err.print(f"# source: {s.source or '(defaults; no file)'}")
-    print(s.model_dump_json(indent=2))
+    data = s.model_dump(mode="json")
+    url = data["daemon"].get("database_url")
+    if url:
+        # Never print the database password (scheme://user:PASSWORD@host/db).
+        data["daemon"]["database_url"] = re.sub(r"^([^:/]+://[^:/@]*:)[^@]*@", r"\1***@", url)
+    for spec in (data["ai_provider"], *data["ai_provider"].get("fallback", [])):
+        for h in spec.get("headers", {}):
+            if re.search(r"auth|key|token|secret", h, re.IGNORECASE):
+                spec["headers"][h] = "***"
+    print(json.dumps(data, indent=2))
 
 
 def _register() -> None:

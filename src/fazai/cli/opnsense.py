@@ -59,8 +59,12 @@ def _run(coro: Awaitable[T]) -> T:
 
 
 def _with_fw(name: str | None, fn: Callable[[Firewall], Awaitable[T]]) -> T:
+    from fazai.cli.main import settings_or_exit
+
+    never = tuple(settings_or_exit().opnsense.never_block)
+
     async def go() -> T:
-        fw = await open_firewall(_store(), name)
+        fw = await open_firewall(_store(), name, never_block=never)
         try:
             return await fn(fw)
         finally:
@@ -503,8 +507,10 @@ def unblock(ip: str, firewall: str | None = FW, dry_run: bool = DRY, as_json: bo
 @app.command("blocks")
 def blocks(
     expire: bool = typer.Option(False, "--expire", help="remove expired temporary blocks first"),
-    firewall: str | None = FW, dry_run: bool = DRY, as_json: bool = JSON,
-) -> None:  # fmt: skip
+    firewall: str | None = FW,
+    dry_run: bool = DRY,
+    as_json: bool = JSON,
+) -> None:
     """List blocked addresses (with reason and expiry); --expire removes the expired ones."""
 
     async def go(fw: Firewall) -> tuple[Result, list[dict[str, Any]]]:
@@ -515,6 +521,28 @@ def blocks(
     if res.changes and not as_json:
         _print_result(res, False)
     _print_rows(rows, ["address", "reason", "expires"], as_json)
+
+
+@app.command("journal")
+def journal(firewall: str | None = FW, as_json: bool = JSON) -> None:
+    """Runtime changes FazAI made (blocks, table edits) and how to undo each."""
+
+    async def go(fw: Firewall) -> list[dict[str, Any]]:
+        return [
+            {**i, "undo": (i.get("undo") or {}).get("cli") or (i.get("undo") or {}).get("op") or ""}
+            for i in fw.journal.list()
+        ]
+
+    _print_rows(_with_fw(firewall, go), ["id", "action", "target", "undo", "undone"], as_json)
+
+
+@app.command("undo")
+def undo(
+    entry: str = typer.Argument("last", help="journal id (`fazai opnsense journal`) or 'last'"),
+    firewall: str | None = FW, dry_run: bool = DRY, as_json: bool = JSON,
+) -> None:  # fmt: skip
+    """Undo a journalled runtime change (a block, an alias table add/remove/flush)."""
+    _print_result(_with_fw(firewall, lambda fw: fw.undo(entry, dry_run=dry_run)), as_json)
 
 
 # ---------------------------------------------------------------------- alerts

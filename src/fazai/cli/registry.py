@@ -26,4 +26,11 @@ _GROUPS: list[str] = [
     "ask",
     "nodes",  # `fazai nodes list|show|add|tag|untag|rm` (the inventory)
     "ssh",  # `fazai ssh trust|check|keygen`
+    "enroll",  # `fazai nodes token|pending|approve|reject|revoke`; joins the `nodes` group
+    "playbook",
+    "metrics",
+    "users",
+    "audit",
+    "secrets",
+    "store",
 ]

@@ -246,6 +246,10 @@ class Renderer:
             f"[bold yellow]? approval needed[/] for [{d.get('action')}] ({d.get('risk')}): "
             f"{escape(head)}" + (f" — {escape(reasons)}" if reasons else "")
         )
+        if d.get("operator_only") or d.get("risk") == "opaque":
+            # Opaque: the classifier cannot see what it runs; security-critical: firewall, root access.
+            why = "cannot be analysed" if d.get("risk") == "opaque" else "is security-critical"
+            self._line(f"  [yellow]this action {why}: only an explicit yes approves it (never --yes)[/]")
         for line in planned:
             self._line(f"[yellow]{escape(line)}[/]")
 

@@ -79,6 +79,7 @@ class RouterSession:
         self._active: ModelSession | None = None
         self._aborted = False
         self._stuck = False
+        self.escalation_reason: str | None = None
         self.last_index: int | None = None
         self.served_by: str = ""
         self.closed = False
@@ -86,6 +87,12 @@ class RouterSession:
     def mark_stuck(self) -> None:
         """The caller judges the last answer stuck: the next turn goes to the next provider."""
         self._stuck = True
+
+    async def escalate(self, reason: str) -> None:
+        """The loop's escalation (an ungrounded answer, a repeated action): the next turn goes to the
+        next, stronger provider of the chain; ``reason`` is recorded in that turn's router info."""
+        self.escalation_reason = reason
+        self.mark_stuck()
 
     async def _session(self, i: int) -> ModelSession:
         if i not in self._sessions:
@@ -107,8 +114,9 @@ class RouterSession:
         start = 0
         if self._stuck and self.last_index is not None:
             start = min(self.last_index + 1, n - 1)
-        escalated = self._stuck
+        escalated: bool | str = (self.escalation_reason or True) if self._stuck else False
         self._stuck = False
+        self.escalation_reason = None
         tried: list[str] = []
         errors: list[str] = []
         last_error: ProviderError | None = None

@@ -313,7 +313,10 @@ class WorkerProvider:
 
 def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start the worker detached: it outlives this client and is shared by the next ones."""
-    with open(log_path, "ab") as log:
+    from fazai.store.files import open_private_log
+
+    # 0600: the worker log carries prompts (goals, command output) like the session log does.
+    with os.fdopen(open_private_log(log_path), "ab") as log:
         return subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

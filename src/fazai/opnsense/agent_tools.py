@@ -49,7 +49,8 @@ def builtin_tools(settings: Settings) -> list[BuiltinTool]:
         return []
     if not registered:
         return []
-    return [as_builtin(t, lambda name: open_firewall(store, name)) for t in TOOLS]
+    never = tuple(settings.opnsense.never_block)
+    return [as_builtin(t, lambda name: open_firewall(store, name, never_block=never)) for t in TOOLS]
 
 
 def change_lines(result: dict[str, Any]) -> list[str]:
@@ -136,6 +137,7 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
         risk=tool.risk,
         run=run,
         preview=preview if tool.risk != "read_only" else None,
+        critical=tool.critical,
     )
 
 

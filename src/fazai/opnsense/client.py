@@ -57,11 +57,13 @@ class OPNsenseClient:
         self.options = options or ClientOptions()
         self.info: FirmwareInfo | None = None
         self._caps: Capabilities | None = None
-        verify: ssl.SSLContext | bool = self._ssl_context() if self.url.startswith("https") else True
+        self._auth = httpx.BasicAuth(key, secret)
+        self._verify: ssl.SSLContext | bool = self._ssl_context() if self.url.startswith("https") else True
+        self._transport = transport
         self._http = httpx.AsyncClient(
             base_url=self.url + "/api/",
-            auth=httpx.BasicAuth(key, secret),
-            verify=verify,
+            auth=self._auth,
+            verify=self._verify,
             timeout=httpx.Timeout(self.options.timeout_s),
             transport=transport,
             headers={"Accept": "application/json"},
@@ -124,6 +126,34 @@ class OPNsenseClient:
         """POST a mutating endpoint. Never retried: a retry could apply a change twice."""
         # An empty body with a JSON content type is rejected (HTTP 400), so always send an object.
         return await self._request("POST", path, json=body if body is not None else {}, retry=False)
+
+    async def probe_new_connection(
+        self, path: str = "core/system/status", timeout_s: float | None = None
+    ) -> bool:
+        """GET ``path`` over a NEW TCP (and TLS) connection, never the pooled keep-alive one.
+
+        pf keeps the states of established connections across a filter reload, so the pooled
+        connection can go on working while the new rules drop every new connection. Only a fresh
+        connection shows whether the operator (or FazAI's next run) can still get in. True when
+        the firewall answers with a status below 400; False on no answer, refusal or an error."""
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+        fresh = httpx.AsyncClient(
+            base_url=self.url + "/api/",
+            auth=self._auth,
+            verify=self._verify,
+            timeout=httpx.Timeout(timeout_s if timeout_s is not None else self.options.timeout_s),
+            limits=limits,
+            # An injected transport (tests) cannot be re-opened: a fresh one is built otherwise.
+            transport=self._transport,
+            headers={"Accept": "application/json", "Connection": "close"},
+        )
+        try:
+            resp = await fresh.get(path.lstrip("/"))
+            return resp.status_code < 400
+        except httpx.HTTPError:
+            return False
+        finally:
+            await fresh.aclose()
 
     async def get_raw(self, path: str) -> bytes:
         """GET a non-JSON endpoint (config.xml download); retried."""

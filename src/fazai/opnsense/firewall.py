@@ -10,19 +10,21 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from fazai.opnsense import errors as E
+from fazai.opnsense import guard
 from fazai.opnsense import resources as R
+from fazai.opnsense import safe_apply as _sa
 from fazai.opnsense.alerts import SuricataAlert, parse_query_alerts_row
 from fazai.opnsense.backups import BackupStore, pull_backup
 from fazai.opnsense.client import OPNsenseClient, check_saved
 from fazai.opnsense.diff import Change, Result
+from fazai.opnsense.journal import Journal
 from fazai.opnsense.model import ModelOps, apply_ok, to_wire
 
 BLOCK_ALIAS = "fazai_block"
 BLOCK_RULE = "fazai: block sources in fazai_block"
-Verify = Callable[[], Awaitable[bool]]
+Verify = _sa.Verify
 
 # Which endpoint makes staged changes of each module live.
 APPLY_PATHS = {
@@ -39,12 +41,19 @@ class Firewall:
     """Operations on one OPNsense firewall. ``state_dir`` holds its blocks and backups."""
 
     def __init__(
-        self, client: OPNsenseClient, state_dir: Path, *, clock: Callable[[], float] = time.time
+        self,
+        client: OPNsenseClient,
+        state_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        never_block: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.state_dir = Path(state_dir)
         self.clock = clock
+        self.never_block = tuple(never_block)  # [opnsense] never_block: never covered by a block
         self.backups = BackupStore(self.state_dir / "backups")
+        self.journal = Journal(self.state_dir / "journal.json", clock)
         self.aliases = ModelOps(client, R.ALIAS)
         self.rules = ModelOps(client, R.RULE)
         self.snat = ModelOps(client, R.SOURCE_NAT)
@@ -57,10 +66,8 @@ class Firewall:
         self.ids_policies = ModelOps(client, R.IDS_POLICY)
 
     async def connect(self) -> None:
-        """Detect the version and adapt version-dependent lookups."""
-        caps = await self.client.capabilities()
-        # 25.7's searchRule without `interface` shows only floating rules: read the model instead.
-        self.rules._use_model_get = caps.rule_search_by_interface
+        """Detect the version (rule lookups search every interface view, whatever the version)."""
+        await self.client.capabilities()
 
     # ------------------------------------------------------------------ aliases
     async def ensure_alias(
@@ -100,28 +107,40 @@ class Firewall:
             detail = reply.get("status_msg", status) if isinstance(reply, dict) else reply
             raise E.OperationFailed(f"alias_util/{verb}/{name} {address or ''}: {detail}")
 
-    async def alias_add(self, name: str, address: str, *, dry_run: bool = False) -> Result:
+    async def alias_add(
+        self, name: str, address: str, *, dry_run: bool = False, journal: bool = True
+    ) -> Result:
         """Add ``address`` to the live table (host/network aliases also persist it), no reload."""
         present = _contains(await self.alias_table(name), address)
         ch = Change("alias_entry", f"{name}:{address}", "noop" if present else "add", dry_run=dry_run)
+        undo = {"op": "alias_remove", "alias": name, "address": address}
+        res = Result([ch], data={"undo": undo})
         if not present:
             ch.after = {"address": address}
             if not dry_run:
                 await self._alias_util("add", name, address)
-        return Result([ch])
+                if journal:
+                    self.journal.record("alias_add", f"{name}:{address}", undo)
+        return res
 
-    async def alias_remove(self, name: str, address: str, *, dry_run: bool = False) -> Result:
+    async def alias_remove(
+        self, name: str, address: str, *, dry_run: bool = False, journal: bool = True
+    ) -> Result:
         """Remove ``address`` from the live table (and the config for host/network aliases)."""
         present = _contains(await self.alias_table(name), address)
         ch = Change("alias_entry", f"{name}:{address}", "remove" if present else "noop", dry_run=dry_run)
+        undo = {"op": "alias_add", "alias": name, "address": address}
+        res = Result([ch], data={"undo": undo})
         if present:
             ch.before = {"address": address}
             if not dry_run:
                 await self._alias_util("delete", name, address)
-        return Result([ch])
+                if journal:
+                    self.journal.record("alias_remove", f"{name}:{address}", undo)
+        return res
 
     async def alias_flush(self, name: str, *, dry_run: bool = False) -> Result:
-        """Empty the live pf table of ``name`` (config unchanged)."""
+        """Empty the live pf table of ``name`` (config unchanged); the entries are journalled for undo."""
         entries = await self.alias_table(name)
         ch = Change(
             "alias_table",
@@ -131,9 +150,36 @@ class Firewall:
             {"entries": 0},
             dry_run=dry_run,
         )
+        undo = {"op": "alias_refill", "alias": name, "addresses": entries}
         if entries and not dry_run:
             await self._alias_util("flush", name, None)
-        return Result([ch])
+            self.journal.record("alias_flush", name, undo)
+        return Result([ch], data={"undo": undo})
+
+    async def undo(self, ident: str = "last", *, dry_run: bool = False) -> Result:
+        """Undo a journalled runtime change (``last`` or its id from ``journal.list()``)."""
+        item = self.journal.get(ident)
+        u = item.get("undo")
+        if not u:
+            raise E.OperationFailed(f"journal entry {item['id']} ({item['action']}) has no undo")
+        if item.get("undone"):
+            raise E.OperationFailed(f"journal entry {item['id']} was already undone")
+        res = Result()
+        if u.get("tool") == "opnsense.unblock_ip":
+            res = await self.unblock_ip(u["args"]["ip"], dry_run=dry_run)
+        elif u.get("op") == "alias_remove":
+            res = await self.alias_remove(u["alias"], u["address"], dry_run=dry_run, journal=False)
+        elif u.get("op") == "alias_add":
+            res = await self.alias_add(u["alias"], u["address"], dry_run=dry_run, journal=False)
+        elif u.get("op") == "alias_refill":
+            for address in u["addresses"]:
+                res.changes += (
+                    await self.alias_add(u["alias"], address, dry_run=dry_run, journal=False)
+                ).changes
+        if not dry_run:
+            self.journal.mark_undone(item["id"])
+        res.data["undone"] = item["id"]
+        return res
 
     # ------------------------------------------------------------------ rules
     async def ensure_rule(self, description: str, *, dry_run: bool = False, **fields: Any) -> Result:
@@ -149,14 +195,8 @@ class Firewall:
         return Result([await self.rules.delete({"description": description}, dry_run=dry_run)])
 
     async def list_rules(self, phrase: str = "") -> list[dict[str, Any]]:
-        """Filter rule rows (on 25.7, read from the model so non-floating rules are included)."""
-        if self.rules._use_model_get:
-            reply = await self.client.get("firewall/filter/get")
-            rules = (((reply or {}).get("filter") or {}).get("rules") or {}).get("rule") or {}
-            from fazai.opnsense.model import flatten_item
-
-            rows = [{"uuid": u, **flatten_item(v)} for u, v in rules.items()]
-            return [r for r in rows if phrase.lower() in json.dumps(r).lower()]
+        """Filter rule rows of every interface view (25.7 and 26.1 list floating rules only
+        when ``searchRule`` gets no ``interface``; see :meth:`ModelOps.list`)."""
         return await self.rules.list(phrase)
 
     async def move_rule(self, description: str, before: str, *, dry_run: bool = False) -> Result:
@@ -284,12 +324,8 @@ class Firewall:
         return res
 
     async def api_alive(self) -> bool:
-        """True if the API still answers (used to verify after an apply)."""
-        try:
-            await self.client.get("core/system/status")
-            return True
-        except E.OPNsenseError:
-            return False
+        """True if a NEW connection to the API gets an answer (used to verify after an apply)."""
+        return await _sa.api_alive(self)
 
     async def safe_apply(
         self,
@@ -300,90 +336,18 @@ class Firewall:
         revert_now: bool = True,
         aliases: bool = True,
     ) -> Result:
-        """Apply aliases and filter rules so that a change that cuts us off undoes itself.
+        """Apply filter rules (and aliases) so that a change that cuts us off undoes itself.
 
-        ≤ 26.1: savepoint → ``change()`` (the rule edits) → apply/{rev} (60 s rollback timer) →
-        verify (API answers + ``verify``) → cancelRollback. A failed verify reverts at once when the
-        API still answers, otherwise the firewall's timer restores the rules. The rollback restores
-        the rules as they were at the savepoint, so rule edits staged *before* this call (without
-        ``change``) are not undone. 26.7+: no savepoint, so a config.xml backup is taken first.
+        ≤ 26.1: savepoint → ``change()`` (staged only) → ``apply/{rev}`` (the 60 s rollback timer
+        is armed before the reload) → alias reconfigure → verify over a new connection (+ ``verify``)
+        → cancelRollback; a failed verify reverts at once when a new connection still gets in,
+        otherwise the firewall's timer restores the savepoint. Edits staged *before* this call
+        (without ``change``) are part of the savepoint and are not undone. 26.7+: no savepoint, so
+        a config.xml backup is taken first. See :mod:`fazai.opnsense.safe_apply`.
         """
-        caps = await self.client.capabilities()
-        res = Result()
-        if dry_run:
-            if change is not None:
-                res.changes += (await change()).changes
-            res.changes.append(Change("apply", "filter", "apply", dry_run=True, note="safe apply"))
-            res.notes.append(
-                "savepoint + rollback timer"
-                if caps.savepoint
-                else "config backup first (no savepoint on this version)"
-            )
-            return res
-        if not caps.savepoint:
-            backup = await pull_backup(self.client, self.backups, note="before apply")
-            res.notes.append(
-                f"OPNsense {caps.version} has no savepoint/rollback: took config backup {backup.id} first; "
-                "there is no automatic rollback on this version"
-            )
-            res.data["backup"] = backup.id
-            if change is not None:
-                res.changes += (await change()).changes
-            if aliases:
-                res.changes += (await self.apply(["alias"])).changes
-            res.changes += (await self.apply(["filter"])).changes
-            ok = await self._verify(verify, res)
-            res.data["status"] = "applied" if ok else "verify_failed"
-            if not ok:
-                res.notes.append(
-                    f"verify failed: compare with backup {backup.id} (`fazai opnsense backup diff`)"
-                )
-            return res
-        sp = await self.client.post("firewall/filter/savepoint")
-        rev = str(sp.get("revision", "")) if isinstance(sp, dict) else ""
-        if not rev:
-            raise E.OperationFailed(f"filter savepoint failed ({sp!r}); nothing was applied.")
-        res.data["revision"] = rev
-        if change is not None:
-            res.changes += (await change()).changes
-        if aliases:
-            res.changes += (await self.apply(["alias"])).changes
-            res.notes.append("aliases were applied first; the rollback covers filter rules only")
-        reply = await self.client.post(f"firewall/filter/apply/{rev}")
-        res.changes.append(Change("apply", "filter", "apply", note=f"rollback revision {rev}"))
-        applied = apply_ok(reply)
-        if not applied:
-            res.notes.append(f"the filter apply reported a failure ({reply!r})")
-        ok = applied and await self._verify(verify, res)
-        if ok:
-            await self.client.post(f"firewall/filter/cancelRollback/{rev}")
-            res.data["status"] = "applied"
-            return res
-        res.changes.append(Change("apply", "filter", "rollback", note=f"to revision {rev}"))
-        if revert_now and await self.api_alive():
-            r = await self.client.post(f"firewall/filter/revert/{rev}")
-            res.data["status"] = "rolled_back"
-            status = r.get("status") if isinstance(r, dict) else r
-            res.notes.append(f"verify failed: reverted the filter rules to savepoint {rev} ({status})")
-        else:
-            res.data["status"] = "rollback_pending"
-            res.notes.append(f"verify failed: the firewall restores savepoint {rev} by itself within 60 s")
-        return res
-
-    async def _verify(self, verify: Verify | None, res: Result) -> bool:
-        if not await self.api_alive():
-            res.notes.append("the API stopped answering after the apply")
-            return False
-        if verify is not None:
-            try:
-                ok = bool(await verify())
-            except Exception as e:  # the caller's check failing counts as "not verified"
-                res.notes.append(f"the verify check raised {type(e).__name__}: {e}")
-                return False
-            if not ok:
-                res.notes.append("the verify check returned false")
-            return ok
-        return True
+        return await _sa.safe_apply(
+            self, verify, change=change, dry_run=dry_run, revert_now=revert_now, aliases=aliases
+        )
 
     # ------------------------------------------------------------------ blocklist
     @property
@@ -407,16 +371,12 @@ class Firewall:
         min_prefix = 8 if net.version == 4 else 32
         if net.prefixlen < min_prefix:
             raise ValueError(f"refusing to block {net}: wider than /{min_prefix}; block smaller networks")
-        host = urlparse(self.client.url).hostname or ""
-        try:
-            if ipaddress.ip_address(host) in net:
-                raise ValueError(
-                    f"refusing to block {net}: it contains the firewall's own API address {host}"
-                )
-        except ValueError as e:
-            if "refusing" in str(e):
-                raise
         return str(net) if net.prefixlen != net.max_prefixlen else str(net.network_address)
+
+    async def protected_addresses(self) -> tuple[list[guard.Protected], list[str]]:
+        """What no block may cover (own API address, resolved; our source address; the operator's
+        SSH client; gateways; ``never_block``), and notes on what could not be read."""
+        return await guard.protected(self, self.never_block)
 
     async def ensure_blocklist(self, *, interface: str = "wan", dry_run: bool = False) -> Result:
         """Create the ``fazai_block`` alias and its block rule if missing, and apply them safely."""
@@ -477,7 +437,9 @@ class Firewall:
         if not reason.strip():
             raise ValueError("a reason is required for a block (it is kept with the block)")
         entry = self._check_blockable(ip)
-        res = Result()
+        items, guard_notes = await self.protected_addresses()
+        guard.check(ipaddress.ip_network(entry, strict=False), items)
+        res = Result(notes=guard_notes)
         res.changes += (await self.expire_blocks(dry_run=dry_run)).changes
         setup = await self.ensure_blocklist(interface=interface, dry_run=dry_run)
         res.changes += setup.changes
@@ -496,15 +458,23 @@ class Firewall:
         if present:
             ch.note = "already blocked (expiry/reason updated)"
         res.changes.append(ch)
+        undo = {
+            "tool": "opnsense.unblock_ip",
+            "args": {"ip": entry},
+            "cli": f"fazai opnsense unblock {entry}",
+        }
+        res.data["undo"] = undo
         if dry_run:
             return res
         if not present:
             await self._alias_util("add", BLOCK_ALIAS, entry)
+            self.journal.record("block", entry, undo, reason=reason)
         blocks = self._load_blocks()
         blocks[entry] = {
             "reason": reason,
             "created": blocks.get(entry, {}).get("created", now),
             "expires": expires,
+            "undo": undo,
         }
         self._save_blocks(blocks)
         return res
@@ -512,8 +482,10 @@ class Firewall:
     async def unblock_ip(self, ip: str, *, dry_run: bool = False) -> Result:
         """Remove ``ip`` from ``fazai_block`` (runtime and config)."""
         entry = self._check_blockable(ip)
-        res = await self.alias_remove(BLOCK_ALIAS, entry, dry_run=dry_run)
+        res = await self.alias_remove(BLOCK_ALIAS, entry, dry_run=dry_run, journal=False)
         res.changes[0].kind, res.changes[0].name = "block", entry
+        if res.changed and not dry_run:
+            self.journal.record("unblock", entry, None)
         if not dry_run:
             blocks = self._load_blocks()
             if blocks.pop(entry, None) is not None:

@@ -24,8 +24,14 @@ class Resource:
     newline_fields: frozenset[str] = frozenset()  # newline-separated lists (alias content)
     set_fields: frozenset[str] = frozenset()  # comma lists whose order does not matter
     apply_path: str = ""  # endpoint that makes staged changes live
-    model_get: str = ""  # settings ``get`` path + node path used instead of search (e.g. 25.7 rules)
+    model_get: str = ""  # whole-model ``get`` path + node path of the collection in it
     model_node: tuple[str, ...] = ()
+    # ``searchRule`` (25.7+) shows one interface view per request: without ``interface`` 25.7 and
+    # 26.1 list floating rules only. Such a collection is listed view by view (floating, then each
+    # interface from ``interface_list``) and merged by uuid.
+    interface_views: bool = False
+    interface_list: str = ""
+    lower_fields: frozenset[str] = frozenset()  # stored lower-cased by the firewall (ChangeCase)
 
     def ep(self, verb: str, *args: str) -> str:
         """Endpoint path for a verb, e.g. ``ep("get", uuid)`` → ``firewall/alias/getItem/<uuid>``."""
@@ -105,10 +111,12 @@ class ModelOps:
     client: OPNsenseClient
     res: Resource
     search_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    _use_model_get: bool = field(default=False)
+    _views: list[str | None] | None = field(default=None)
 
     def normalize(self, name: str, value: Any) -> str:
         """Comparable form of a value: order-insensitive lists sorted, whitespace trimmed."""
+        if name in self.res.lower_fields:
+            return to_wire(value).strip().lower()
         if name in self.res.newline_fields:
             parts = value if isinstance(value, (list, tuple, set)) else str(value or "").split("\n")
             return "\n".join(sorted({str(p).strip() for p in parts if str(p).strip()}))
@@ -118,10 +126,40 @@ class ModelOps:
         return s.strip()
 
     async def list(self, phrase: str = "", params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Rows of the search endpoint (raw values from 25.7, display values before)."""
+        """Rows of the search endpoint (raw values from 25.7, display values before).
+
+        For an interface-viewed collection (filter rules) every view is searched and the rows are
+        merged by uuid, so a rule on any interface is seen whatever the version's default view."""
         body = {"current": 1, "rowCount": -1, "searchPhrase": phrase, **(params or {})}
+        if not self.res.interface_views or "interface" in body:
+            return await self._search(body)
+        seen: dict[str, dict[str, Any]] = {}
+        for view in await self.views():
+            for row in await self._search(body if view is None else {**body, "interface": view}):
+                seen.setdefault(str(row.get("uuid")), row)
+        return list(seen.values())
+
+    async def _search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         reply = await self.client.search(self.res.ep("search"), body)
         return list(reply.get("rows", [])) if isinstance(reply, dict) else []
+
+    async def views(self) -> list[str | None]:
+        """The ``interface`` values to search: none (the version's default view), ``""`` (floating)
+        and every interface and group the firewall lists (once per connection)."""
+        if self._views is None:
+            views: list[str | None] = [None, ""]
+            try:
+                reply = await self.client.get(self.res.interface_list)
+            except E.EndpointNotFound:  # ≤ 25.1: searchRule ignores `interface` and lists every rule
+                reply = None
+            if isinstance(reply, dict):
+                for section in ("groups", "interfaces"):
+                    for it in (reply.get(section) or {}).get("items") or []:
+                        value = str(it.get("value", "")) if isinstance(it, dict) else ""
+                        if value and value not in views:
+                            views.append(value)
+            self._views = views if isinstance(reply, dict) else [None]
+        return self._views
 
     async def get(self, uuid: str) -> dict[str, str] | None:
         """The item with this uuid as raw string values, or None if unknown."""
@@ -134,21 +172,11 @@ class ModelOps:
         """Find the one item whose id fields equal ``ident``; None if absent; error if ambiguous."""
         want = {f: str(ident.get(f, "")) for f in self.res.id_fields}
         matches: list[str] = []
-        if self._use_model_get:
-            reply = await self.client.get(self.res.model_get)
-            node: Any = reply
-            for part in self.res.model_node:
-                node = node.get(part, {}) if isinstance(node, dict) else {}
-            for uuid, item in (node or {}).items():
-                flat = flatten_item(item, self.res.newline_fields)
-                if all(flat.get(f, "") == v for f, v in want.items()):
-                    matches.append(uuid)
-        else:
-            phrase = next((v for v in want.values() if v), "")
-            params = self.search_params(dict(ident)) if self.search_params else {}
-            for row in await self.list(phrase, params):
-                if all(str(row.get(f, "")) == v for f, v in want.items()):
-                    matches.append(str(row["uuid"]))
+        phrase = next((v for v in want.values() if v), "")
+        params = self.search_params(dict(ident)) if self.search_params else {}
+        for row in await self.list(phrase, params):
+            if all(str(row.get(f, "")) == v for f, v in want.items()):
+                matches.append(str(row["uuid"]))
         if not matches:
             return None
         if len(set(matches)) > 1:

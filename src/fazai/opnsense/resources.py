@@ -25,6 +25,8 @@ RULE = Resource(
     apply_path="firewall/filter/apply",
     model_get="firewall/filter/get",
     model_node=("filter", "rules", "rule"),
+    interface_views=True,
+    interface_list="firewall/filter/getInterfaceList",
 )
 SOURCE_NAT = Resource(
     kind="snat",
@@ -52,6 +54,7 @@ DNAT = Resource(  # 26.1+: port forwards; nested source/destination, ``descr`` i
     id_fields=("descr",),
     set_fields=frozenset({"interface", "categories"}),
     apply_path="firewall/filter/apply",
+    lower_fields=frozenset({"protocol"}),  # DNat's ProtocolField has ChangeCase lower: TCP → tcp
 )
 HOST_OVERRIDE = Resource(
     kind="host_override",

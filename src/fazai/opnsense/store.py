@@ -150,12 +150,15 @@ def resolve_name(store: FirewallStore, name: str | None) -> str:
     )
 
 
-async def open_firewall(store: FirewallStore, name: str | None = None) -> Firewall:
-    """A connected :class:`Firewall` for a registered name (version detected)."""
+async def open_firewall(
+    store: FirewallStore, name: str | None = None, *, never_block: list[str] | tuple[str, ...] = ()
+) -> Firewall:
+    """A connected :class:`Firewall` for a registered name (version detected); ``never_block``
+    is ``[opnsense] never_block``."""
     from fazai.opnsense.firewall import Firewall
 
     real = resolve_name(store, name)
-    fw = Firewall(store.client(real), store.firewall_dir(real))
+    fw = Firewall(store.client(real), store.firewall_dir(real), never_block=never_block)
     try:
         await fw.connect()
     except BaseException:

@@ -36,6 +36,9 @@ class ToolDef:
     inputs: dict[str, Any]
     risk: RiskClass
     run: Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
+    # Why these arguments are security-critical (open the firewall, disable rules, go live), or None.
+    # The safety policy then needs an operator's explicit approval: never --yes, never auto_approve.
+    critical: Callable[[dict[str, Any]], str | None] | None = None
 
     def spec(self) -> dict[str, Any]:
         """What the prompt shows the model (no callables)."""
@@ -85,7 +88,28 @@ _DRY = {"dry_run": {"type": "boolean", "description": "compute the diff without 
 _STR = {"type": "string"}
 
 
-def _tool(name: str, description: str, risk: RiskClass, inputs: dict[str, Any]):
+def _always(why: str) -> Callable[[dict[str, Any]], str | None]:
+    return lambda _args: why
+
+
+def _rule_critical(a: dict[str, Any]) -> str | None:
+    """ensure_rule: going live at once, allowing traffic or disabling a rule needs an operator."""
+    if a.get("apply"):
+        return "applies the rule change to the live firewall at once"
+    if a.get("action") == "pass":
+        return "the rule allows traffic through the firewall"
+    if a.get("enabled") is False:
+        return "the rule is disabled"
+    return None
+
+
+def _tool(
+    name: str,
+    description: str,
+    risk: RiskClass,
+    inputs: dict[str, Any],
+    critical: Callable[[dict[str, Any]], str | None] | None = None,
+):
     def deco(fn: Callable[[Firewall, dict[str, Any], bool], Awaitable[Result | dict[str, Any]]]) -> ToolDef:
         async def run(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             check_args(inputs, args)
@@ -94,7 +118,7 @@ def _tool(name: str, description: str, risk: RiskClass, inputs: dict[str, Any]):
             out = await fn(fw, args, dry)
             return out.to_dict() | {"dry_run": dry} if isinstance(out, Result) else out
 
-        return ToolDef(name, description, inputs, risk, run)
+        return ToolDef(name, description, inputs, risk, run, critical)
 
     return deco
 
@@ -174,6 +198,7 @@ _RULE_FIELDS = {
     "is made inside a safe apply (savepoint, rollback if the firewall stops answering).",
     "changes_state",
     _schema(["description", "action"], description=_STR, apply={"type": "boolean"}, **_RULE_FIELDS, **_DRY),
+    critical=_rule_critical,
 )
 async def _ensure_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     fields = {k: v for k, v in a.items() if k in _RULE_FIELDS}
@@ -189,8 +214,9 @@ async def _ensure_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
 @_tool(
     "opnsense.set_rule_enabled",
     "Enable or disable a filter rule by description. Staged until opnsense.apply.",
-    "changes_state",
+    "destructive",
     _schema(["description", "enabled"], description=_STR, enabled={"type": "boolean"}, **_DRY),
+    critical=_always("enabling or disabling a rule can open the firewall or lock the operator out"),
 )
 async def _set_rule_enabled(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     return await fw.set_rule_enabled(a["description"], a["enabled"], dry_run=dry)
@@ -201,6 +227,7 @@ async def _set_rule_enabled(fw: Firewall, a: dict[str, Any], dry: bool) -> Resul
     "Delete a filter rule by description.",
     "destructive",
     _schema(["description"], description=_STR, **_DRY),
+    critical=_always("deleting a rule can open the firewall"),
 )
 async def _delete_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     return await fw.delete_rule(a["description"], dry_run=dry)
@@ -210,8 +237,9 @@ async def _delete_rule(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     "opnsense.apply",
     "Make staged changes live. 'filter' uses safe apply (savepoint + rollback on 26.1 and older, a config "
     "backup first on newer versions).",
-    "changes_state",
+    "destructive",
     _schema([], modules={"type": "array", "items": {"type": "string", "enum": list(APPLY_PATHS)}}, **_DRY),
+    critical=_always("makes every staged change live on the firewall"),
 )
 async def _apply(fw: Firewall, a: dict[str, Any], dry: bool) -> Result:
     modules = a.get("modules") or ["alias", "filter"]

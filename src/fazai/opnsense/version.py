@@ -53,8 +53,10 @@ class Capabilities:
 
     @property
     def rule_search_by_interface(self) -> bool:
-        """25.7 ``searchRule`` without ``interface`` returns only floating rules."""
-        return self.version is not None and self.version.series == (25, 7)
+        """``searchRule`` without ``interface`` returns only floating rules (25.7.x and 26.1;
+        every rule again from 26.1.1). FazAI searches every view anyway; this is informational."""
+        v = self.version
+        return v is not None and (v.series == (25, 7) or (v.series == (26, 1) and v.patch == 0))
 
     @property
     def dnsbl_model(self) -> bool:

@@ -16,7 +16,16 @@ from . import paths, rules
 from .cmd import Arg, Cmd, Ctx, Stdin
 from .dispatch import SHELLS, classify_argv
 from .fallback import fallback
-from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding, Verdict, verdict_of
+from .model import (
+    CHANGES_STATE,
+    DESTRUCTIVE,
+    FORBIDDEN,
+    OPAQUE,
+    READ_ONLY,
+    Finding,
+    Verdict,
+    verdict_of,
+)
 from .nodes import (
     argv_of,
     children,
@@ -27,6 +36,8 @@ from .nodes import (
     substitutions,
 )
 from .payload import DECODERS, DOWNLOADERS, ansi_c, evaluate_pipeline
+from .progvars import PROGRAM_VARS, program_var
+from .shellenv import ENV_PREFIXES, INHERITED_ENV, ROOT_ENV, bound_names, cd_target
 
 MAX_DEPTH = 6
 
@@ -58,14 +69,14 @@ def classify(command: str, *, extra_read_only: frozenset[str] = frozenset()) -> 
         if not isinstance(command, str):
             return Verdict(CHANGES_STATE, ["not a string"])
         if len(command) > MAX_LEN:
-            return Verdict(CHANGES_STATE, [f"command longer than {MAX_LEN} characters: not analysed, asking"])
+            return Verdict(OPAQUE, [f"command longer than {MAX_LEN} characters: not analysed, asking"])
         if not command.strip() or (command.strip().startswith("#") and "\n" not in command.strip()):
             return Verdict(READ_ONLY, ["empty command or comment"])
         return verdict_of(analyse(command, 0, {}, extra_read_only))
     except RecursionError:
-        return Verdict(CHANGES_STATE, ["command nests too deeply to analyse: asking"])
+        return Verdict(OPAQUE, ["command nests too deeply to analyse: asking"])
     except Exception as exc:
-        return Verdict(CHANGES_STATE, [f"could not analyse the command ({type(exc).__name__}): asking"])
+        return Verdict(OPAQUE, [f"could not analyse the command ({type(exc).__name__}): asking"])
 
 
 def analyse(
@@ -73,7 +84,7 @@ def analyse(
 ) -> list[Finding]:
     """All findings for one piece of shell code."""
     if depth > MAX_DEPTH:
-        return [Finding(CHANGES_STATE, "shell code nested too deeply to analyse")]
+        return [Finding(OPAQUE, "shell code nested too deeply to analyse")]
     findings: list[Finding] = []
     for rx, why in _RAW_FORBIDDEN:
         if rx.search(text):
@@ -111,7 +122,7 @@ class Walker:
         # Literal assignments seen so far (x=rm; $x …); None = set on this line to something unknown
         # (loop variables, read, assignments from substitutions), so never guessed as empty.
         self.env: dict[str, str | None] = dict(env)
-        for name in _bound_names(text):
+        for name in bound_names(text):
             self.env.setdefault(name, None)
         self.extra_ro = extra_ro
         self.cwd: str | None = None
@@ -173,15 +184,15 @@ class Walker:
         if not args[0].literal:
             self.findings.append(
                 Finding(
-                    CHANGES_STATE,
-                    f"command name {self.raw(words[0])!r} is computed at run time: cannot trust it",
+                    OPAQUE,
+                    f"command name {self.raw(words[0])!r} is computed at run time: cannot see what runs",
                 )
             )
         else:
             ups = [argv_of(u) for u in upstream]
             heres = [heretext(u) for u in upstream]
             piped = evaluate_pipeline(list(zip(ups, heres, strict=True))) if ups else None
-            stdin = Stdin(ups, here, heres, piped)
+            stdin = Stdin(ups, here, heres, piped, self._input_file(node))
             self.findings += self.run_argv(Cmd(args), stdin)
         used = {
             (p.value or "").split(":")[0]
@@ -197,7 +208,7 @@ class Walker:
                 )
         self.remember_write(node, words, here)
         if words[0].word == "cd" and args[0].literal:
-            self.cwd = _cd(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
+            self.cwd = cd_target(self.cwd, [a.text for a in args[1:]], all(a.literal for a in args))
         if any(not a.literal for a in args):
             self.deobfuscate(node, words)
 
@@ -228,6 +239,30 @@ class Walker:
         for rtype, target in targets:
             key = paths.norm(target, self.cwd)
             self.files[key] = (self.files.get(key, "") + "\n" + content) if rtype == ">>" else content
+            self.findings += self.later_code(key, content)
+
+    def later_code(self, path: str, content: str) -> list[Finding]:
+        """Code written into a cron table or a login script runs later, as root: judge it now."""
+        p = "/root" + path[1:] if path.startswith("~") else path
+        if paths.CRON_FILE.search(p):
+            system = not p.startswith("/var/spool/")  # /etc/crontab, cron.d: a user field first
+            user = r"\S+\s+" if system else ""
+            code = [
+                m.group(1)
+                for line in content.splitlines()
+                if not line.lstrip().startswith("#")
+                and (m := re.match(rf"\s*(?:@\w+\s+|(?:\S+\s+){{5}}){user}(.+)", line))
+            ]
+        elif paths.LOGIN_SCRIPT.search(p):
+            code = [content]
+        else:
+            return []
+        out: list[Finding] = []
+        for c in code:
+            for f in analyse(c, self.depth + 1, self.env, self.extra_ro):
+                if f.risk > CHANGES_STATE:
+                    out.append(f.but(f"{path} will run {c.strip()[:60]!r} later: {f.reason}"))
+        return out
 
     def assignment(self, node: Any, *, bare: bool) -> None:
         name, _, value = node.word.partition("=")
@@ -244,14 +279,20 @@ class Walker:
                 self.env[name] = val.rstrip("\n")
             if names & (DOWNLOADERS | DECODERS):
                 self.tainted[name] = "downloaded" if names & DOWNLOADERS else "decoded"
-        if name in {
+        if name in PROGRAM_VARS:
+            code = value if not parts else self.raw(node).partition("=")[2]
+            self.findings += program_var(
+                name, code, bool(parts), lambda c: analyse(c, self.depth + 1, self.env, self.extra_ro)
+            )
+            if bare:
+                self.findings.append(Finding(READ_ONLY, f"variable assignment {name}"))
+        elif name in {
             "PATH",
             "LD_PRELOAD",
             "LD_LIBRARY_PATH",
             "BASH_ENV",
             "ENV",
             "IFS",
-            "PROMPT_COMMAND",
             "SHELLOPTS",
             "PS4",
         }:
@@ -273,20 +314,62 @@ class Walker:
             return None
         if rtype == "<<<":
             return target.word if getattr(target, "kind", None) == "word" else None
-        if rtype in {"<", "<&"} or isinstance(target, int):
+        if isinstance(target, int) or getattr(target, "kind", None) != "word":
             return None
-        if getattr(target, "kind", None) != "word":
+        if paths.NET_DEVICE.match(paths.norm(target.word)):
+            self.findings.append(Finding(OPAQUE, f"redirection {rtype} {target.word}: a network socket"))
+            return None
+        if rtype in {"<", "<&"}:
             return None
         if not self.is_literal(target):
-            self.findings.append(
-                Finding(CHANGES_STATE, f"redirects output to a computed path {self.raw(target)!r}")
-            )
+            known = self.expand_word(target)
+            if known is None:
+                self.findings.append(
+                    Finding(CHANGES_STATE, f"redirects output to a computed path {self.raw(target)!r}")
+                )
+            else:
+                self.findings += [
+                    f.but(f"{self.raw(target)} is {known}: {f.reason}")
+                    for f in rules.write_target(
+                        known, append=rtype in {">>", "&>>"}, who=f"redirection {rtype}"
+                    )
+                ]
             return None
         append = rtype in {">>", "&>>"}
         self.findings += rules.write_target(target.word, append=append, who=f"redirection {rtype}")
         return None
 
     # -- helpers ------------------------------------------------------------------------------------------
+    def expand_word(self, word: Any) -> str | None:
+        """The value of a word made only of literal text and variables assigned literally on this line
+        (``F=/etc/passwd; : > $F``); None when any part is unknown."""
+        raw = self.raw(word)
+        if "`" in raw or "$(" in raw:
+            return None
+        out, unknown = [], False
+
+        def sub(m: re.Match[str]) -> str:
+            nonlocal unknown
+            name = m.group(1) or m.group(2)
+            val = self.env.get(name)
+            if val is None:
+                unknown = True
+                return ""
+            return val
+
+        text = re.sub(r"\$\{(\w+)\}|\$(\w+)", sub, raw)
+        if unknown or "$" in text:
+            return None
+        out.append(re.sub(r"[\"']", "", text))
+        return "".join(out)
+
+    def _input_file(self, node: Any) -> str | None:
+        """The file a command reads on stdin (``cmd < FILE``), when literal."""
+        for p in node.parts:
+            if p.kind == "redirect" and p.type == "<" and getattr(p.output, "kind", None) == "word":
+                return str(p.output.word)
+        return None
+
     def raw(self, node: Any) -> str:
         return self.text[node.pos[0] : node.pos[1]]
 
@@ -338,14 +421,14 @@ class Walker:
             cur = b
         out.append(src[cur:end])
         expanded = "".join(out)
+        if expanded == src[start:end]:
+            return  # nothing actually changed ('^$' looks like $'…'): no second round
         # Quotes that glued pieces together (r"m") are harmless now: drop them so the name is literal.
         expanded_unq = re.sub(r"[\"']", "", expanded) if not re.search(r"\s['\"]", expanded) else expanded
         for text in {expanded, expanded_unq}:
             for f in analyse(text, self.depth + 1, self.env, self.extra_ro):
                 if f.risk > CHANGES_STATE:
-                    self.findings.append(
-                        Finding(f.risk, f"after expanding to {text.strip()[:80]!r}: {f.reason}")
-                    )
+                    self.findings.append(f.but(f"after expanding to {text.strip()[:80]!r}: {f.reason}"))
 
     def param_value(self, expr: str) -> str | None:
         if expr in {"IFS", "IFS%?", "IFS%??"} or expr.startswith("IFS"):
@@ -368,94 +451,9 @@ class Walker:
         if (
             re.fullmatch(r"[A-Za-z_]\w*", expr)
             and expr not in INHERITED_ENV
-            and not expr.startswith(_ENV_PREFIXES)
+            and not expr.startswith(ENV_PREFIXES)
         ):
             # Each command runs in a fresh bash: a variable nobody set expands to nothing
             # (`rm -rf "$DIR"/` is `rm -rf /`).
             return ""
         return None
-
-
-ROOT_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "IFS": " "}
-
-
-INHERITED_ENV = frozenset(
-    [
-        "PATH",
-        "TERM",
-        "LANG",
-        "LANGUAGE",
-        "PWD",
-        "OLDPWD",
-        "SHELL",
-        "SHLVL",
-        "HOSTNAME",
-        "HOSTTYPE",
-        "OSTYPE",
-        "MACHTYPE",
-        "RANDOM",
-        "SECONDS",
-        "LINENO",
-        "UID",
-        "EUID",
-        "PPID",
-        "GROUPS",
-        "MAIL",
-        "EDITOR",
-        "VISUAL",
-        "PAGER",
-        "TMPDIR",
-        "TZ",
-        "DISPLAY",
-        "COLUMNS",
-        "LINES",
-        "PS1",
-        "PS2",
-        "PS4",
-        "OPTARG",
-        "OPTIND",
-        "REPLY",
-        "PIPESTATUS",
-        "FUNCNAME",
-        "HISTFILE",
-        "HISTSIZE",
-        "DEBIAN_FRONTEND",
-    ]
-)
-
-
-_ENV_PREFIXES = (
-    "BASH",
-    "LC_",
-    "XDG_",
-    "SSH_",
-    "SUDO_",
-    "FAZAI",
-    "COMP_",
-    "DBUS_",
-    "SYSTEMD_",
-    "INVOCATION_",
-    "JOURNAL_",
-)
-
-
-def _bound_names(text: str) -> set[str]:
-    """Variables given a value somewhere in the text (assignments, for/select/read/getopts/mapfile)."""
-    names = set(re.findall(r"(?<![\w$])([A-Za-z_]\w*)\+?=", text))
-    names |= set(re.findall(r"\b(?:for|select)\s+([A-Za-z_]\w*)", text))
-    for m in re.finditer(r"\b(?:read|mapfile|readarray|getopts\s+\S+)\s+([^;&|\n<>]*)", text):
-        names |= {w for w in m.group(1).split() if re.fullmatch(r"[A-Za-z_]\w*", w)}
-    return names
-
-
-def _cd(cwd: str | None, args: list[str], literal: bool) -> str | None:
-    if not literal:
-        return None
-    dest = next((a for a in args if not a.startswith("-")), "~")
-    if dest.startswith("/"):
-        return dest
-    if dest == "~" or dest.startswith("~/"):
-        return "/root" + dest[1:]
-    if cwd:
-        return cwd.rstrip("/") + "/" + dest
-    return None

@@ -31,6 +31,12 @@ class Stdin:
     text: str | None = None
     upstream_here: list[str | None] = field(default_factory=list)  # here-strings fed to upstream commands
     piped: str | None = None  # what a literal upstream pipeline (echo/printf/base64 -d…) writes, if known
+    file: str | None = None  # `cmd < FILE`: the file read on stdin
+
+    @property
+    def fed(self) -> bool:
+        """Something feeds stdin: a pipeline, a here-string/here-doc or a file."""
+        return bool(self.upstream) or self.text is not None or self.file is not None
 
     @property
     def content(self) -> str | None:

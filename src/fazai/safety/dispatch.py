@@ -8,9 +8,10 @@ from typing import Any
 
 from . import rules
 from .cmd import Arg, Cmd, Ctx, split_opts
-from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding
+from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, OPAQUE, READ_ONLY, Finding
 from .nodes import argv_of, heretext, pipeline_commands
 from .payload import DECODERS, DOWNLOADERS, evaluate_pipeline
+from .progvars import PROGRAM_VARS, program_var
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "csh", "tcsh", "rbash"})
 
@@ -28,6 +29,12 @@ INTERPRETERS = {
     "tclsh": (),
     "osascript": ("-e",),
     "pwsh": ("-c", "-Command"),
+    "Rscript": ("-e",),
+    "R": ("-e",),
+    "expect": ("-c",),
+    "julia": ("-e", "--eval"),
+    "deno": ("eval",),
+    "bun": ("-e", "--eval"),
 }
 
 
@@ -116,7 +123,7 @@ def classify_argv(
         if not cmd.args[0].literal:
             return [
                 *out,
-                Finding(CHANGES_STATE, f"command name {cmd.name!r} is computed at run time: cannot trust it"),
+                Finding(OPAQUE, f"command name {cmd.name!r} is computed at run time: cannot see what runs"),
             ]
         argv = cmd.argv
         if name in _WRAPPERS or name in {
@@ -150,7 +157,7 @@ def classify_argv(
             return [
                 *out,
                 Finding(CHANGES_STATE, f"{cmd.name}: runs a script written on this line"),
-                *(Finding(f.risk, f"{cmd.name}: {f.reason}") for f in ctx.classify_code(code)),
+                *(f.but(f"{cmd.name}: {f.reason}") for f in ctx.classify_code(code)),
             ]
         if functions and name in functions:
             return [*out, Finding(CHANGES_STATE, f"calls shell function {name}")]
@@ -160,9 +167,7 @@ def classify_argv(
         found = fn(Cmd([Arg(name, True, None), *cmd.args[1:]]), ctx)
         if not trusted:
             found = [
-                Finding(
-                    max(f.risk, CHANGES_STATE), f"{cmd.name} is not in a system bin directory; {f.reason}"
-                )
+                f.but(f"{cmd.name} is not in a system bin directory; {f.reason}", max(f.risk, CHANGES_STATE))
                 for f in found
             ]
         return out + found
@@ -174,7 +179,11 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
     args = cmd.args[1:]
     texts = [a.text for a in args]
     if name in {"eval"}:
-        return ctx.classify_code(" ".join(texts)) or [Finding(READ_ONLY, "empty eval")]
+        # eval builds code at run time; even literal text goes through a second round of expansion.
+        return [
+            Finding(OPAQUE, "eval runs text as code: its meaning is only known at run time"),
+            *ctx.classify_code(" ".join(texts)),
+        ]
     if name in {"source", "."}:
         src = args[0] if args else None
         if src is not None and src.source is not None:
@@ -183,7 +192,7 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
             return _stdin_code(name, ctx)
         written = ctx.written(src.text) if src is not None else None
         if written is not None:
-            return [Finding(f.risk, f"{name} {src.text}: {f.reason}") for f in ctx.classify_code(written)] + [
+            return [f.but(f"{name} {src.text}: {f.reason}") for f in ctx.classify_code(written)] + [
                 Finding(CHANGES_STATE, f"{name} runs a script written on this line")
             ]
         return [Finding(CHANGES_STATE, f"{name} runs a script file whose content is not known")]
@@ -196,6 +205,11 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
             elif t in {"-S", "--split-string"} and i + 1 < len(texts):
                 return ctx.classify_code(" ".join(texts[i + 1 :]))
             elif t.startswith("-") or re.match(r"\w+=", t):
+                var = t.split("=", 1)[0]
+                if var in PROGRAM_VARS and "=" in t:
+                    found = program_var(var, t.split("=", 1)[1], not args[i].literal, ctx.classify_code)
+                    if found:
+                        return [*found, *_rest(cmd, i + 1, ctx)]
                 if re.match(r"(PATH|LD_PRELOAD|LD_LIBRARY_PATH|BASH_ENV)=", t):
                     return [
                         Finding(CHANGES_STATE, f"env {t.split('=')[0]}=…: changes how the command runs"),
@@ -240,6 +254,10 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
         while i < len(texts) and texts[i].startswith("-"):
             i += 2 if texts[i] in withv else 1
         inner = args[i:] or [Arg("echo")]
+        replace = any(t in {"-I", "-i"} or t.startswith(("-I", "-i", "--replace")) for t in texts[:i])
+        inner_name = rules.resolve_name(inner[0].text)[0]
+        if replace and (inner_name in SHELLS or inner_name in INTERPRETERS or inner_name == "eval"):
+            return [Finding(OPAQUE, f"{name} -I … {inner_name}: builds code from its input")]
         # Literal items piped in (echo / | xargs rm -rf) become arguments.
         extra: list[Arg] = []
         if ctx.stdin and ctx.stdin.upstream:
@@ -247,7 +265,7 @@ def unwrap(name: str, cmd: Cmd, ctx: Ctx) -> Cmd | list[Finding] | None:
             if data is not None:
                 extra = [Arg(t) for t in data.split()][:32]
         found = classify_argv(Cmd(inner + extra), Ctx(ctx.classify_code, None, ctx.cwd, ctx.evaluate))
-        return [Finding(f.risk, f"{name}: {f.reason}") for f in found]
+        return [f.but(f"{name}: {f.reason}") for f in found]
     opts_with_value = _WRAPPERS.get(name, set())
     i = 0
     if name == "chroot":
@@ -292,7 +310,7 @@ def _code_from_producer(node: Any, ctx: Ctx, who: str) -> list[Finding]:
     """Shell code that comes from ``<(…)`` / ``$(…)``: judge its source (download, decoder, literal)."""
     cmds = pipeline_commands(node.command) if hasattr(node, "command") else None
     if not cmds:
-        return [Finding(CHANGES_STATE, f"{who}: runs code produced by a command")]
+        return [Finding(OPAQUE, f"{who}: runs code produced by a command")]
     return _judge_producer([argv_of(c) for c in cmds], [heretext(c) for c in cmds], ctx, who)
 
 
@@ -306,10 +324,9 @@ def _judge_producer(upstream: list[list[str]], heres: list[str | None], ctx: Ctx
         any(n == "printf" for n in names) and decoded and "\\" in " ".join(" ".join(u) for u in upstream)
     ):
         out.append(Finding(DESTRUCTIVE, f"{who}: decodes an obfuscated payload and runs it"))
+    out.append(Finding(OPAQUE, f"{who}: runs code produced by {' | '.join(sorted(names))}"))
     if decoded is not None:
-        out += [Finding(f.risk, f"{who}, decoded payload: {f.reason}") for f in ctx.classify_code(decoded)]
-    elif not out:
-        out.append(Finding(CHANGES_STATE, f"{who}: runs code produced by {' | '.join(sorted(names))}"))
+        out += [f.but(f"{who}, decoded payload: {f.reason}") for f in ctx.classify_code(decoded)]
     return out
 
 
@@ -328,7 +345,7 @@ def shell_code(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
             if not code_arg.literal and code_arg.source is not None:
                 return _code_from_producer(code_arg.source, ctx, f'{name} -c "$(…)"')
             found = ctx.classify_code(code_arg.text)
-            return [Finding(f.risk, f"{name} -c: {f.reason}") for f in found]
+            return [f.but(f"{name} -c: {f.reason}") for f in found]
         if t in {"-s", "-", "--"} or t.startswith("-"):
             i += 2 if t in {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"} else 1
             continue
@@ -338,7 +355,7 @@ def shell_code(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
         written = ctx.written(t)
         if written is not None:
             return [Finding(CHANGES_STATE, f"{name} {t}: runs a script written on this line")] + [
-                Finding(f.risk, f"{name} {t}: {f.reason}") for f in ctx.classify_code(written)
+                f.but(f"{name} {t}: {f.reason}") for f in ctx.classify_code(written)
             ]
         return [Finding(CHANGES_STATE, f"{name} {t}: runs a script whose content is not analysed")]
     return _stdin_code(name, ctx)
@@ -347,7 +364,13 @@ def shell_code(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
 def _stdin_code(name: str, ctx: Ctx) -> list[Finding]:
     st = ctx.stdin
     if st and st.text is not None:
-        return [Finding(f.risk, f"{name} <<<: {f.reason}") for f in ctx.classify_code(st.text)]
+        # A here-doc/here-string fed to a shell: judged, and still opaque (a second round of expansion).
+        return [
+            Finding(OPAQUE, f"{name} reads its code from a here-document"),
+            *(f.but(f"{name} <<<: {f.reason}") for f in ctx.classify_code(st.text)),
+        ]
+    if st and st.file is not None:
+        return [Finding(OPAQUE, f"{name} < {st.file}: runs a script file that is not analysed")]
     if st and st.upstream:
         return _judge_producer(st.upstream, st.upstream_here or [None] * len(st.upstream), ctx, f"… | {name}")
     return [Finding(CHANGES_STATE, f"{name} reads commands from stdin/terminal")]
@@ -356,6 +379,16 @@ def _stdin_code(name: str, ctx: Ctx) -> list[Finding]:
 def interpreter(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
     flags = INTERPRETERS[name]
     texts = cmd.argv[1:]
+    in_place = any(re.fullmatch(r"-[a-zA-Z]*i[a-zA-Z.~]*", t) for t in texts) and name in {"perl", "ruby"}
+    if in_place:
+        from .paths import is_security_file
+
+        hit = next((t for t in texts if not t.startswith("-") and is_security_file(t)), None)
+        if hit:
+            return [
+                Finding(DESTRUCTIVE, f"{name} -i edits {hit}: a file that controls logins", critical=True),
+                Finding(OPAQUE, f"{name} inline code is not analysed: it may do anything"),
+            ]
     for i, t in enumerate(texts):
         if t in flags or (
             t.startswith("-")
@@ -383,6 +416,8 @@ def interpreter(name: str, cmd: Cmd, ctx: Ctx) -> list[Finding]:
                     for f in _code_from_producer(src, _no_shell(ctx), f"{name} <(…)")
                 ]
             return [Finding(CHANGES_STATE, f"{name} {t}: runs a program that is not analysed")]
+    if ctx.stdin and ctx.stdin.file is not None and ctx.stdin.text is None:
+        return [Finding(OPAQUE, f"{name} < {ctx.stdin.file}: runs a program that is not analysed")]
     if ctx.stdin and (ctx.stdin.upstream or ctx.stdin.text is not None):
         if ctx.stdin.text is not None:
             return _foreign_code(name, ctx.stdin.text, ctx)
@@ -413,13 +448,13 @@ _FOREIGN_DANGER = re.compile(
 
 def _foreign_code(name: str, code: str, ctx: Ctx) -> list[Finding]:
     """Code for python/perl/ruby…: not parsed, never read-only; quoted shell strings in it are judged."""
-    out = [Finding(CHANGES_STATE, f"{name} code is not analysed: asking")]
+    out = [Finding(OPAQUE, f"{name} inline code is not analysed: it may do anything")]
     for m in _STRINGS.finditer(code):
         s = next((g for g in m.groups() if g is not None), "")
         if s and " " in s:
             for f in ctx.classify_code(s):
                 if f.risk >= DESTRUCTIVE:
-                    out.append(Finding(f.risk, f"{name} code contains {s[:60]!r}: {f.reason}"))
+                    out.append(f.but(f"{name} code contains {s[:60]!r}: {f.reason}"))
     if re.search(r"shutil\.rmtree\(\s*['\"]/['\"]", code):
         out.append(Finding(FORBIDDEN, f"{name}: rmtree('/')"))
     return out

@@ -1,5 +1,5 @@
 """When bashlex cannot parse a line: split it on shell operators with shlex and judge each piece.
-The result is never read-only."""
+The result is at least opaque."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from collections.abc import Callable
 from . import rules
 from .cmd import Arg, Cmd, Ctx
 from .dispatch import classify_argv
-from .model import CHANGES_STATE, Finding
+from .model import OPAQUE, Finding
 
 
 def fallback(
     text: str, classify_code: Callable[[str], list[Finding]], extra_ro: frozenset[str], why: str
 ) -> list[Finding]:
     """Judge ``text`` piece by piece; ``classify_code`` judges nested shell code (``bash -c …``)."""
-    floor = Finding(CHANGES_STATE, f"could not fully parse the command ({why[:80]}): asking")
+    floor = Finding(OPAQUE, f"could not parse the command ({why[:80]}): cannot see what it runs")
     out = [floor]
     try:
         lex = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
@@ -82,8 +82,5 @@ def fallback(
             )
         except Exception:
             out.append(floor)
-    # Anything below the floor is raised to it: unparsed code is never read-only.
-    return [
-        f if f.risk >= CHANGES_STATE else Finding(CHANGES_STATE, f.reason + " (unparsed context)")
-        for f in out
-    ]
+    # Anything below the floor is raised to it: unparsed code is opaque, never read-only or routine.
+    return [f if f.risk >= OPAQUE else f.but(f.reason + " (unparsed context)", OPAQUE) for f in out]

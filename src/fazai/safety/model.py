@@ -7,10 +7,15 @@ from enum import StrEnum
 
 
 class Risk(StrEnum):
-    """How much a command can change the machine, ordered: READ_ONLY < … < FORBIDDEN."""
+    """How much a command can change the machine, ordered: READ_ONLY < … < FORBIDDEN.
+
+    ``OPAQUE`` is code the classifier cannot see (unparseable input, computed command names, ``eval``,
+    inline interpreter code, pipes into a shell, uploads, ``/dev/tcp``): it may do anything, so it is
+    asked and never approved by ``--yes`` or ``[safety] auto_approve``."""
 
     READ_ONLY = "read_only"
     CHANGES_STATE = "changes_state"
+    OPAQUE = "opaque"
     DESTRUCTIVE = "destructive"
     FORBIDDEN = "forbidden"
 
@@ -43,28 +48,45 @@ class Risk(StrEnum):
         return hash(self.value)
 
 
-_RANK = {Risk.READ_ONLY: 0, Risk.CHANGES_STATE: 1, Risk.DESTRUCTIVE: 2, Risk.FORBIDDEN: 3}
+_RANK = {Risk.READ_ONLY: 0, Risk.CHANGES_STATE: 1, Risk.OPAQUE: 2, Risk.DESTRUCTIVE: 3, Risk.FORBIDDEN: 4}
 
 READ_ONLY = Risk.READ_ONLY
 CHANGES_STATE = Risk.CHANGES_STATE
+OPAQUE = Risk.OPAQUE
 DESTRUCTIVE = Risk.DESTRUCTIVE
 FORBIDDEN = Risk.FORBIDDEN
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One observation about one part of a command."""
+    """One observation about one part of a command. ``critical``: security-critical state (firewall off,
+    uid-0 account, authorized_keys, sudoers, setuid…) that only an operator's explicit approval may run."""
 
     risk: Risk
     reason: str
+    critical: bool = False
+
+    def but(self, reason: str, risk: Risk | None = None) -> Finding:
+        """The same finding with another reason (and risk), keeping ``critical``."""
+        return Finding(self.risk if risk is None else risk, reason, self.critical)
 
 
 @dataclass
 class Verdict:
-    """The classification of a whole command line: its highest risk and why."""
+    """The classification of a whole command line: its highest risk and why.
+
+    ``critical`` / ``opaque``: some part touches security-critical state / cannot be seen; either way the
+    policy never approves it by itself (not ``--yes``, not ``auto_approve``)."""
 
     risk: Risk
     reasons: list[str] = field(default_factory=list)
+    critical: bool = False
+    opaque: bool = False
+
+    @property
+    def needs_operator(self) -> bool:
+        """True when only an operator's explicit answer may approve this command."""
+        return self.critical or self.opaque or self.risk == Risk.OPAQUE
 
 
 def verdict_of(findings: list[Finding]) -> Verdict:
@@ -76,4 +98,8 @@ def verdict_of(findings: list[Finding]) -> Verdict:
     for f in findings:
         if f.risk == top and f.reason not in reasons:
             reasons.append(f.reason)
-    return Verdict(top, reasons)
+    critical = [f.reason for f in findings if f.critical]
+    for r in critical:  # the operator must see why it is security-critical, whatever the top class
+        if r not in reasons:
+            reasons.append(r)
+    return Verdict(top, reasons, critical=bool(critical), opaque=any(f.risk == Risk.OPAQUE for f in findings))

@@ -55,6 +55,20 @@ AUTH_FILES = frozenset(
     {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/pam.d", "/etc/fstab"}
 )
 
+# Files that grant access or run code in every process: any write to them is security-critical.
+_SECURITY_FILE = re.compile(
+    r"(^|/)authorized_keys2?$|^/etc/ssh/authorized_keys/|^/etc/sudoers(\.d/.*)?$|^/etc/ld\.so\.preload$"
+    r"|^/etc/pam\.d/|^/etc/security/|^/etc/(passwd|shadow|group|gshadow)-?$"
+)
+# Files whose content runs later as shell code (cron tables, login scripts): their content is judged.
+CRON_FILE = re.compile(r"^/etc/crontab$|^/etc/cron\.d/|^/var/spool/cron/")
+LOGIN_SCRIPT = re.compile(
+    r"^/etc/(profile|bash\.bashrc|bashrc|zshrc|environment|rc\.local)$|^/etc/profile\.d/"
+    r"|(^|/)\.(bashrc|bash_profile|bash_login|profile|zshrc|zprofile|bash_logout)$"
+)
+# Network pseudo-devices of bash: a redirection there opens a socket.
+NET_DEVICE = re.compile(r"^/dev/(tcp|udp)/")
+
 _BLOCK_DEV = re.compile(
     r"^/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|md\d|dm-\d|mapper/|disk/|loop\d|sr\d|"
     r"mem$|kmem$|port$|nbd\d|rbd\d|zd\d|bcache|drbd|cciss|root$|[a-z]+/by-)"
@@ -102,6 +116,14 @@ def is_harmless_sink(path: str) -> bool:
 
 def is_auth_file(path: str) -> bool:
     return norm(path) in AUTH_FILES
+
+
+def is_security_file(path: str) -> bool:
+    """authorized_keys, sudoers(.d), account files, ld.so.preload, PAM: who may log in, as whom."""
+    p = norm(path)
+    if p.startswith("~"):
+        p = "/root" + p[1:]
+    return bool(_SECURITY_FILE.search(p))
 
 
 def is_catastrophic_tree(path: str, cwd: str | None = None) -> bool:

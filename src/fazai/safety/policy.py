@@ -2,6 +2,9 @@
 
 ``--yes`` answers approvals for ``changes_state`` only. ``destructive`` runs without asking only when it is
 listed in ``[safety] auto_approve``. ``forbidden`` never runs, whatever the settings or flags.
+``opaque`` (code the classifier cannot see) and security-critical commands (firewall off, uid-0 users,
+authorized_keys, sudoers, setuid…) always wait for an operator's explicit answer: neither ``--yes`` nor
+``auto_approve`` covers them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,17 @@ from typing import Literal
 from fazai.config import SafetySettings
 
 from .classifier import classify
-from .model import CHANGES_STATE, FORBIDDEN, READ_ONLY, Risk
+from .model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, OPAQUE, READ_ONLY, Risk
 
 YES_COVERS: frozenset[Risk] = frozenset({CHANGES_STATE})
+# Never approved without an operator: not by --yes, not by [safety] auto_approve.
+NEVER_AUTO: frozenset[Risk] = frozenset({OPAQUE, FORBIDDEN})
+
+
+def yes_may_approve(risk: Risk | str) -> bool:
+    """Whether a non-interactive ``--yes`` run may answer an approval for this class by itself."""
+    raw = str(getattr(risk, "value", risk))
+    return raw in {r.value for r in YES_COVERS | {READ_ONLY}}
 
 
 @dataclass
@@ -25,6 +36,8 @@ class Decision:
     verdict: Literal["allow", "ask", "deny"]
     risk: Risk
     reasons: list[str] = field(default_factory=list)
+    # Security-critical or opaque: only an operator's explicit answer approves it.
+    needs_operator: bool = False
 
 
 class SafetyPolicy:
@@ -33,7 +46,7 @@ class SafetyPolicy:
     def __init__(self, settings: SafetySettings, *, assume_yes: bool = False):
         self.settings = settings
         self.assume_yes = assume_yes
-        self.auto_approve = {Risk(v) for v in settings.auto_approve} | {READ_ONLY}
+        self.auto_approve = ({Risk(v) for v in settings.auto_approve} | {READ_ONLY}) - NEVER_AUTO
         self._forbidden: list[re.Pattern[str]] = []
         self.bad_patterns: list[str] = []
         for pat in settings.extra_forbidden:
@@ -48,7 +61,7 @@ class SafetyPolicy:
         self.extra_read_only = frozenset(getattr(settings, "extra_read_only", []) or [])
         # Classification is a pure function of the command here (the loop asks twice per shell
         # action: to decide, then whether the machine changed); parsing is the costly part.
-        self._classified: dict[str, tuple[Risk, tuple[str, ...]]] = {}
+        self._classified: dict[str, tuple[Risk, tuple[str, ...], bool]] = {}
 
     def check_command(self, command: str) -> Decision:
         """Classify ``command`` and decide: forbidden → deny; read_only → allow; else allow if
@@ -63,22 +76,38 @@ class SafetyPolicy:
             v = classify(command, extra_read_only=self.extra_read_only)
             if len(self._classified) >= 512:
                 self._classified.clear()
-            cached = self._classified[command] = (v.risk, tuple(v.reasons))
-        return self._decide(cached[0], [*cached[1], *self.bad_patterns])
+            cached = self._classified[command] = (v.risk, tuple(v.reasons), v.needs_operator)
+        return self._decide(cached[0], [*cached[1], *self.bad_patterns], needs_operator=cached[2])
 
-    def check_risk(self, risk: Risk | str | None, what: str) -> Decision:
-        """Decide for a tool that declares its own risk class (unknown or missing → changes_state).
-        Accepts a :class:`Risk`, its string value (``fazai.tools.spec.Risk`` literals) or such an enum."""
+    def check_risk(
+        self, risk: Risk | str | None, what: str, *, critical: bool = False, why: str | None = None
+    ) -> Decision:
+        """Decide for an action whose risk is known (a tool with a derived class, an OPNsense call);
+        unknown or missing → changes_state. Accepts a :class:`Risk`, its string value or such an enum.
+        ``critical``: security-critical (opens or disables the firewall…): only an operator approves it."""
         raw = getattr(risk, "value", risk)
         try:
             r = Risk(raw) if raw is not None else CHANGES_STATE
         except ValueError:
             r = CHANGES_STATE
-        return self._decide(r, [f"{what}: declared {r.value}"])
+        reasons = [f"{what}: {why or 'class ' + r.value}"]
+        if critical:
+            # Security-critical is at least destructive: every consumer that looks only at the class
+            # (the --yes auto-reply in the session runner) then refuses it too.
+            r = max(r, DESTRUCTIVE)
+            reasons.append(f"{what}: security-critical, needs an explicit approval (never --yes)")
+        return self._decide(r, reasons, needs_operator=critical)
 
-    def _decide(self, risk: Risk, reasons: list[str]) -> Decision:
+    def _decide(self, risk: Risk, reasons: list[str], *, needs_operator: bool = False) -> Decision:
+        needs_operator = needs_operator or risk in NEVER_AUTO
         if risk == FORBIDDEN:
-            return Decision("deny", risk, reasons)
+            return Decision("deny", risk, reasons, True)
+        if risk == READ_ONLY and not needs_operator:
+            return Decision("allow", risk, reasons)
+        if needs_operator:
+            if self.assume_yes:
+                reasons = [*reasons, "not covered by --yes: an operator must approve it"]
+            return Decision("ask", risk, reasons, True)
         if risk in self.auto_approve:
             return Decision("allow", risk, reasons)
         if self.assume_yes and risk in YES_COVERS:

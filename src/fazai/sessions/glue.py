@@ -22,14 +22,18 @@ from fazai.models.base import Provider, ProviderError
 from fazai.models.factory import build_one, build_provider, session_params
 from fazai.protocol import Event
 from fazai.safety import SafetyPolicy
+from fazai.safety.secrets import GuardedPolicy, secret_files
 from fazai.tools.builtin import load_builtins, make_registry
 
 log = logging.getLogger(__name__)
 
 
 def build_policy(settings: Settings, *, assume_yes: bool = False) -> SafetyPolicy:
-    """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers."""
-    return SafetyPolicy(settings.safety, assume_yes=assume_yes)
+    """The safety policy from ``[safety]``; ``assume_yes`` (``--yes``) lets it allow what it covers.
+
+    Commands that would read FazAI's own secret files (token, keys, session store) are forbidden.
+    """
+    return GuardedPolicy(settings.safety, protected=secret_files(settings), assume_yes=assume_yes)
 
 
 def build_tool_services(settings: Settings, *, kb_search: Any = None) -> ToolServices:
@@ -73,10 +77,12 @@ class AgentLoop:
             s = self.settings
             if key is not None:
                 s = s.model_copy(update={"ai_provider": s.ai_provider.model_copy(update={"model": key})})
-            self._providers[key] = build_provider(s)
+            from fazai.vault import resolver
+
+            self._providers[key] = build_provider(s, secrets=resolver(self.settings))
         return self._providers[key]
 
-    def deps(self, options: Any) -> AgentDeps:
+    def deps(self, options: Any, *, session_id: str | None = None) -> AgentDeps:
         """The loop's dependencies for one run (limits overridden by the run's options)."""
         s = self.settings
         agent = s.agent
@@ -149,7 +155,8 @@ class AgentLoop:
             if getattr(options, "max_iterations", None):
                 ask = ask.model_copy(update={"max_iterations": options.max_iterations})
             # --yes never widens question mode: it stays read-only.
-            deps = ask_deps(deps, ask, self._ask_cache)
+            scratch = s.paths.state_dir / "scratch" / session_id if ask.scratch and session_id else None
+            deps = ask_deps(deps, ask, self._ask_cache, scratch=scratch)
         return deps
 
     async def __call__(
@@ -163,7 +170,7 @@ class AgentLoop:
         options: Any = None,
     ) -> AsyncIterator[Event]:
         try:
-            deps = self.deps(options)
+            deps = self.deps(options, session_id=session_id)
         except ProviderError as e:
             yield Event(session=session_id, kind="error", data={"reason": "provider", "message": str(e)})
             return

@@ -7,14 +7,43 @@ gets one JSON object per line whoever logged it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
+from typing import TextIO
 
 import structlog
 
 
-def configure(level: str = "info") -> None:
-    """One JSON object per line on stderr, with timestamp, level, logger and session id."""
+class _Tee:
+    """stderr and a private log file, line by line."""
+
+    def __init__(self, *streams: TextIO):
+        self._streams = streams
+
+    def write(self, text: str) -> int:
+        for s in self._streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self._streams:
+            s.flush()
+
+
+def _log_stream(log_file: Path | None) -> TextIO:
+    if log_file is None:
+        return sys.stderr
+    from fazai.store.files import open_private_log
+
+    f = os.fdopen(open_private_log(log_file), "a", buffering=1)
+    return _Tee(sys.stderr, f)  # type: ignore[return-value]
+
+
+def configure(level: str = "info", log_file: Path | None = None) -> None:
+    """One JSON object per line on stderr (and ``log_file``, 0600), with level and session id."""
     lvl = getattr(logging, level.upper(), logging.INFO)
+    stream = _log_stream(log_file)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
@@ -25,10 +54,10 @@ def configure(level: str = "info") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

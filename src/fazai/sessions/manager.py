@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,11 +18,15 @@ from typing import Any
 
 import structlog
 
+from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.protocol import Event
+from fazai.safety.policy import yes_may_approve
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
+from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
+from fazai.store.redact import StreamRedactor
 
 log = structlog.get_logger("fazai.runner")
 
@@ -33,6 +38,14 @@ TERMINAL_KINDS = {"done", "aborted"}
 
 # Events the loop does not run past until they are stored (see ``_store_event``).
 _DURABLE_BEFORE_GOING_ON = frozenset({"action", "approval_required", "ask", "done", "error", "aborted"})
+
+
+class _LogWriteFailed(Exception):
+    """The run's events cannot be stored: it must not go on acting unrecorded."""
+
+
+# How long a run that stops on a write failure waits for its last events and status to be stored.
+FAILED_WRITE_WAIT_S = 10.0
 
 
 class RunnerError(Exception):
@@ -75,6 +88,11 @@ class Run:
     pending: dict[Any, _Pending] = field(default_factory=dict)
     next_seq: int = 1
     status: str = "running"
+    # Holds back a token/exec_log tail that may be the start of a secret (see fazai.store.redact).
+    redact: StreamRedactor | None = None
+    # Set when its events cannot be written: the run stops, its command is killed (see _drive).
+    failure: str | None = None
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
         """Register a reply this run waits for (idempotent)."""
@@ -91,9 +109,9 @@ class RunInteraction:
     class only waits (or answers at once for ``--yes``).
     """
 
-    # --yes never approves more than this; the safety policy already allows what --yes covers
-    # (changes_state), so what still reaches approve() under --yes (destructive, unclassified) is denied.
-    YES_RISKS = frozenset({"read_only", "changes_state"})
+    # --yes never approves more than fazai.safety.policy.yes_may_approve says (read_only, changes_state);
+    # the safety policy already allows those, so what still reaches approve() under --yes (opaque,
+    # destructive, security-critical, unclassified) is denied.
 
     def __init__(self, manager: SessionManager, run: Run):
         self._m = manager
@@ -103,7 +121,7 @@ class RunInteraction:
         run = self._run
         if run.options.yes:
             run.pending.pop(action_id, None)
-            ok = str(risk) in self.YES_RISKS
+            ok = yes_may_approve(str(getattr(risk, "value", risk)))
             log.info("auto_reply", action=action_id, approved=ok, risk=str(risk), by="--yes")
             return ok
         return bool(await self._wait(action_id, "approval", None))
@@ -150,12 +168,22 @@ class SessionManager:
         hub: Hub | None = None,
         metrics: AgentMetrics | None = None,
         loop_fn: LoopFn | None = None,
+        bus: EventBus | None = None,
     ):
         self.settings = settings
         self.store = store
         self.hub = hub or Hub(settings.daemon.sse_queue_size)
         self.metrics = metrics or AgentMetrics()
-        self.writer = EventWriter(store, self.hub.publish)
+        self.bus = bus
+        self.replica = settings.daemon.replica_id or socket.gethostname()
+        # Replicas share the store only on PostgreSQL; SQLite is one process's own.
+        self.shared_store = store.url.startswith("postgresql")
+        self.writer = EventWriter(
+            store, self._publish, redactor=build_redactor(settings), on_failure=self._on_write_failure
+        )
+        # Events sent to followers of other replicas' sessions, by where they came from.
+        self.followed = {"bus": 0, "store": 0}
+        self._heartbeat: asyncio.Task[None] | None = None
         self._loop_fn = loop_fn
         self._owned_loop: Any = None
         self.runs: dict[str, Run] = {}
@@ -187,15 +215,54 @@ class SessionManager:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, *, recover: bool = True) -> list[str]:
-        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``."""
+        """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``.
+
+        On a shared store only this replica's leftovers (and those of replicas whose heartbeat
+        stopped) are marked; the live runs of other replicas are left alone.
+        """
         self.writer.start()
-        ids = await self.store.mark_running_interrupted() if recover else []
+        ids: list[str] = []
+        if self.shared_store:
+            await self.store.heartbeat(self.replica)
+            if recover:
+                ids = await self.store.mark_running_interrupted(self.replica, stale_after_s=self._stale_s)
+            self._heartbeat = asyncio.create_task(self._beat(), name="fazai-heartbeat")
+        elif recover:
+            ids = await self.store.mark_running_interrupted()
         for sid in ids:
             log.warning("session_interrupted", session=sid, why="left running by a previous process")
         return ids
 
+    @property
+    def _stale_s(self) -> float:
+        # Three missed heartbeats: a replica busy for a moment is not declared dead.
+        return 3 * self.settings.daemon.heartbeat_s + 1
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.daemon.heartbeat_s)
+            try:
+                await self.store.heartbeat(self.replica)
+                # Orphans of replicas that stopped beating become interrupted (resumable anywhere).
+                ids = await self.store.mark_running_interrupted(
+                    self.replica, stale_after_s=self._stale_s, own=False
+                )
+                for sid in ids:
+                    log.warning("session_interrupted", session=sid, why="its replica stopped")
+            except Exception as e:
+                log.warning("heartbeat_failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    def _publish(self, events: list[Event]) -> None:
+        self.hub.publish(events)
+        if self.bus is not None:
+            self.bus.publish(events)
+
     async def stop(self) -> None:
         """Interrupt every run (they stay resumable), flush the log and stop the writer."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         for run in list(self.runs.values()):
             if run.task and not run.task.done():
                 run.task.cancel()
@@ -213,17 +280,33 @@ class SessionManager:
 
     # -- requests ---------------------------------------------------------------------------
 
+    def _check_writable(self) -> None:
+        if not self.writer.healthy:
+            why = self.writer.failure or self.writer.last_failure or "its disk reserve could not be made"
+            raise RunnerError(
+                f"the session store cannot be written ({why}): new runs are refused until it can — "
+                f"free disk space where the store lives ({self.store.location}) and try again",
+                503,
+            )
+
     async def create(self, goal: str, *, mode: str = "agent", model: str | None = None) -> SessionRecord:
         """Create a session without running it."""
         if not goal.strip():
             raise RunnerError("the goal is empty: say what FazAI should do")
-        return await self.store.create_session(goal, mode=mode, model=model or self._model_name())
+        self._check_writable()
+        goal = self.writer.redactor.text(goal)
+        return await self.store.create_session(
+            goal, mode=mode, model=model or self._model_name(), replica=self.replica
+        )
 
     async def start_run(
         self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
         options = options or RunOptions()
+        self._check_writable()
+        # Secrets may have changed since the last run (a firewall added, a token rotated).
+        self.writer.redactor = build_redactor(self.settings)
         prior: list[Event] = []
         if session_id is None:
             if not goal or not goal.strip():
@@ -251,10 +334,15 @@ class SessionManager:
                 )
             options = await self.resolve_node(replace(options, node=was))
             await self.store.update_session(
-                session_id, status="running", goal=goal or None, model=options.model or self._model_name()
+                session_id,
+                status="running",
+                goal=self.writer.redactor.text(goal) or None,
+                model=options.model or self._model_name(),
+                replica=self.replica,
             )
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
+        run.redact = StreamRedactor(self.writer.redactor)
         run.next_seq = (prior[-1].seq + 1) if prior else 1
         self.runs[rec.id] = run
         self._trackers[rec.id] = self.metrics.run_tracker()
@@ -271,6 +359,20 @@ class SessionManager:
             if not p.future.done():
                 p.future.set_result(False if p.kind == "approval" else None)
         return True
+
+    def _on_write_failure(self, sessions: set[str], reason: str) -> None:
+        """The writer could not store these sessions' events: stop their runs (they are told why)."""
+        for sid in sessions:
+            run = self.runs.get(sid)
+            if run is None or run.failure is not None:
+                continue
+            log.error("run_stopped_log_unwritable", session=sid, error=reason)
+            run.failure = reason
+            run.failed.set()
+            run.abort.set()
+            for p in list(run.pending.values()):
+                if not p.future.done():
+                    p.future.set_result(False if p.kind == "approval" else None)
 
     def reply(
         self, session_id: str, action_id: Any, *, approved: bool | None = None, answer: str | None = None
@@ -310,6 +412,21 @@ class SessionManager:
 
     async def _store_event(self, run: Run, ev: Event, *, wait: bool = True) -> None:
         ev.session = run.session_id
+        if run.redact is None:
+            await self._store_one(run, ev, wait=wait)
+            return
+        for out in run.redact.feed(ev):
+            await self._store_one(run, out, wait=wait)
+
+    async def _flush_held(self, run: Run) -> None:
+        if run.redact is not None:
+            for out in run.redact.flush():
+                await self._store_one(run, out, wait=False)
+
+    async def _store_one(
+        self, run: Run, ev: Event, *, wait: bool = True, bound_s: float | None = None
+    ) -> None:
+        ev.session = run.session_id
         ev.seq = run.next_seq
         run.next_seq += 1
         if ev.kind == "approval_required" and not run.options.yes:
@@ -324,8 +441,22 @@ class SessionManager:
         # The loop waits only where something irreversible follows: an action before its command
         # runs (its earlier output and observations with it), a question before a human answers,
         # and the end of a run. Waiting on every event cost ~15 ms per iteration (one commit each).
-        if wait or ev.kind in _DURABLE_BEFORE_GOING_ON:
-            await fut
+        if not (wait or ev.kind in _DURABLE_BEFORE_GOING_ON):
+            return
+        if bound_s is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fut), bound_s)
+            return
+        if run.failure is None and not fut.done():
+            # Wait for the write, or for the news that it failed (then the run stops at once).
+            failed = asyncio.ensure_future(run.failed.wait())
+            try:
+                await asyncio.wait({fut, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                failed.cancel()
+        if run.failure is not None:
+            raise _LogWriteFailed(run.failure)
+        await fut
 
     async def _drive(self, run: Run, prior: list[Event]) -> str:
         sid = run.session_id
@@ -334,7 +465,9 @@ class SessionManager:
         t0 = time.perf_counter()
         last: Event | None = None
         status = "failed"
-        log.info("run_started", goal=run.goal, resumed=bool(prior), prior_events=len(prior))
+        # Not the goal itself: it may name hosts, users or secrets, and the daemon log is not the
+        # session log (journald keeps it, other tools ship it). The id leads to it for who may read.
+        log.info("run_started", goal_chars=len(run.goal), resumed=bool(prior), prior_events=len(prior))
         try:
             if run.options.node is not None:
                 # Before anything runs: the log says where this run's commands go.
@@ -344,12 +477,28 @@ class SessionManager:
             stream = self._open_loop(run, prior)
             try:
                 async for ev in stream:
+                    if run.failure is not None:
+                        break  # closing the loop kills its running command
                     await self._store_event(run, ev, wait=False)
                     if ev.kind != "token":
                         last = ev
+            except _LogWriteFailed:
+                pass
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
+            if run.failure is not None:
+                # What was accepted is kept (the writer retries it); nothing more of the loop is.
+                last = Event(session=sid, kind="error", data={"message": (
+                    f"the session log could not be written ({run.failure}); the session stopped "
+                    "so that nothing runs unrecorded — free disk space, then resume it"
+                ), "fatal": True})  # fmt: skip
+                for out in run.redact.flush() if run.redact else []:
+                    await self._store_one(run, out, wait=False)
+                await self._store_one(run, last, bound_s=FAILED_WRITE_WAIT_S)
+                status = "failed"
+                raise _LogWriteFailed(run.failure)
+            await self._flush_held(run)
             if run.abort.is_set() and (last is None or last.kind not in TERMINAL_KINDS):
                 last = await self._emit(run, "aborted", {"reason": "aborted by the operator"})
             elif last is None or (last.kind not in TERMINAL_KINDS and last.kind != "error"):
@@ -358,6 +507,8 @@ class SessionManager:
         except asyncio.CancelledError:
             status = "interrupted"
             raise
+        except _LogWriteFailed:
+            status = "failed"
         except Exception as e:
             log.exception("run_crashed", error=str(e))
             with contextlib.suppress(Exception):
@@ -366,13 +517,21 @@ class SessionManager:
         finally:
             summary = None
             if status != "interrupted" and last is not None:
+                last = self.writer.redactor.event(last)
                 if last.kind == "done":
                     summary = str(last.data.get("answer") or "")[:1000]
                 else:
                     summary = str(last.data.get("message") or last.data.get("reason") or last.kind)[:1000]
             # The row is final before followers hear the run ended (they may read it at once).
+            # Written by the writer, after this run's events: it waits (and retries) with them on a
+            # full disk, so the row never stays `running` once anything can be written.
             try:
-                await self.store.update_session(sid, status=status, summary=summary)
+                await asyncio.wait_for(
+                    asyncio.shield(self.writer.submit_status(sid, status, summary)),
+                    FAILED_WRITE_WAIT_S if run.failure or self.writer.failure else None,
+                )
+            except TimeoutError:
+                log.error("status_update_pending", status=status, error=self.writer.failure)
             except Exception as e:
                 log.error("status_update_failed", error=str(e), status=status)
             tracker = self._trackers.pop(sid, None)
@@ -380,9 +539,19 @@ class SessionManager:
                 tracker.finish(status)
             self.runs.pop(sid, None)
             self.hub.end_run(sid, status)
+            if self.bus is not None:
+                self.bus.publish_end(sid, status, run.next_seq - 1)
             run.status = status
             log.info("run_finished", status=status, seconds=round(time.perf_counter() - t0, 3))
         return status
+
+    def loop(self) -> LoopFn:
+        """The loop function runs use (the configured agent loop, made on first use)."""
+        if self._loop_fn is None:
+            from fazai.sessions.glue import AgentLoop
+
+            self._loop_fn = self._owned_loop = AgentLoop(self.settings)
+        return self._loop_fn
 
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
         interaction = RunInteraction(self, run)
@@ -392,11 +561,7 @@ class SessionManager:
             return command_loop(self.settings)(
                 run.goal, session_id=run.session_id, abort=run.abort, options=run.options
             )
-        if self._loop_fn is None:
-            from fazai.sessions.glue import AgentLoop
-
-            self._loop_fn = self._owned_loop = AgentLoop(self.settings)
-        return self._loop_fn(
+        return self.loop()(
             run.goal,
             session_id=run.session_id,
             interaction=interaction,

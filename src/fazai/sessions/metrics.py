@@ -57,7 +57,7 @@ class AgentMetrics:
         )  # fmt: skip
         self.ask_dangerous = Counter(
             "fazai_ask_dangerous_executed_total",
-            "Question-mode commands executed whose class was destructive or forbidden (must stay 0)",
+            "Question-mode commands executed whose class was opaque, destructive or forbidden (must stay 0)",
             registry=r,
         )
         self.ask_duration = Histogram(
@@ -109,7 +109,7 @@ class RunTracker:
             self.m.ask_commands.labels(str(ev.data.get("reason") or "skipped")).inc()
         elif ev.kind == "exec_end" and "risk" in ev.data:  # question-mode commands carry their class
             self.m.ask_commands.labels("run").inc()
-            if ev.data.get("risk") in ("destructive", "forbidden"):
+            if ev.data.get("risk") in ("opaque", "destructive", "forbidden"):
                 self.m.ask_dangerous.inc()
         elif ev.kind == "done" and ev.data.get("mode") == "ask":
             self.m.ask_questions.labels(

@@ -4,11 +4,12 @@ SQLite (WAL) at ``<state_dir>/fazai.db`` by default, PostgreSQL by ``[daemon] da
 """
 
 from fazai.store.db import default_database_url, normalize_url
-from fazai.store.store import SessionRecord, Store, StoreError, new_session_id
+from fazai.store.store import SchemaError, SessionRecord, Store, StoreError, new_session_id
 from fazai.store.writer import EventWriter
 
 __all__ = [
     "EventWriter",
+    "SchemaError",
     "SessionRecord",
     "Store",
     "StoreError",

@@ -10,9 +10,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from fazai.store.files import DIR_MODE, secure_sqlite, sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -46,12 +50,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files get WAL and a busy timeout, and their folder."""
+    """An async engine for ``url``; SQLite files get WAL and a busy timeout, and their folder.
+
+    A SQLite file is created 0600 (its folder 0700 when new) before SQLite opens it, and an existing
+    one is checked: the log holds every command's output (see :mod:`fazai.store.files`).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            secure_sqlite(path)
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -65,8 +75,12 @@ def _alembic_config(conn: Connection) -> Config:
     return cfg
 
 
+# pg_advisory_xact_lock key: replicas starting together migrate one after the other.
+_MIGRATE_LOCK = 0x46415A4149  # "FAZAI"
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent; runs at every start)."""
+    """Bring the schema to the newest revision (idempotent)."""
 
     def _upgrade(conn: Connection) -> None:
         # "heads": each feature (fleet, telemetry, auth) adds its tables as its own branch off 0001,
@@ -74,4 +88,34 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(_alembic_config(conn), "heads")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
         await conn.run_sync(_upgrade)
+
+
+def code_heads() -> set[str]:
+    """The newest revision of each migration branch this FazAI ships."""
+    return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
+async def schema_heads(engine: AsyncEngine) -> set[str]:
+    """The revisions the database is at (empty for a database never migrated)."""
+
+    def _current(conn: Connection) -> set[str]:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+def unknown_revisions(revisions: set[str]) -> set[str]:
+    """Those of ``revisions`` that no migration of this FazAI defines (a newer FazAI wrote them)."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    out = set()
+    for rev in revisions:
+        try:
+            if script.get_revision(rev) is None:
+                out.add(rev)
+        except Exception:  # alembic raises for a revision it does not know
+            out.add(rev)
+    return out

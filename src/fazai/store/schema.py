@@ -38,6 +38,17 @@ sessions = Table(
     Column("updated_at", String(32), nullable=False),
     Column("model", String(200), nullable=True),
     Column("summary", Text, nullable=True),
+    # The replica running (or that last ran) the session; NULL before 0002_scale or in embedded runs.
+    Column("replica", String(128), nullable=True),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("started_at", String(32), nullable=False),
+    Column("heartbeat_at", String(32), nullable=False),
+    Column("url", String(300), nullable=True),
 )
 
 events = Table(

@@ -3,6 +3,12 @@
 One writer per store (the store is single-writer). Whatever has queued up while a commit runs goes
 into the next transaction, so a burst of tokens costs one commit instead of hundreds, while a lone
 event is committed at once (no timer, no added latency).
+
+A failed write loses nothing: the batch stays at the head of the queue and is written again (after
+giving up the store's disk reserve, when it has one) until it passes, and ``on_failure`` is told
+which sessions were writing, so their runs stop instead of acting unrecorded. While a failure is
+unresolved, or the reserve could not be made again, :attr:`EventWriter.healthy` is false and new
+runs are refused.
 """
 
 from __future__ import annotations
@@ -12,24 +18,54 @@ import contextlib
 from collections.abc import Callable
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from fazai.protocol import Event
-from fazai.store.store import Store
+from fazai.store.redact import Redactor
+from fazai.store.retry import is_transient
+from fazai.store.store import StatusUpdate, Store
+from fazai.store.store import reason as _reason
 
 log = structlog.get_logger("fazai.store")
 
 Publish = Callable[[list[Event]], None]
+OnFailure = Callable[[set[str], str], None]
 MAX_BATCH = 1000
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+STOP_WAIT_S = 5.0
+
+_Item = Event | StatusUpdate
 
 
 class EventWriter:
     """Stores events in submission order and hands each committed batch to ``publish``."""
 
-    def __init__(self, store: Store, publish: Publish):
+    def __init__(
+        self,
+        store: Store,
+        publish: Publish,
+        *,
+        redactor: Redactor | None = None,
+        on_failure: OnFailure | None = None,
+    ):
         self._store = store
         self._publish = publish
-        self._queue: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue()
+        # Known secret values are replaced before an event is stored or published (see redact.py).
+        self.redactor = redactor or Redactor()
+        self.on_failure = on_failure
+        self._queue: asyncio.Queue[tuple[_Item, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.failure: str | None = None  # why the batch at the head cannot be written, while it cannot
+        self.last_failure: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """False while a write fails, or while the disk reserve given up for one is not back."""
+        if self.failure is not None:
+            return False
+        reserve = self._store.reserve
+        return reserve is None or reserve.ensure(min_interval_s=1.0)
 
     def start(self) -> None:
         """Start the writer task (idempotent)."""
@@ -37,10 +73,13 @@ class EventWriter:
             self._task = asyncio.create_task(self._run(), name="fazai-event-writer")
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued (waiting at most a few seconds while writes fail), then stop."""
         if self._task is None:
             return
-        await self._queue.join()
+        try:
+            await asyncio.wait_for(self._queue.join(), STOP_WAIT_S if self.failure else None)
+        except TimeoutError:
+            log.error("events_not_written_at_stop", pending=self._queue.qsize(), error=self.failure)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -48,8 +87,15 @@ class EventWriter:
 
     def submit(self, event: Event) -> asyncio.Future[None]:
         """Queue ``event`` (its ``seq`` assigned); the future resolves once it is stored and published."""
+        return self._put(event)
+
+    def submit_status(self, session: str, status: str, summary: str | None = None) -> asyncio.Future[None]:
+        """Queue a session's final status: written after the events before it, retried like them."""
+        return self._put(StatusUpdate(session, status, summary))
+
+    def _put(self, item: _Item) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((event, fut))
+        self._queue.put_nowait((item, fut))
         return fut
 
     async def _run(self) -> None:
@@ -57,24 +103,65 @@ class EventWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            events = [e for e, _ in batch]
             try:
-                await self._store.append_events(events)
-            except Exception as e:  # the session runner sees it on the awaited future
-                log.error("event_write_failed", error=str(e), count=len(events), session=events[0].session)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                        # Token futures are not awaited; mark retrieved so asyncio stays quiet.
-                        fut.exception()
-            else:
-                try:
-                    self._publish(events)
-                except Exception as e:  # a broken subscriber never loses stored events
-                    log.error("event_publish_failed", error=str(e))
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+                await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write(self, batch: list[tuple[_Item, asyncio.Future[None]]]) -> None:
+        events = [self.redactor.event(i) for i, _ in batch if isinstance(i, Event)]
+        updates = [i for i, _ in batch if isinstance(i, StatusUpdate)]
+        delay = RETRY_FIRST_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self._store.append_events(events, updates)
+                break
+            except asyncio.CancelledError:
+                raise
+            except IntegrityError:
+                # A retried batch whose first commit went through but whose answer was lost in an
+                # outage is already stored: that is success, not a duplicate.
+                if attempts > 1 and await self._stored(events):
+                    break
+                raise
+            except Exception as e:
+                reason = _reason(e)
+                first = self.failure is None
+                self.failure = self.last_failure = reason
+                sessions = {e.session for e in events} | {u.session for u in updates}
+                log.error("event_write_failed", error=reason, count=len(events), sessions=sorted(sessions))
+                # A PostgreSQL restart or a network cut is ridden out: the runs wait at their next
+                # durable point. Anything else (a full disk) stops the runs that were writing.
+                ride_out = self._store.engine.dialect.name == "postgresql" and is_transient(e)
+                if first and not ride_out and self.on_failure is not None:
+                    try:
+                        self.on_failure(sessions, reason)
+                    except Exception as cb_err:  # never let a callback end the writer
+                        log.error("event_write_failure_callback_failed", error=str(cb_err))
+                reserve = self._store.reserve
+                if reserve is not None and reserve.release():
+                    continue  # room again: write at once
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        if self.failure is not None:
+            log.warning("event_write_recovered", error=self.failure, count=len(events), attempts=attempts)
+            self.failure = None
+        try:
+            self._publish(events)
+        except Exception as e:  # a broken subscriber never loses stored events
+            log.error("event_publish_failed", error=str(e))
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _stored(self, events: list[Event]) -> bool:
+        top: dict[str, int] = {}
+        for e in events:
+            top[e.session] = max(top.get(e.session, 0), e.seq)
+        for sid, seq in top.items():
+            if await self._store.last_seq(sid) < seq:
+                return False
+        return True

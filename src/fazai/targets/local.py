@@ -44,13 +44,27 @@ def shell_argv(command: str) -> list[str]:
     return ["bash", "--noprofile", "--norc", "-c", command]
 
 
-def shell_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment made safe for unattended commands (no pagers, no prompts).
+# What a command may see of the daemon's environment. Nothing else passes: the daemon's environment
+# holds API keys (OPENAI_API_KEY, FAZAI_DAEMON_TOKEN, …) and `env` / `printenv` are read-only, so a
+# model steered by hostile text could otherwise copy them into the session log.
+ALLOWED_ENV = frozenset({"PATH", "LANG", "TERM", "HOME", "USER", "LOGNAME", "TZ", "SHELL"})
+ALLOWED_ENV_PREFIXES = ("LC_",)
 
-    ``BASH_ENV``/``ENV`` are dropped (a non-interactive bash would source them) and the standard
-    sbin/bin directories are appended to ``PATH`` when missing.
+
+def scrubbed_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Only the allow-listed variables (:data:`ALLOWED_ENV`, ``LC_*``) of ``environ`` (default: ours)."""
+    src = os.environ if environ is None else environ
+    return {k: v for k, v in src.items() if k in ALLOWED_ENV or k.startswith(ALLOWED_ENV_PREFIXES)}
+
+
+def shell_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A scrubbed environment for unattended commands (no secrets, no pagers, no prompts).
+
+    Only :data:`ALLOWED_ENV` (and ``LC_*``) pass from this process; ``extra`` is added on top (the
+    caller's own choice). ``BASH_ENV``/``ENV`` are dropped (a non-interactive bash would source them)
+    and the standard sbin/bin directories are appended to ``PATH`` when missing.
     """
-    merged = {**os.environ, **_QUIET_ENV, **(extra or {})}
+    merged = {**scrubbed_environ(), **_QUIET_ENV, **(extra or {})}
     env = {k: v for k, v in merged.items() if k not in ("BASH_ENV", "ENV")}
     path = [p for p in env.get("PATH", "").split(":") if p]
     env["PATH"] = ":".join(path + [p for p in _STANDARD_PATH if p not in path])

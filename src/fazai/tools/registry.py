@@ -60,6 +60,9 @@ class BuiltinTool:
     # Optional dry run: ``async preview(args) -> dict`` computes what ``run`` would change without
     # changing anything. ``use_tool`` shows it to the operator with the approval request.
     preview: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    # ``critical(args)``: why this call is security-critical (None when it is not); the safety policy then
+    # needs an operator's explicit approval, whatever --yes or [safety] auto_approve say.
+    critical: Callable[[dict[str, Any]], str | None] | None = None
 
     def spec(self) -> ToolSpec:
         return ToolSpec(
@@ -170,12 +173,11 @@ class ToolRegistry:
         record = self._record(path)
         if kind == "generated" and (record is None or record.get("sha256") != sha256_text(source)):
             return None  # not validated, or changed since: never offered
-        if kind == "generated":
-            # The code may imply more risk than the model declared; the stricter class wins.
-            floor, why = risk_floor(source)
-            if stricter(spec.risk, floor) != spec.risk:
-                spec.risk = floor
-                record = dict(record or {}, risk_raised=f"declared read_only but {why}")
+        # Every module tool's class is derived from its code; a declared class only makes it stricter.
+        floor, why = risk_floor(source)
+        if stricter(spec.risk, floor) != spec.risk:
+            record = dict(record or {}, risk_raised=f"declared {spec.risk} but {why}")
+            spec.risk = floor
         return ToolInfo(spec=spec, kind=kind, path=path, session=session, validation=record)
 
     @staticmethod

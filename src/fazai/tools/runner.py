@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,8 +58,11 @@ class ChildOutcome:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of a tool process: the parent's, plus what makes ``fazai`` importable."""
-    env = dict(os.environ)
+    """The environment of a tool process: the scrubbed allow-list (no API keys or tokens, see
+    :func:`fazai.targets.local.scrubbed_environ`), plus what makes ``fazai`` importable."""
+    from fazai.targets.local import scrubbed_environ
+
+    env = scrubbed_environ()
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     # A generated tool must not pick up modules from whatever directory the daemon runs in.
@@ -78,6 +80,8 @@ async def run_child(
     tests: list[dict[str, Any]] | None = None,
     sandboxed: bool = False,
     sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
+    acting: bool = False,
+    scratch: str | None = None,
     on_log: LogCallback | None = None,
     cwd: str | None = None,
 ) -> ChildOutcome:
@@ -113,6 +117,8 @@ async def run_child(
         timeout_s=timeout_s,
         sandboxed=sandboxed,
         sandbox_mode=sandbox_mode,
+        acting=acting,
+        scratch=scratch,
         stdin_data=json.dumps(request).encode(),
         on_line=on_line,
         env=child_env(),

@@ -2,11 +2,14 @@
 
 Two ways to run it:
 
-* ``sandboxed=True``: inside bubblewrap when it is installed — a read-only view of ``/``, a private
-  writable ``/tmp``, fresh ``/dev`` and ``/proc``, every namespace unshared (so no network) and all
-  capabilities dropped. Without bubblewrap the command runs as a plain subprocess and the result
-  says so (``isolation="none"``): the time limit still applies, the isolation does not.
-* ``sandboxed=False``: a plain subprocess (``use_tool`` runs real tools on the real machine).
+* ``sandboxed=True``: inside bubblewrap — a read-only view of ``/``, a private writable ``/tmp``, fresh
+  ``/dev`` and ``/proc``, every namespace unshared (so no network) and all capabilities dropped. With
+  ``acting=True`` (a tool the operator approved to change the machine) the root is bound read-write and
+  the network is shared, but it still runs in its own pid/ipc/uts namespaces, dies with its parent and
+  cannot outlive its timeout. Without bubblewrap, mode ``auto`` refuses (:class:`SandboxUnavailable`:
+  tools are off, no silent plain-subprocess fallback); only an explicit ``[tools] sandbox = "none"``
+  runs it as a plain subprocess, and the result says so (``isolation="none"``).
+* ``sandboxed=False``: a plain subprocess (FazAI's own helpers, never a model's code).
 
 Either way the child gets its own process group, and at the time limit the whole group is killed,
 so a tool that forks cannot outlive its timeout.
@@ -55,15 +58,41 @@ def _hidden_by_tmp(extra: Sequence[str]) -> list[str]:
     return found
 
 
-def bwrap_prefix(bwrap: str, *, writable: Sequence[str] = (), readable: Sequence[str] = ()) -> list[str]:
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is needed to run a tool and is missing: tools are off (the message says how to fix)."""
+
+
+TOOLS_OFF = (
+    "tools are off: bubblewrap (bwrap) is not installed, and generated tools are only ever validated and run "
+    'inside it. Install it (apt-get install bubblewrap), or set [tools] sandbox = "none" to accept '
+    "running model-written code without isolation"
+)
+
+
+def acting_prefix(bwrap: str) -> list[str]:
+    """bubblewrap for an approved acting tool: the real filesystem (read-write) and network, but its own
+    pid/ipc/uts namespaces, killed with its parent, in a new session."""
+    return [
+        *(bwrap, "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"),
+        *("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"),
+    ]
+
+
+def bwrap_prefix(
+    bwrap: str, *, writable: Sequence[str] = (), readable: Sequence[str] = (), private_tmp: bool = True
+) -> list[str]:
     """The bubblewrap argument list that goes before the command.
 
     ``writable`` paths are bound read-write on top of the read-only root (e.g. a scratch dir);
     ``readable`` paths under ``/tmp`` stay visible (read-only) through the sandbox's empty ``/tmp``.
+    ``private_tmp=False`` keeps the real ``/tmp`` visible, read-only like the rest (a read-only tool
+    reading a file there), with only ``writable`` paths writable.
     """
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in _hidden_by_tmp(readable):
-        args += ["--ro-bind", path, path]
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    if private_tmp:
+        args += ["--tmpfs", "/tmp"]
+        for path in _hidden_by_tmp(readable):
+            args += ["--ro-bind", path, path]
     for path in writable:
         args += ["--bind", path, path]
     args += ["--unshare-all", "--die-with-parent", "--new-session"]
@@ -99,11 +128,7 @@ def resolve_isolation(mode: Literal["auto", "bwrap", "none"]) -> tuple[str | Non
     found = bwrap_path()
     if found:
         return found, "bwrap"
-    if mode == "bwrap":
-        raise RuntimeError(
-            "tools.sandbox = 'bwrap' but bubblewrap is not installed (apt-get install bubblewrap)"
-        )
-    return None, "none"
+    raise SandboxUnavailable(TOOLS_OFF)
 
 
 async def run_streaming(
@@ -112,6 +137,8 @@ async def run_streaming(
     timeout_s: float,
     sandboxed: bool = False,
     sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
+    acting: bool = False,
+    scratch: str | None = None,
     stdin_data: bytes | None = None,
     on_line: LineCallback | None = None,
     env: dict[str, str] | None = None,
@@ -122,12 +149,17 @@ async def run_streaming(
 
     The process group is killed at ``timeout_s`` (``timed_out=True``, ``exit_code=None``).
     At most ``keep_lines`` lines per stream are kept in the result (the callback sees them all).
+    Raises :class:`SandboxUnavailable` when ``sandboxed`` and bubblewrap is missing (mode ``auto``/``bwrap``).
     """
     isolation: Isolation = "none"
     cmd = list(argv)
     if sandboxed:
         bwrap, isolation = resolve_isolation(sandbox_mode)
-        if bwrap:
+        if bwrap and acting:
+            cmd = acting_prefix(bwrap) + cmd
+        elif bwrap and scratch:
+            cmd = bwrap_prefix(bwrap, writable=[scratch], private_tmp=False) + cmd
+        elif bwrap:
             paths = [a for a in cmd if a.startswith("/")] + ([cwd] if cwd else [])
             cmd = bwrap_prefix(bwrap, readable=paths) + cmd
     start = time.perf_counter()

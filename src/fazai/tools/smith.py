@@ -28,6 +28,7 @@ from typing import Any, Literal
 from fazai.models.base import Message, Provider, ProviderError, SessionParams, collect
 from fazai.tools.registry import ToolRegistry
 from fazai.tools.runner import run_child
+from fazai.tools.sandbox import SandboxUnavailable
 from fazai.tools.spec import ToolSpec, ToolSpecError, read_spec
 
 ProgressCallback = Callable[[str], Awaitable[None] | None]
@@ -39,7 +40,9 @@ The module must define, at module level:
 1. SPEC = {...}: a plain dict literal (no variables, no calls) with keys
    "name", "description", "inputs" (a JSON Schema of type object), "risk" and "tests".
    "risk" is "read_only" if the tool only reads, "changes_state" if it changes the machine,
-   "destructive" if it deletes data or can cut access.
+   "destructive" if it deletes data or can cut access. FazAI derives the real class from the code:
+   subprocess, os.system, exec/eval, getattr, __import__, sockets or unknown modules make a tool
+   opaque (always asked); a tool that only reads with the standard library runs without asking.
    "tests" is a list of {"args": {...}, "expect": {...}}: the result must contain every key/value of
    "expect". Use {"args": {...}, "expect_error": "text"} for an expected error.
 2. def run(args: dict, ctx) -> dict: does the work and returns a JSON-serialisable dict.
@@ -169,9 +172,12 @@ async def validate_tool(
         return Validation(ok=False, errors=[f"parse: {e}"])
     if spec.name != expected_name:
         return Validation(ok=False, errors=[f"SPEC['name'] is {spec.name!r}, must be {expected_name!r}"])
-    check = await run_child(
-        "check", source, filename, timeout_s=timeout_s, sandboxed=True, sandbox_mode=sandbox_mode
-    )
+    try:
+        check = await run_child(
+            "check", source, filename, timeout_s=timeout_s, sandboxed=True, sandbox_mode=sandbox_mode
+        )
+    except SandboxUnavailable as e:
+        return Validation(ok=False, errors=[str(e)])
     if check.error or check.first("spec") is None:
         detail = check.first("error") or {}
         tb = str(detail.get("traceback") or "")[-800:]

@@ -6,7 +6,7 @@ A tool is a Python module with two things at module level::
         "name": "count_lines",
         "description": "Count the lines of a text file",
         "inputs": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
-        "risk": "read_only",              # or "changes_state" / "destructive"; unknown = changes_state
+        "risk": "read_only",              # a hint only: the class is derived from the code (see below)
         "tests": [{"args": {"path": "/etc/hostname"}, "expect": {"lines": 1}}],
     }
 
@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Risk = Literal["read_only", "changes_state", "destructive"]
-RISKS: tuple[str, ...] = ("read_only", "changes_state", "destructive")
+Risk = Literal["read_only", "changes_state", "opaque", "destructive"]
+RISKS: tuple[str, ...] = ("read_only", "changes_state", "opaque", "destructive")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Built-in tools may be namespaced (``opnsense.block_ip``). Generated tools never have a dot, so
 # they can never take a built-in's name.
@@ -198,7 +198,7 @@ def check_args(schema: dict[str, Any], value: Any, path: str = "args") -> list[s
 
 # ------------------------------------------------------------------------------------ risk floor
 
-_RISK_ORDER = {"read_only": 0, "changes_state": 1, "destructive": 2}
+_RISK_ORDER = {"read_only": 0, "changes_state": 1, "opaque": 2, "destructive": 3}
 # Calls that can change the machine. A generated tool that declares itself read_only but uses one of
 # these is treated as changes_state until an operator promotes it (a model may under-declare).
 _WRITE_CALLS = frozenset(
@@ -243,9 +243,18 @@ def stricter(a: Risk, b: Risk) -> Risk:
 def risk_floor(source: str) -> tuple[Risk, str | None]:
     """The least risk class the code itself implies, and why (``("read_only", None)`` when nothing).
 
-    A static look, not a proof: it catches the obvious under-declaration (a "read_only" tool that
-    deletes files or runs commands), so such a tool needs approval like any change.
+    Derived by :func:`fazai.safety.pycode.derive_risk`, which walks every import, name, attribute and
+    call: a model's declared class only ever makes a tool stricter, never more trusted.
     """
+    from fazai.safety.pycode import derive_risk
+
+    risk, why = derive_risk(source)
+    value = str(risk.value)
+    return (value if value in _RISK_ORDER else "opaque"), (why[0] if why else None)  # type: ignore[return-value]
+
+
+def _fixed_list_floor(source: str) -> tuple[Risk, str | None]:
+    # The former fixed-list check, kept only as a second opinion (a stricter answer still wins).
     try:
         tree = ast.parse(source)
     except SyntaxError:

@@ -1,7 +1,10 @@
 """``use_tool``: run a registered tool with a time limit, streaming its log lines.
 
-Module tools (generated or stable) run in a child process (``fazai.tools.child``) on the real
-machine — they are meant to act — and the whole process group is killed at the time limit. Built-in
+Module tools (generated or stable) run in a child process (``fazai.tools.child``) inside bubblewrap:
+a tool whose derived class is read-only in the strict sandbox (read-only root, no network, no
+capabilities), so even a mis-derived one cannot change anything; an acting tool (the operator approved
+it) in bubblewrap with the real filesystem. Without bubblewrap module tools are off (a clear error, no
+plain-subprocess fallback). The whole process group is killed at the time limit. Built-in
 tools run in-process under ``asyncio.wait_for``. Arguments are checked against the tool's declared
 inputs before anything runs. The safety decision (risk class → run / ask / refuse) belongs to the
 caller: :func:`tool_risk` says what to check.
@@ -15,10 +18,11 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fazai.tools.registry import ToolInfo, ToolRegistry
 from fazai.tools.runner import LogCallback, LogStream, run_child
+from fazai.tools.sandbox import SandboxUnavailable
 from fazai.tools.spec import Risk, check_args
 
 
@@ -95,6 +99,7 @@ async def use_tool(
     timeout_s: float = 60.0,
     on_log: LogCallback | None = None,
     extra: dict[str, Any] | None = None,
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
 ) -> ToolRun:
     """Run tool ``name`` with ``args``; stream ``on_log("log"|"stderr", text)`` as lines arrive.
 
@@ -115,24 +120,34 @@ async def use_tool(
         )
     if info.builtin is not None:
         return await _run_builtin(info, args, timeout_s, on_log, extra)
-    return await _run_module(info, args, timeout_s, on_log)
+    return await _run_module(info, args, timeout_s, on_log, sandbox_mode)
 
 
 async def _run_module(
-    info: ToolInfo, args: dict[str, Any], timeout_s: float, on_log: LogCallback | None
+    info: ToolInfo,
+    args: dict[str, Any],
+    timeout_s: float,
+    on_log: LogCallback | None,
+    sandbox_mode: Literal["auto", "bwrap", "none"] = "auto",
 ) -> ToolRun:
     assert info.path is not None
-    with tempfile.TemporaryDirectory(prefix="fazai-use-") as cwd:
-        out = await run_child(
-            "run",
-            info.source(),
-            str(info.path),
-            args=args,
-            timeout_s=timeout_s,
-            sandboxed=False,
-            on_log=on_log,
-            cwd=cwd,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="fazai-use-") as cwd:
+            out = await run_child(
+                "run",
+                info.source(),
+                str(info.path),
+                args=args,
+                timeout_s=timeout_s,
+                sandboxed=True,
+                sandbox_mode=sandbox_mode,
+                acting=info.risk != "read_only",
+                scratch=cwd,
+                on_log=on_log,
+                cwd=cwd,
+            )
+    except SandboxUnavailable as e:
+        return ToolRun(name=info.name, kind=info.kind, risk=info.risk, ok=False, error=str(e))
     res = out.first("result")
     error = out.error
     return ToolRun(

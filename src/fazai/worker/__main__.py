@@ -26,6 +26,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ctx-size", type=int, help="context tokens per session")
     ap.add_argument("--batch-size", type=int, help="prompt batch; smaller = faster abort")
     ap.add_argument("--system-prefix", help="shared system prompt evaluated once at start")
+    ap.add_argument(
+        "--speculative",
+        choices=["none", "draft", "ngram", "draft+ngram"],
+        help="speculative decoding (default: [worker] speculative)",
+    )
+    ap.add_argument(
+        "--draft-model", help="catalog name or .gguf of the draft model (default: [worker] draft_model)"
+    )
     return ap.parse_args(argv)
 
 
@@ -62,6 +70,19 @@ def main(argv: list[str] | None = None) -> None:
     except ProviderError as e:
         print(f"fazai-worker: {e}", file=sys.stderr)
         sys.exit(1)
+    speculative = args.speculative or w.speculative
+    draft = args.draft_model or w.draft_model
+    draft_path = None
+    if "draft" in speculative:
+        if not draft:
+            need = "--draft-model or [worker] draft_model"
+            print(f"fazai-worker: speculative 'draft' needs a draft model: {need}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            draft_path = resolve_model(draft, settings.paths.models_dir)
+        except ProviderError as e:
+            print(f"fazai-worker: draft model: {e}", file=sys.stderr)
+            sys.exit(1)
     if _already_running(sock):
         print(f"fazai-worker: a worker already listens on {sock}", file=sys.stderr)
         sys.exit(1)
@@ -79,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size or w.batch_size,
         cache_ram_mib=w.cache_ram_mib,
         state_dir=state_dir,
+        speculative=speculative,
+        draft_model=draft_path,
+        draft_max=w.draft_max,
     )
     print(
         f"fazai-worker: loading {model_path} ({config.slots} slots × {config.ctx_size} tokens)",

@@ -34,6 +34,44 @@ class EngineConfig:
     batch_size: int = 16
     cache_ram_mib: int = 256
     state_dir: Path = Path("/tmp")
+    # Speculative decoding: "none", "draft" (draft_model proposes, the model verifies), "ngram"
+    # (prompt lookup: proposals copied from the context, no second model), or "draft+ngram".
+    speculative: str = "none"
+    draft_model: Path | None = None
+    draft_max: int = 16  # tokens proposed per step
+    draft_min: int = 0
+
+
+SPECULATIVE_KINDS = ("none", "draft", "ngram", "draft+ngram")
+
+
+def _speculative(p: Any, config: EngineConfig, threads: int) -> None:
+    """Configure llama.cpp's speculative decoding on ``p`` (output is identical under greedy sampling:
+    the model verifies every proposed token)."""
+    import xllamacpp
+
+    kinds = config.speculative.split("+") if config.speculative != "none" else []
+    if config.speculative not in SPECULATIVE_KINDS:
+        raise EngineError(
+            f"speculative must be one of {', '.join(SPECULATIVE_KINDS)}, not {config.speculative!r}"
+        )
+    types = []
+    if "draft" in kinds:
+        if config.draft_model is None or not config.draft_model.is_file():
+            raise EngineError(
+                f"a draft model is needed for speculative decoding (got {config.draft_model}); "
+                "pull it with `fazai model pull` or set [worker] draft_model"
+            )
+        d = p.speculative.draft
+        d.mparams.path = str(config.draft_model)
+        d.n_max, d.n_min = config.draft_max, config.draft_min
+        d.cpuparams.n_threads = threads
+        d.cpuparams_batch.n_threads = threads
+        types.append(xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE)
+    if "ngram" in kinds:
+        types.append(xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE)
+    if types:
+        p.speculative.types = types
 
 
 def plain_prompt(messages: list[dict[str, str]]) -> str:
@@ -75,6 +113,7 @@ class Engine:
         p.cache_idle_slots = False
         p.slot_save_path = str(config.state_dir) + "/"
         p.warmup = False
+        _speculative(p, config, threads)
         # The in-process server also opens a loopback HTTP listener: lock it with a random key.
         self._api_key = secrets.token_hex(16)
         p.api_keys = [self._api_key]

@@ -5,20 +5,26 @@ Every rule returns findings; a command with no rule is ``changes_state`` ("when 
 """
 
 from . import readonly  # noqa: I001 - registration order matters
-from . import apps, disks, files, network, packages, shell, system
-from .base import RULES, Rule, cs, de, fb, mkfs_like, resolve_name, ro, rule, write_target
+from . import apps, databases, disks, files, firewall, network, packages, shell, system
+from . import guarded
+from .base import RULES, Rule, crit, cs, de, fb, mkfs_like, op, resolve_name, ro, rule, write_target
 
 __all__ = [
     "RULES",
     "Rule",
     "apps",
+    "crit",
     "cs",
+    "databases",
     "de",
     "disks",
     "fb",
     "files",
+    "firewall",
+    "guarded",
     "mkfs_like",
     "network",
+    "op",
     "packages",
     "readonly",
     "resolve_name",

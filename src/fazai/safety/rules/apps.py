@@ -7,7 +7,7 @@ import re
 from .. import paths
 from ..cmd import Cmd, Ctx, has_long, has_short, split_opts
 from ..model import Finding
-from .base import cs, de, ro, rule
+from .base import cs, de, op, ro, rule
 
 
 @rule("tar", "bsdtar")
@@ -33,9 +33,10 @@ def _tar(cmd: Cmd, ctx: Ctx) -> list[Finding]:
                 "--checkpoint-action",
                 "--info-script",
                 "--new-volume-script",
+                "--rsh-command",
             )
-        ):
-            return cs("tar runs an external command")
+        ) or a in {"-I", "-F"}:
+            return op("tar runs an external command given on its command line")
     if "t" in modes and not modes & {"x", "c", "r", "u"}:
         return ro("tar --list")
     if "x" in modes and any(
@@ -51,6 +52,10 @@ def _tar(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 )
 def _compress(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     opts, _ = split_opts(cmd.argv[1:])
+    if cmd.name == "zip" and any(
+        o in {"-TT", "--unzip-command"} or o.startswith("--unzip-command=") for o in opts
+    ):
+        return op("zip -TT runs the given command")
     if has_short(opts, "clt") or has_long(opts, "--stdout", "--list", "--test", "--to-stdout"):
         return ro(f"{cmd.name} to stdout / listing")
     if cmd.name == "unzip" and has_short(opts, "lvZ"):
@@ -284,7 +289,7 @@ def _git(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     _, pos = split_opts(cmd.argv[1:], {"-C", "-c", "--git-dir", "--work-tree"})
     sub = pos[0] if pos else None
     if any(a == "-c" or a.startswith("--config-env") for a in cmd.argv[1:]):
-        return cs("git -c sets config (pager, aliases, hooks) that can run commands")
+        return op("git -c sets config (pager, aliases, hooks, ssh) that can run any command")
     if any(
         a.startswith(("--output", "-O", "--open-files-in-pager", "--ext-diff", "--exec"))
         for a in cmd.argv[1:]
@@ -333,100 +338,6 @@ def _git(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     if sub == "branch" and has_short(ropts, "D"):
         return de("git branch -D deletes a branch")
     return cs(f"git {sub}")
-
-
-_SQL_DESTROY = re.compile(
-    r"\b(drop\s+(database|schema|table|user|role)|truncate|delete\s+from|flushall|flushdb|dropdb)\b", re.I
-)
-_SQL_WRITE = re.compile(
-    r"\b(insert|update|create|alter|grant|revoke|replace|set\s+global|load\s+data|copy|vacuum|reindex|call|do|lock|rename)\b",
-    re.I,
-)
-
-
-def sql_risk(sql: str, who: str) -> list[Finding]:
-    if _SQL_DESTROY.search(sql):
-        return de(f"{who}: {sql.strip()[:60]} destroys data")
-    if _SQL_WRITE.search(sql) or "into outfile" in sql.lower():
-        return cs(f"{who}: {sql.strip()[:60]} changes data")
-    return ro(f"{who} query")
-
-
-@rule("mysql", "mariadb", "psql", "sqlite3", "redis-cli", "mongo", "mongosh", "clickhouse-client", "sqlcmd")
-def _db(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    args = cmd.argv[1:]
-    queries = []
-    for i, a in enumerate(args):
-        if a in {"-e", "--execute", "-c", "--command", "--eval", "-q", "--query"} and i + 1 < len(args):
-            queries.append(args[i + 1])
-        elif a.startswith(("--execute=", "--command=", "--eval=", "--query=")):
-            queries.append(a.split("=", 1)[1])
-    if cmd.name == "sqlite3":
-        _, pos = split_opts(args, {"-cmd", "-separator"})
-        queries += pos[1:]
-    if cmd.name == "redis-cli":
-        _, pos = split_opts(args, {"-h", "-p", "-a", "-n", "-u", "--user", "--pass", "-i", "-r", "-d", "-s"})
-        if not pos and any(a in {"--stat", "--latency", "--bigkeys", "--memkeys", "--scan"} for a in args):
-            return ro("redis-cli statistics")
-        if pos:
-            verb = pos[0].lower()
-            if verb in {"flushall", "flushdb", "shutdown", "del", "unlink", "debug"}:
-                return de(f"redis-cli {verb} destroys data")
-            if verb in {
-                "info",
-                "ping",
-                "get",
-                "keys",
-                "scan",
-                "dbsize",
-                "ttl",
-                "type",
-                "hgetall",
-                "llen",
-                "smembers",
-                "config-get",
-                "client",
-                "slowlog",
-                "memory",
-                "lrange",
-                "exists",
-                "mget",
-            }:
-                return ro(f"redis-cli {verb}")
-            return cs(f"redis-cli {verb}")
-    if any(a in {"-l", "--list"} for a in args) and cmd.name == "psql":
-        return ro("psql -l")
-    if not queries:
-        return cs(f"{cmd.name} reads SQL from stdin or a session: cannot see what it runs")
-    out: list[Finding] = []
-    for q in queries:
-        # Client meta-commands that run a shell: psql \!, mysql system / \!, sqlite3 .shell / .system.
-        m = re.search(r"(?:\\!|^\s*!|^\s*system\s|^\s*\.(?:shell|system)\s)(.*)", q, re.S | re.M)
-        if m:
-            out += cs(f"{cmd.name}: the query runs a shell command")
-            out += [
-                Finding(f.risk, f"{cmd.name} shell escape: {f.reason}") for f in ctx.classify_code(m.group(1))
-            ]
-            continue
-        out += sql_risk(q, cmd.name)
-    return out
-
-
-@rule("mysqladmin")
-def _mysqladmin(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    _, pos = split_opts(cmd.argv[1:], {"-u", "-p", "-h", "-P", "-S"})
-    if any(p in {"drop", "shutdown", "kill"} for p in pos):
-        return de("mysqladmin drop/shutdown/kill")
-    if not pos or all(
-        p in {"status", "processlist", "version", "ping", "variables", "extended-status"} for p in pos
-    ):
-        return ro("mysqladmin status")
-    return cs("mysqladmin changes the server")
-
-
-@rule("dropdb", "dropuser")
-def _dropdb(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    return de(f"{cmd.name} deletes a database object")
 
 
 @rule(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .. import paths
 from ..cmd import SYSTEM_BIN_DIRS, Cmd, Ctx
-from ..model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, READ_ONLY, Finding
+from ..model import CHANGES_STATE, DESTRUCTIVE, FORBIDDEN, OPAQUE, READ_ONLY, Finding
 
 Rule = Callable[[Cmd, Ctx], list[Finding]]
 RULES: dict[str, Rule] = {}
@@ -36,6 +36,17 @@ def de(what: str) -> list[Finding]:
     return [Finding(DESTRUCTIVE, what)]
 
 
+def op(what: str) -> list[Finding]:
+    """Opaque: code or data the classifier cannot see; asked, never approved by --yes."""
+    return [Finding(OPAQUE, what)]
+
+
+def crit(what: str) -> list[Finding]:
+    """Security-critical state (firewall, uid 0, authorized_keys, sudoers, setuid): destructive, and only
+    an operator's explicit approval runs it."""
+    return [Finding(DESTRUCTIVE, what, critical=True)]
+
+
 def fb(what: str) -> list[Finding]:
     return [Finding(FORBIDDEN, what)]
 
@@ -47,14 +58,18 @@ def write_target(path: str, *, append: bool, who: str) -> list[Finding]:
     if "$" in path or "`" in path:
         return cs(f"{who} writes to a path computed at run time ({path})")
     p = paths.norm(path)
+    if paths.NET_DEVICE.match(p):
+        return op(f"{who} to {p}: sends data over a network socket")
     if paths.is_block_device(p):
         return fb(f"{who} writes to the block/memory device {p}: destroys the disk or the kernel's memory")
     if p == "/proc/sysrq-trigger":
         return fb(f"{who} writes to /proc/sysrq-trigger: crashes, reboots or powers off the machine at once")
     if paths.is_auth_file(p):
         if append:
-            return de(f"{who} appends to {p}, an account/auth file")
-        return fb(f"{who} overwrites {p}: locks every user (and root) out")
+            return crit(f"{who} appends to {p}, an account/auth file")
+        return [Finding(FORBIDDEN, f"{who} overwrites {p}: locks every user (and root) out", critical=True)]
+    if paths.is_security_file(p):
+        return crit(f"{who} writes {p}: changes who may log in or act as root")
     if p.startswith("/boot/") or p == "/boot":
         return de(f"{who} writes into /boot: can leave the machine unbootable")
     return cs(f"{who} writes {p}")

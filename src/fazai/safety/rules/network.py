@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from .. import paths
-from ..cmd import Cmd, Ctx, first_positional, has_long, has_short, split_opts
+from ..cmd import Cmd, Ctx, first_positional, has_short, split_opts
 from ..model import Finding
-from .base import cs, de, ro, rule, write_target
+from .base import crit, cs, de, op, ro, rule, write_target
 
 _SYSTEMCTL_RO = frozenset(
     [
@@ -49,6 +49,11 @@ _SYSTEMCTL_POWER = frozenset(
         "soft-reboot",
     ]
 )
+# Units that are the firewall or intrusion protection: stopping one opens the machine.
+_FIREWALL_UNITS = re.compile(
+    r"^(nftables|firewalld|ufw|iptables|ip6tables|netfilter-persistent|ebtables|shorewall6?|fail2ban|"
+    r"crowdsec|csf|lfd|pf|ipset)(\.service)?$"
+)
 _ACCESS_UNITS = re.compile(
     r"^(ssh|sshd|openssh|networking|network|NetworkManager|systemd-networkd|systemd-resolved|dbus|systemd-logind|getty|wg-quick|openvpn|tailscaled)([@.].*)?$"
 )
@@ -68,6 +73,8 @@ def _systemctl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     ):
         return de(f"systemctl {sub}: takes the machine down")
     units = [r for r in rest if not r.startswith("-")]
+    if sub in {"stop", "kill", "disable", "mask"} and any(_FIREWALL_UNITS.match(u) for u in units):
+        return crit(f"systemctl {sub} {' '.join(units)}: turns the firewall off")
     if sub in {
         "stop",
         "kill",
@@ -95,6 +102,8 @@ def _service(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return ro("service --status-all")
     if len(args) >= 2 and args[1] in {"status"}:
         return ro(f"service {args[0]} status")
+    if len(args) >= 2 and args[1] == "stop" and _FIREWALL_UNITS.match(args[0]):
+        return crit(f"service {args[0]} stop: turns the firewall off")
     if len(args) >= 2 and args[1] == "stop" and _ACCESS_UNITS.match(args[0]):
         return de(f"service {args[0]} stop: can cut remote access")
     return cs(f"service {' '.join(args)}")
@@ -183,152 +192,6 @@ def _arp(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 
 
 @rule(
-    "iptables",
-    "ip6tables",
-    "iptables-legacy",
-    "ip6tables-legacy",
-    "iptables-nft",
-    "ip6tables-nft",
-    "arptables",
-    "ebtables",
-)
-def _iptables(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    args = cmd.argv[1:]
-    longmap = {
-        "--list": "L",
-        "--list-rules": "S",
-        "--check": "C",
-        "--flush": "F",
-        "--delete-chain": "X",
-        "--policy": "P",
-        "--zero": "Z",
-        "--append": "A",
-        "--insert": "I",
-        "--delete": "D",
-        "--replace": "R",
-        "--new-chain": "N",
-        "--rename-chain": "E",
-        "--version": "V",
-        "--help": "h",
-    }
-    acts: set[str] = set()
-    for a in args:
-        if a.startswith("--"):
-            if a.split("=")[0] in longmap:
-                acts.add(longmap[a.split("=")[0]])
-        elif re.fullmatch(r"-[A-Za-z]+", a):
-            acts.update(c for c in a[1:] if c in "LSCFXPZAIDRNEVh")
-    # -n / -v / -x / -t are modifiers; LSCVh are queries.
-    if acts and acts <= {"L", "S", "C", "V", "h"}:
-        return ro(f"{cmd.name} listing")
-    if "F" in acts or "X" in acts:
-        return de(f"{cmd.name} -F/-X flushes firewall rules")
-    if "P" in acts:
-        return de(f"{cmd.name} -P changes a chain's default policy: can open the firewall or lock you out")
-    if not acts:
-        return ro(f"{cmd.name} listing") if not args else cs(f"{cmd.name} {' '.join(args)}")
-    return cs(f"{cmd.name} changes firewall rules")
-
-
-@rule("iptables-save", "ip6tables-save")
-def _ipt_save(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    opts, _ = split_opts(cmd.argv[1:], {"-f", "--file", "-t", "--table", "-M"})
-    return (
-        cs("iptables-save -f writes a file")
-        if "-f" in opts or has_long(opts, "--file")
-        else ro("iptables-save")
-    )
-
-
-@rule("iptables-restore", "ip6tables-restore")
-def _ipt_restore(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    opts, _ = split_opts(cmd.argv[1:])
-    if has_short(opts, "t") or has_long(opts, "--test"):
-        return ro("iptables-restore --test")
-    if has_short(opts, "n") or has_long(opts, "--noflush"):
-        return cs("iptables-restore --noflush adds rules")
-    return de("iptables-restore replaces the whole firewall ruleset")
-
-
-@rule("nft")
-def _nft(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    args = cmd.argv[1:]
-    opts, pos = split_opts(args, {"-f", "--file", "-I", "--includepath", "-D", "--define"})
-    if "-f" in opts or has_long(opts, "--file"):
-        if has_short(opts, "c") or has_long(opts, "--check"):
-            return ro("nft --check -f")
-        return cs("nft -f loads a ruleset file")
-    if not pos:
-        return ro("nft") if opts else cs("nft interactive")
-    sub = pos[0]
-    if sub in {"list", "describe", "monitor", "--version", "-v"}:
-        return ro(f"nft {sub}")
-    if sub == "flush" or sub in {"delete", "destroy"}:
-        return de(f"nft {' '.join(pos[:3])}: removes firewall rules")
-    return cs(f"nft {' '.join(pos[:3])}")
-
-
-@rule("ufw")
-def _ufw(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    sub, _ = first_positional(cmd.argv[1:])
-    if sub in {"status", "show", "version", "app", None, "--version", "help"}:
-        return ro(f"ufw {sub}")
-    if sub in {"disable", "reset"}:
-        return de(f"ufw {sub}: turns the firewall off / drops all rules")
-    return cs(f"ufw {sub}")
-
-
-@rule("firewall-cmd")
-def _firewalld(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    args = cmd.argv[1:]
-    if (
-        args
-        and all(
-            a.startswith(
-                (
-                    "--state",
-                    "--list",
-                    "--get",
-                    "--query",
-                    "--info",
-                    "--zone",
-                    "--permanent",
-                    "--version",
-                    "--help",
-                )
-            )
-            for a in args
-        )
-        and (
-            not any(a.startswith("--permanent") for a in args)
-            or all(
-                a.startswith(("--list", "--get", "--query", "--zone", "--permanent", "--info")) for a in args
-            )
-        )
-    ):
-        return ro("firewall-cmd query")
-    if any(a.startswith(("--panic-on", "--complete-reload")) for a in args):
-        return de("firewall-cmd --panic-on drops all traffic")
-    return cs("firewall-cmd changes the firewall")
-
-
-@rule("fail2ban-client")
-def _f2b(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    _, pos = split_opts(cmd.argv[1:], {"-c", "-s", "-p"})
-    sub = pos[0] if pos else None
-    if sub is None or sub in {"status", "ping", "version", "get", "banned", "echo", "help"}:
-        return ro(f"fail2ban-client {sub or ''}".rstrip())
-    if sub == "stop":
-        return de("fail2ban-client stop: turns off intrusion protection")
-    return cs(f"fail2ban-client {' '.join(pos[:4])}")
-
-
-@rule("fail2ban-regex", "sshd-t")
-def _f2b_regex(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    return ro(cmd.name)
-
-
-@rule(
     "sshd",
     "nginx",
     "apache2ctl",
@@ -385,9 +248,45 @@ def _daemon_checks(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     return cs(f"{cmd.name} {' '.join(args)}".rstrip())
 
 
+_CURL_UPLOAD = re.compile(r"^(-[a-zA-Z]*[TK]|--upload-file|--config|--netrc-file)$")
+_CURL_DATA = re.compile(
+    r"^(--data-binary|--data-raw|--data-ascii|--data-urlencode|--data|--json|--form)(?==|$)|^(-d|-F)"
+)
+
+
+def _curl_upload(cmd: Cmd) -> list[Finding]:
+    """curl sending a file (-F f=@file, --data @file, -T file, -K config) or a computed value."""
+    args = cmd.argv[1:]
+    for i, a in enumerate(args):
+        if _CURL_UPLOAD.match(a) or a.startswith(("--upload-file=", "--config=")):
+            return op(f"curl {a}: uploads a file or reads options from a file")
+        m = _CURL_DATA.match(a)
+        if not m:
+            continue
+        inline = a[len(m.group(0)) :].lstrip("=")
+        val, arg = (
+            (inline, cmd.args[i + 1])
+            if inline
+            else ((args[i + 1], cmd.args[i + 2]) if i + 1 < len(args) else ("", cmd.args[i + 1]))
+        )
+        if not arg.literal:
+            return op(f"curl {m.group(1)}: sends a value computed at run time")
+        flag = m.group(0)
+        if flag in {"-F", "--form"} and re.search(r"=[@<]", val):
+            return op(f"curl {flag} {val[:40]}: uploads a local file")
+        if flag == "--data-urlencode" and re.match(r"^[^=]*@", val):
+            return op(f"curl --data-urlencode {val[:40]}: uploads a local file")
+        if flag not in {"--data-raw", "-F", "--form", "--data-urlencode"} and val.startswith("@"):
+            return op(f"curl {flag} {val[:40]}: uploads a local file (or stdin)")
+    return []
+
+
 @rule("curl")
 def _curl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
+    up = _curl_upload(cmd)
+    if up:
+        return up
     for i, a in enumerate(args):
         if a in {
             "-o",
@@ -423,6 +322,11 @@ def _curl(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 @rule("wget")
 def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     args = cmd.argv[1:]
+    if any(
+        a.startswith(("--post-file", "--body-file", "--execute", "-e", "--config", "--use-askpass"))
+        for a in args
+    ):
+        return op("wget --post-file/--body-file/-e/--config: uploads a file or runs wgetrc commands")
     if "--spider" in args:
         return ro("wget --spider")
     for i, a in enumerate(args):
@@ -439,9 +343,15 @@ def _wget(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     return cs("wget saves files")
 
 
-@rule("ssh", "nc", "ncat", "netcat", "socat", "telnet", "ftp", "sftp", "lftp", "rclone", "mosh")
+@rule("ssh", "ftp", "sftp", "lftp", "rclone", "mosh")
 def _remote(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     out = cs(f"{cmd.name} opens a connection that can run or send anything")
+    if ctx.stdin and (ctx.stdin.upstream or ctx.stdin.file):
+        out += op(f"{cmd.name} with local data on stdin: sends it to another host")
+    if any(
+        a.startswith(("-oProxyCommand", "-oLocalCommand", "ProxyCommand", "LocalCommand")) for a in cmd.argv
+    ):
+        out += op(f"{cmd.name} ProxyCommand/LocalCommand: runs a local program")
     if cmd.name == "ssh":
         ssh_values = {
             "-p",
@@ -469,18 +379,8 @@ def _remote(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         host, rest = first_positional(cmd.argv[1:], ssh_values)
         if host and rest:
             # The remote command runs as shell code on the other host: judge it the same way.
-            out += [Finding(f.risk, f"ssh {host}: {f.reason}") for f in ctx.classify_code(" ".join(rest))]
+            out += [f.but(f"ssh {host}: {f.reason}") for f in ctx.classify_code(" ".join(rest))]
     return out
-
-
-@rule("conntrack")
-def _conntrack(cmd: Cmd, ctx: Ctx) -> list[Finding]:
-    opts, _ = split_opts(cmd.argv[1:])
-    if has_short(opts, "F") or has_long(opts, "--flush"):
-        return de("conntrack -F drops the connection-tracking table")
-    if has_short(opts, "LSCEG") or has_long(opts, "--dump", "--stats", "--count", "--event", "--get"):
-        return ro("conntrack listing")
-    return cs("conntrack changes connection tracking")
 
 
 @rule("nmap", "masscan", "hping3")

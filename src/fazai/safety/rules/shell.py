@@ -6,11 +6,18 @@ import re
 
 from ..cmd import Cmd, Ctx, first_positional
 from ..model import Finding
+from ..progvars import PROGRAM_VARS, program_var
 from .base import cs, ro, rule
 
 
 @rule("export", "declare", "typeset", "local", "readonly")
 def _export(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    for arg in cmd.args[1:]:
+        var, eq, val = arg.text.partition("=")
+        if eq and var in PROGRAM_VARS:
+            found = program_var(var, val, not arg.literal, ctx.classify_code)
+            if found:
+                return found
     for a in cmd.argv[1:]:
         if re.match(r"(PATH|LD_PRELOAD|LD_LIBRARY_PATH|BASH_ENV|ENV|IFS|PROMPT_COMMAND|SHELLOPTS|PS4)=", a):
             return cs(f"export {a.split('=')[0]} changes how later commands resolve/run")
@@ -44,8 +51,4 @@ def _trap(cmd: Cmd, ctx: Ctx) -> list[Finding]:
 def _watch(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     head, tail = first_positional(cmd.argv[1:], {"-n", "--interval", "-q", "--equexit"})
     pos = [head, *tail] if head is not None else []
-    return (
-        [Finding(f.risk, f"watch: {f.reason}") for f in ctx.classify_code(" ".join(pos))]
-        if pos
-        else ro("watch")
-    )
+    return [f.but(f"watch: {f.reason}") for f in ctx.classify_code(" ".join(pos))] if pos else ro("watch")

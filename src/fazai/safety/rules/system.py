@@ -6,7 +6,7 @@ import re
 
 from ..cmd import Cmd, Ctx, has_long, has_short, split_opts
 from ..model import Finding
-from .base import cs, de, fb, ro, rule
+from .base import crit, cs, de, fb, op, ro, rule
 
 
 @rule("kill")
@@ -103,6 +103,9 @@ def _userdel(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     "newusers",
 )
 def _useradd(cmd: Cmd, ctx: Ctx) -> list[Finding]:
+    why = _privileged_account(cmd)
+    if why:
+        return crit(f"{cmd.name}: {why}")
     opts, pos = split_opts(cmd.argv[1:])
     if (
         cmd.name == "usermod"
@@ -111,6 +114,44 @@ def _useradd(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     ):
         return de("usermod locks root")
     return cs(f"{cmd.name} changes accounts")
+
+
+# Groups whose members are root in all but name.
+ADMIN_GROUPS = frozenset(
+    {"root", "sudo", "wheel", "admin", "adm", "docker", "lxd", "disk", "shadow", "libvirt"}
+)
+
+
+def _privileged_account(cmd: Cmd) -> str | None:
+    """Why this account command grants root (uid/gid 0, an admin group, an empty password), or None."""
+    args = cmd.argv[1:]
+    vals: dict[str, str] = {}
+    for i, a in enumerate(args):
+        m = re.fullmatch(r"(-[ugGp]|--uid|--gid|--groups|--password)(?:=?(.*))?", a)
+        if m:
+            v = m.group(2) if m.group(2) else (args[i + 1] if i + 1 < len(args) else "")
+            vals[m.group(1)] = v
+        elif re.fullmatch(r"-a?G", a) or a == "-aG" or re.fullmatch(r"-[a-zA-Z]*G", a):
+            vals["-G"] = args[i + 1] if i + 1 < len(args) else ""
+    if vals.get("-u") == "0" or vals.get("--uid") == "0":
+        return "creates or turns an account into uid 0 (a second root)"
+    if vals.get("-g") in {"0", "root"} or vals.get("--gid") in {"0", "root"}:
+        return "gives an account the root group"
+    groups = set((vals.get("-G") or vals.get("--groups") or "").split(","))
+    if groups & ADMIN_GROUPS:
+        return f"adds an account to an admin group ({', '.join(sorted(groups & ADMIN_GROUPS))})"
+    if ("-p" in vals or "--password" in vals) and (vals.get("-p") or vals.get("--password") or "") in {
+        "",
+        "''",
+    }:
+        return "sets an empty password"
+    _, pos = split_opts(args)
+    adds = any(a in {"-a", "--add", "-M", "--members", "-A"} for a in args)
+    if cmd.name == "gpasswd" and adds and pos and pos[-1] in ADMIN_GROUPS:
+        return f"adds a member to the admin group {pos[-1]}"
+    if cmd.name in {"adduser", "addgroup"} and len(pos) == 2 and pos[1] in ADMIN_GROUPS:
+        return f"adds {pos[0]} to the admin group {pos[1]}"
+    return None
 
 
 @rule("passwd")
@@ -139,11 +180,13 @@ def _crontab(cmd: Cmd, ctx: Ctx) -> list[Finding]:
     if has_short(opts, "l") and not pos:
         return ro("crontab -l")
     out = cs("crontab installs a crontab")
+    if pos in ([], ["-"]) and ctx.stdin and ctx.stdin.content is None and ctx.stdin.fed:
+        return op("crontab installs a table read from stdin whose content is not known")
     if pos in ([], ["-"]) and ctx.stdin and ctx.stdin.content is not None:
         for line in ctx.stdin.content.splitlines():
             m = re.match(r"\s*(?:@\w+|(?:\S+\s+){5})(.+)", line)
             if m and not line.lstrip().startswith("#"):
-                out += [Finding(f.risk, f"crontab entry: {f.reason}") for f in ctx.classify_code(m.group(1))]
+                out += [f.but(f"crontab entry: {f.reason}") for f in ctx.classify_code(m.group(1))]
     return out
 
 
@@ -154,7 +197,7 @@ def _at(cmd: Cmd, ctx: Ctx) -> list[Finding]:
         return ro("at -l")
     out = cs(f"{cmd.name} schedules or runs a job")
     if cmd.name in {"at", "batch"} and ctx.stdin and ctx.stdin.content is not None:
-        out += [Finding(f.risk, f"{cmd.name} job: {f.reason}") for f in ctx.classify_code(ctx.stdin.content)]
+        out += [f.but(f"{cmd.name} job: {f.reason}") for f in ctx.classify_code(ctx.stdin.content)]
     return out
 
 

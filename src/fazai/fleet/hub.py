@@ -1,0 +1,448 @@
+"""The connection hub: one :class:`AgentConn` per connected node, and the routing of actions to them.
+
+Per connection the agent may have ``credits`` data frames in flight; the hub returns credit as it
+consumes frames and lists in its ``ack`` the frames it has stored durably (results, telemetry), which
+the agent then drops from its outbox. A command's output is kept in memory (capped) until its
+``command.exit`` arrives; then output and exit are committed together and acknowledged together, so a
+crash of fazaid before that commit only means the agent sends them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from fazai import wire
+from fazai.config import FleetSettings
+from fazai.fleet.actions import ActionStore
+from fazai.fleet.registry import Registry
+
+log = structlog.get_logger("fazai.fleet")
+
+OutputListener = Callable[[str, str], Awaitable[None] | None]
+
+
+class HubError(Exception):
+    """The hub cannot take an action (unknown node, shutting down…): the message says why."""
+
+
+@dataclass
+class ActionState:
+    """What the hub holds about one action while it runs."""
+
+    id: str
+    node: str
+    kind: str
+    frame: str
+    done: asyncio.Future[dict[str, Any]]
+    chunks: dict[int, tuple[str, str]] = field(default_factory=dict)
+    frame_ids: list[str] = field(default_factory=list)
+    out_bytes: int = 0
+    truncated: bool = False
+    listeners: list[OutputListener] = field(default_factory=list)
+    sent: bool = False
+
+
+class AgentConn:
+    """One live, authenticated agent connection."""
+
+    def __init__(self, ws: ServerConnection, node: str, serial: str, hello: wire.Hello, window: int):
+        self.ws = ws
+        self.node = node
+        self.serial = serial
+        self.hello = hello
+        self.window = window
+        self.in_flight = 0  # data frames received and not yet credited back
+        self.credit_due = 0
+        self.ack_ids: list[str] = []
+        self.ack_wake = asyncio.Event()
+        self.running: set[str] = set()
+        self.queue: deque[str] = deque()
+        self.max_concurrent = 1
+        self.connected_at = time.monotonic()
+        self.last_seen = time.time()
+        self.load: dict[str, Any] = {}
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+
+class Hub:
+    """Connections and actions of the fleet."""
+
+    def __init__(self, settings: FleetSettings, registry: Registry, actions: ActionStore):
+        self.settings = settings
+        self.registry = registry
+        self.actions = actions
+        self.conns: dict[str, AgentConn] = {}
+        self.states: dict[str, ActionState] = {}
+        self.telemetry: dict[str, list[dict[str, Any]]] = {}
+        self.counters: dict[str, int] = {
+            "connections": 0,
+            "refused": 0,
+            "cut": 0,
+            "frames": 0,
+            "results": 0,
+            "redelivered": 0,
+        }
+
+    # -- connections ----------------------------------------------------------------------------
+
+    async def handle(self, ws: ServerConnection, node: str, serial: str) -> None:
+        """Serve one agent connection after TLS and the revocation check: hello first, then frames."""
+        try:
+            raw = await asyncio.wait_for(ws.recv(), timeout=10)
+            env, hello = wire.parse(raw, max_bytes=self.settings.max_frame_bytes)
+            if env.kind != "hello":
+                raise wire.WireError(f"the first frame must be hello, not {env.kind}", "no_hello")
+            if wire.VERSION not in hello.protocol:
+                raise wire.WireError(
+                    f"agent speaks protocol {hello.protocol}, this server v{wire.VERSION}: upgrade the agent",
+                    "version",
+                )
+        except (TimeoutError, wire.WireError) as e:
+            code = getattr(e, "code", "timeout")
+            reason = str(e) or "no hello within 10 s"
+            log.warning("agent_refused", node=node, reason=reason, code=code)
+            self.counters["refused"] += 1
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(wire.frame("error", {"code": code, "message": reason}))
+            await ws.close(1008, reason[:120])
+            return
+        except ConnectionClosed:
+            return
+        old = self.conns.get(node)
+        if old is not None:
+            # One live connection per node: the newer one wins (the old is half-dead after a network cut).
+            log.info("agent_replaced", node=node)
+            await old.ws.close(1000, "replaced by a newer connection")
+        conn = AgentConn(ws, node, serial, hello, self.settings.credits)
+        conn.max_concurrent = min(hello.limits.max_concurrent, self.settings.max_concurrent)
+        self.conns[node] = conn
+        self.counters["connections"] += 1
+        await self.registry.touch(node, hello.model_dump(mode="json"))
+        limits = wire.Limits(
+            max_concurrent=conn.max_concurrent, max_output_bytes=self.settings.max_output_bytes
+        )
+        await conn.send(
+            wire.frame(
+                "ack",
+                wire.Ack(
+                    ids=[env.id],
+                    credit=conn.window,
+                    accepted=True,
+                    node=node,
+                    heartbeat_s=self.settings.heartbeat_s,
+                    limits=limits,
+                ),
+                corr=env.id,
+            )
+        )
+        log.info("agent_connected", node=node, version=hello.agent_version, pending=hello.pending)
+        acker = asyncio.create_task(self._acker(conn))
+        try:
+            await self._resume(conn)
+            async for raw in ws:
+                try:
+                    await self._on_frame(conn, raw)
+                except wire.WireError as e:
+                    log.warning("agent_cut", node=node, reason=str(e), code=e.code)
+                    self.counters["cut"] += 1
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.send(wire.frame("error", {"code": e.code, "message": str(e)}))
+                    await ws.close(1008, str(e)[:120])
+                    break
+        except ConnectionClosed as e:
+            if (e.rcvd and e.rcvd.code == 1009) or (e.sent and e.sent.code == 1009):
+                log.warning("agent_cut", node=node, reason="frame over the size limit", code="too_big")
+                self.counters["cut"] += 1
+        finally:
+            acker.cancel()
+            if self.conns.get(node) is conn:
+                del self.conns[node]
+                # Actions sent on this connection go back to the queue: resent at the next hello
+                # (the agent's executed-id memory keeps that from running them twice).
+                for aid in conn.running:
+                    st = self.states.get(aid)
+                    if st is not None:
+                        st.sent = False
+            log.info("agent_disconnected", node=node, code=ws.close_code, reason=ws.close_reason)
+
+    async def _acker(self, conn: AgentConn) -> None:
+        """Send coalesced acks: durable ids and returned credit."""
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                await conn.ack_wake.wait()
+                conn.ack_wake.clear()
+                ids, conn.ack_ids = conn.ack_ids, []
+                credit, conn.credit_due = conn.credit_due, 0
+                conn.in_flight -= credit
+                if ids or credit:
+                    await conn.send(wire.frame("ack", wire.Ack(ids=ids, credit=credit)))
+
+    def _credit(self, conn: AgentConn, ids: list[str] | None = None) -> None:
+        conn.credit_due += 1
+        if ids:
+            conn.ack_ids.extend(ids)
+        conn.ack_wake.set()
+
+    async def _on_frame(self, conn: AgentConn, raw: str | bytes) -> None:
+        env, spec = wire.parse(raw, max_bytes=self.settings.max_frame_bytes)
+        self.counters["frames"] += 1
+        conn.last_seen = time.time()
+        if env.kind in wire.DATA_KINDS:
+            conn.in_flight += 1
+            if conn.in_flight > conn.window:
+                raise wire.WireError(
+                    f"credit exceeded: {conn.in_flight} frames in flight, window {conn.window} "
+                    "(wait for the server's ack before sending more)",
+                    "credit",
+                )
+        if env.kind == "heartbeat":
+            conn.load = spec.model_dump()
+        elif env.kind == "telemetry.push":
+            buf = self.telemetry.setdefault(conn.node, [])
+            buf.extend(m.model_dump() for m in spec.batch)
+            del buf[:-1000]
+            self._credit(conn, [env.id])
+        elif env.kind == "command.output":
+            await self._on_output(conn, env, spec)
+        elif env.kind in ("command.exit", "result"):
+            await self._on_final(conn, env, spec)
+        elif env.kind == "cert.renew":
+            await self._on_renew(conn, env, spec)
+        elif env.kind == "ack":
+            pass
+        else:
+            raise wire.WireError(f"an agent may not send {env.kind} frames", "unexpected_kind")
+
+    async def _on_output(self, conn: AgentConn, env: wire.Envelope, spec: wire.CommandOutput) -> None:
+        st = self.states.get(spec.action)
+        if st is None:
+            # Output of an action already finished (redelivery after a lost ack): just acknowledge.
+            row = await self.actions.get(spec.action)
+            if row is None or row["node"] != conn.node:
+                raise wire.WireError(f"output for unknown action {spec.action}", "unknown_action")
+            self._credit(conn, [env.id])
+            return
+        st.frame_ids.append(env.id)
+        self._credit(conn)  # credit now; durability ack comes with the exit
+        if spec.seq in st.chunks:
+            return
+        room = self.settings.max_output_bytes - st.out_bytes
+        data = spec.data
+        if len(data) > room:
+            data = data[: max(room, 0)]
+            st.truncated = True
+        st.out_bytes += len(data)
+        st.chunks[spec.seq] = (spec.stream, data)
+        for fn in list(st.listeners):
+            res = fn(spec.stream, data)
+            if asyncio.iscoroutine(res):
+                await res
+
+    async def _on_final(self, conn: AgentConn, env: wire.Envelope, spec: Any) -> None:
+        st = self.states.get(spec.action)
+        row = None
+        if st is None:
+            row = await self.actions.get(spec.action)
+            if row is None or row["node"] != conn.node:
+                raise wire.WireError(f"result for unknown action {spec.action}", "unknown_action")
+        ids = [*(st.frame_ids if st else []), env.id]
+        if env.kind == "command.exit":
+            out = [st.chunks[k] for k in sorted(st.chunks)] if st else []
+            result = {
+                "stdout": "".join(d for s, d in out if s == "stdout"),
+                "stderr": "".join(d for s, d in out if s == "stderr"),
+                "duration_s": spec.duration_s,
+                "timed_out": spec.timed_out,
+                "truncated": spec.truncated or bool(st and st.truncated),
+                "refused": spec.refused,
+            }
+            state = (
+                "done" if spec.refused is None and spec.exit_code == 0 and not spec.timed_out else "failed"
+            )
+            exit_code: int | None = spec.exit_code
+        else:
+            result = {"ok": spec.ok, "data": spec.data, "error": spec.error, "refused": spec.refused}
+            state = "done" if spec.ok else "failed"
+            exit_code = None
+        stored = await self.actions.finish(spec.action, state, exit_code, result)
+        if not stored:
+            self.counters["redelivered"] += 1
+        self.counters["results"] += 1
+        conn.running.discard(spec.action)
+        self._credit(conn, ids)
+        if st is not None:
+            self.states.pop(spec.action, None)
+            if not st.done.done():
+                full = await self.actions.get(spec.action)
+                st.done.set_result(full or {})
+        await self._pump(conn)
+
+    async def _on_renew(self, conn: AgentConn, env: wire.Envelope, spec: wire.CertRenew) -> None:
+        try:
+            issued = await self.registry.renew(conn.node, conn.serial, spec.csr)
+        except Exception as e:
+            await conn.send(wire.frame("error", {"code": "renew", "message": str(e)}, corr=env.id))
+            return
+        log.info("cert_renewed", node=conn.node, serial=issued.serial, not_after=str(issued.not_after))
+        await conn.send(
+            wire.frame(
+                "cert.issued", wire.CertIssued(cert=issued.pem, not_after=str(issued.not_after)), corr=env.id
+            )
+        )
+
+    # -- actions --------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        nodes: list[str],
+        kind: str,
+        spec: dict[str, Any],
+        *,
+        session: str | None = None,
+        listener: OutputListener | None = None,
+    ) -> list[ActionState]:
+        """Queue one action per node (stored first), send to those connected; returns their states."""
+        if kind not in wire.ACTION_KINDS:
+            raise HubError(f"unknown action kind {kind!r}: one of {', '.join(wire.ACTION_KINDS)}")
+        body = wire.SPECS[kind].model_validate(spec).model_dump(mode="json")
+        loop = asyncio.get_running_loop()
+        states = []
+        for node in nodes:
+            aid = wire.new_id("a")
+            st = ActionState(
+                id=aid,
+                node=node,
+                kind=kind,
+                frame=wire.frame(kind, body, id=aid, node=node, corr=session),
+                done=loop.create_future(),
+            )
+            if listener is not None:
+                st.listeners.append(listener)
+            states.append(st)
+        await self.actions.create(
+            {"id": s.id, "node": s.node, "kind": kind, "spec": body, "session": session} for s in states
+        )
+        for st in states:
+            self.states[st.id] = st
+            conn = self.conns.get(st.node)
+            if conn is not None:
+                conn.queue.append(st.id)
+        for node in {s.node for s in states}:
+            conn = self.conns.get(node)
+            if conn is not None:
+                await self._pump(conn)
+        return states
+
+    async def _resume(self, conn: AgentConn) -> None:
+        """After a hello: queue the node's open actions (a restart's leftovers included), oldest first."""
+        for row in await self.actions.open_for(conn.node):
+            st = self.states.get(row["id"])
+            if st is None:
+                st = ActionState(
+                    id=row["id"],
+                    node=row["node"],
+                    kind=row["kind"],
+                    frame=wire.frame(
+                        row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
+                    ),
+                    done=asyncio.get_running_loop().create_future(),
+                )
+                self.states[st.id] = st
+            if st.id not in conn.queue:
+                conn.queue.append(st.id)
+        await self._pump(conn)
+
+    async def _pump(self, conn: AgentConn) -> None:
+        """Send queued actions while the node has room (its max_concurrent)."""
+        batch: list[ActionState] = []
+        while conn.queue and len(conn.running) < conn.max_concurrent:
+            aid = conn.queue.popleft()
+            st = self.states.get(aid)
+            if st is None or st.sent:
+                continue
+            st.sent = True
+            conn.running.add(aid)
+            batch.append(st)
+        if not batch:
+            return
+        await self.actions.mark_running([s.id for s in batch])
+        for st in batch:
+            try:
+                await conn.send(st.frame)
+            except ConnectionClosed:
+                st.sent = False
+                return
+
+    async def wait(self, action: str, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
+        """The finished action row (waits while it runs); the stored row when it is not live here."""
+        st = self.states.get(action)
+        if st is None:
+            row = await self.actions.get(action)
+            if row is None:
+                raise HubError(f"no action {action}")
+            return row
+        return await asyncio.wait_for(asyncio.shield(st.done), timeout)
+
+    # -- revocation -----------------------------------------------------------------------------
+
+    async def watch_revocations(self) -> None:
+        """Close live connections whose certificate was revoked (by any process on this store)."""
+        since = _now_iso()  # from now: earlier revocations were refused at their handshakes
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(self.settings.revocation_poll_s)
+                try:
+                    revoked, since = await self.registry.revoked_since(since)
+                except Exception as e:  # the store is briefly unavailable: try again next tick
+                    log.warning("revocation_poll_failed", error=str(e))
+                    continue
+                for serial, node in revoked:
+                    conn = self.conns.get(node)
+                    if conn is not None and conn.serial == serial:
+                        log.warning(
+                            "agent_cut", node=node, reason=f"certificate {serial} revoked", code="revoked"
+                        )
+                        self.counters["cut"] += 1
+                        n = await self.actions.fail_open(node, f"node {node} was revoked")
+                        for aid in list(conn.running) + list(conn.queue):
+                            st = self.states.pop(aid, None)
+                            if st is not None and not st.done.done():
+                                st.done.set_exception(HubError(f"node {node} was revoked"))
+                        log.info("actions_failed", node=node, count=n)
+                        await conn.ws.close(1008, "certificate revoked")
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Connected nodes for the API."""
+        return [
+            {
+                "node": c.node,
+                "version": c.hello.agent_version,
+                "hostname": c.hello.hostname,
+                "os": c.hello.os,
+                "distro": c.hello.distro,
+                "capabilities": c.hello.capabilities,
+                "running": len(c.running),
+                "queued": len(c.queue),
+                "load": c.load,
+                "connected_s": round(time.monotonic() - c.connected_at, 1),
+            }
+            for c in self.conns.values()
+        ]
+
+
+def _now_iso() -> str:
+    from fazai.protocol import utcnow_iso
+
+    return utcnow_iso()

@@ -1,0 +1,57 @@
+"""The agent's settings: ``<state_dir>/agent.json`` (written at enrollment), overridden by flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fazai import wire
+from fazai.config import SafetySettings
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/fazai-agent`` as root, ``$XDG_DATA_HOME/fazai-agent`` otherwise."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/fazai-agent")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fazai-agent"
+
+
+class AgentSettings(BaseModel):
+    """What one agent needs to connect and what it allows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = ""
+    gateway: str = Field(default="", description="wss://host:port of the fleet gateway")
+    server_name: str | None = Field(default=None, description="TLS name to verify (default: the host)")
+    capabilities: list[str] = Field(default_factory=lambda: list(wire.ACTION_KINDS))
+    # Highest risk class the agent runs when the server asks; forbidden never runs.
+    max_risk: Literal["read_only", "changes_state", "destructive"] = "destructive"
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    max_concurrent: int = Field(default=4, ge=1, le=256)
+    max_output_bytes: int = Field(default=1 << 20, ge=1024)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    renew_fraction: float = Field(default=1 / 3, gt=0, lt=1, description="renew with this much life left")
+    tools_dir: Path | None = None
+
+    @classmethod
+    def load(cls, state_dir: Path) -> AgentSettings:
+        path = state_dir / "agent.json"
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"fazai-agent: {path} is not valid ({e}); fix it or enroll again") from e
+
+    def save(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = state_dir / ".agent.json.tmp"
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, state_dir / "agent.json")

@@ -1,0 +1,122 @@
+"""Every role × every endpoint × own/other site: each allow and each denial, through the real app.
+
+The expected minimum roles are written out here, independently of ``fazai.auth.policy.ACTIONS``, so a
+wrong entry in the policy table fails this test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from app_env import OTHER, OWN, ROLES, open_env
+
+ORDER = {"viewer": 1, "operator": 2, "approver": 3, "admin": 4}
+
+# name: (method, path, body, least role, site-bound)
+ENDPOINTS: dict[str, tuple[str, str, dict | None, str, bool]] = {
+    "get_session": ("GET", "/agent/sessions/{sid}", None, "viewer", True),
+    "events_sse": ("GET", "/agent/sessions/{sid}/events?follow=false", None, "viewer", True),
+    "create": ("POST", "/agent/sessions", {"goal": "g", "site": "{site}"}, "operator", True),
+    "generate": ("POST", "/agent/generate", {"goal": "g", "site": "{site}"}, "operator", True),
+    "continue": ("POST", "/agent/generate", {"session": "{sid}", "goal": "again"}, "operator", True),
+    "generate_yes": (
+        "POST",
+        "/agent/generate",
+        {"goal": "g", "site": "{site}", "yes": True},
+        "approver",
+        True,
+    ),
+    "abort": ("POST", "/agent/abort", {"session": "{sid}"}, "operator", True),
+    "approve": (
+        "POST",
+        "/agent/reply",
+        {"session": "{sid}", "action": 1, "approved": True},
+        "approver",
+        True,
+    ),
+    "deny": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "approved": False}, "approver", True),
+    "answer": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "answer": "hi"}, "operator", True),
+    "metrics": ("GET", "/metrics", None, "viewer", False),
+    "console_session": ("GET", "/console/sessions/{sid}", None, "viewer", True),
+    "console_stream": ("GET", "/console/sessions/{sid}/stream", None, "viewer", True),
+    "console_kb": ("GET", "/console/kb", None, "viewer", False),
+    "console_audit": ("GET", "/console/audit", None, "admin", False),
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def env(tmp_path_factory: pytest.TempPathFactory):
+    async with open_env(Path(tmp_path_factory.mktemp("matrix"))) as e:
+        yield e
+
+
+def _fill(value, sid: str, site: str):  # type: ignore[no-untyped-def]
+    if isinstance(value, dict):
+        return {k: _fill(v, sid, site) for k, v in value.items()}
+    if isinstance(value, str):
+        return value.replace("{sid}", sid).replace("{site}", site)
+    return value
+
+
+CASES = [
+    (who, ep, where)
+    for who in [*ROLES, "nobody"]
+    for ep in ENDPOINTS
+    for where in ("own", "other")
+    if ENDPOINTS[ep][4] or where == "own"
+]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("who", "endpoint", "where"), CASES)
+async def test_matrix(env, who: str, endpoint: str, where: str) -> None:
+    method, path, body, least, site_bound = ENDPOINTS[endpoint]
+    sid = env.sessions[where]
+    site = OWN if where == "own" else OTHER
+    name = "nobody" if who == "nobody" else f"r-{who}"
+    allowed = who != "nobody" and ORDER[who] >= ORDER[least] and (where == "own" or not site_bound)
+    async with env.client(env.tokens[name]) as c:
+        r = await c.request(method, _fill(path, sid, site), json=_fill(body, sid, site))
+    if allowed:
+        assert r.status_code not in (401, 403), (who, endpoint, where, r.status_code, r.text[:300])
+    else:
+        assert r.status_code == 403, (who, endpoint, where, r.status_code, r.text[:300])
+        # The message names the first requirement that failed (generate_yes needs operator first).
+        assert "forbidden" in r.text and (least in r.text or endpoint == "generate_yes")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_lists_show_only_readable_sessions(env) -> None:
+    async with env.client(env.tokens["r-viewer"]) as c:
+        ids = {s["id"] for s in (await c.get("/agent/sessions")).json()}
+    assert env.sessions["own"] in ids and env.sessions["other"] not in ids
+    async with env.client(env.tokens["nobody"]) as c:
+        assert (await c.get("/agent/sessions")).json() == []
+    async with env.admin() as c:
+        ids = {s["id"] for s in (await c.get("/agent/sessions")).json()}
+    assert {env.sessions["own"], env.sessions["other"]} <= ids
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_unauthenticated_and_bad_credentials_get_401(env) -> None:
+    for bearer in (None, "not-a-token", "fzt_0123456789abcdef_nope", "a.b.c"):
+        async with env.client(bearer) as c:
+            r = await c.get(f"/agent/sessions/{env.sessions['own']}")
+            assert r.status_code == 401, bearer
+            assert r.headers["www-authenticate"] == "Bearer"
+            r = await c.get(f"/agent/sessions/{env.sessions['own']}/events")
+            assert r.status_code == 401
+    async with env.client() as c:
+        assert (await c.get("/healthz")).status_code == 200  # health stays open
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_state_changing_denials_are_audited(env) -> None:
+    async with env.client(env.tokens["r-viewer"], addr="10.9.9.9") as c:
+        r = await c.post("/agent/abort", json={"session": env.sessions["own"]})
+    assert r.status_code == 403
+    recs = await env.access.audit.recent(20, actor="r-viewer", action="session.abort")
+    assert recs and recs[0].decision == "deny" and recs[0].source == "10.9.9.9"
+    assert recs[0].target == env.sessions["own"] and "operator" in recs[0].detail["reason"]
