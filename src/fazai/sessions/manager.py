@@ -324,15 +324,21 @@ class SessionManager:
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
             # A session stays on the node it worked on: continuing or resuming it goes there again.
+            # (A session with no events yet — fazaid creates the row first — takes the run's node.)
             was = next((e.data.get("node") for e in reversed(prior) if e.kind == "node"), None)
-            if options.node is not None and options.node != was:
+            if prior and options.node is not None and options.node != was:
                 where = f"on node {was}" if was else "on this machine"
                 raise RunnerError(
                     f"session {session_id} ran {where}: continue it without --node, or start a new "
                     f"session for {options.node}",
                     409,
                 )
-            options = await self.resolve_node(replace(options, node=was))
+            try:
+                options = await self.resolve_node(replace(options, node=was if prior else options.node))
+            except RunnerError as e:
+                if not prior:  # the row was made for this run: it ends here, with the reason
+                    await self.store.update_session(session_id, status="failed", summary=str(e)[:1000])
+                raise
             await self.store.update_session(
                 session_id,
                 status="running",
