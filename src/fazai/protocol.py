@@ -152,6 +152,7 @@ EventKind = Literal[
     "playbook",  # a playbook run started: which playbook, what triggered it (its first event after `alert`)
     "step",  # a playbook step: planned, stage, ok, retry, failed, skipped, rolled_back
     "grounding",  # the verdict on a final answer: its values and where each was found (or not)
+    "node",  # the run works on this inventory node (--node): its commands go there, resumes too
     "done",
     "error",
     "aborted",

@@ -75,8 +75,15 @@ def _keygen(path: Path) -> None:
     )
 
 
-def start_sshd(base: Path, *, port: int | None = None, host_key: Path | None = None) -> SSHServer:
-    """Start sshd in ``base`` (keys made there unless ``host_key`` is given); waits until it listens."""
+def start_sshd(
+    base: Path, *, port: int | None = None, host_key: Path | None = None, clean_home: bool = True
+) -> SSHServer:
+    """Start sshd in ``base`` (keys made there unless ``host_key`` is given); waits until it listens.
+
+    ``clean_home``: sessions get ``HOME=<base>/home`` with an empty ``.bashrc``, like a fresh node.
+    Bash reads ``~/.bashrc`` in every ssh session; this machine's root one runs ``pyenv init``
+    (~0.5 s a session), which would otherwise be most of every command's time here.
+    """
     binary = sshd_binary()
     if binary is None:
         pytest.skip("openssh-server is not installed (run scripts/test-setup.sh as root)")
@@ -92,13 +99,19 @@ def start_sshd(base: Path, *, port: int | None = None, host_key: Path | None = N
         _keygen(user_key)
     (base / "authorized_keys").write_text(Path(f"{user_key}.pub").read_text())
     port = port or free_port()
+    home_line = ""
+    if clean_home:
+        home = base / "home"
+        home.mkdir(exist_ok=True)
+        (home / ".bashrc").touch()
+        home_line = f"SetEnv HOME={home}\n"
     cfg = base / "sshd_config"
     cfg.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {base / 'authorized_keys'}\n"
         "StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "Subsystem sftp internal-sftp\nLogLevel INFO\n"
+        "Subsystem sftp internal-sftp\nLogLevel INFO\n" + home_line
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # the privilege-separation folder sshd insists on
     log = open(base / "sshd.log", "ab")  # noqa: SIM115 (kept open for the server's life)

@@ -19,15 +19,17 @@ from fazai.sessions.fanout import fan_out
 from fazai.sessions.manager import RunnerError, RunOptions, SessionManager
 from fazai.store import Store
 from fazai.store.inventory import Inventory
+from fazai.targets.local import LocalTarget
 from targets.sshd import SSHServer, free_port, start_sshd
 
 WHERE = '[ -n "$SSH_CONNECTION" ] && echo over-ssh || echo here'
 
 
 async def command_loop(goal: str, *, session_id: str, options: Any, **_: Any) -> AsyncIterator[Event]:
-    res = await options.target.run(goal, timeout=20)
+    target = options.target or LocalTarget()
+    res = await target.run(goal, timeout=20)
     yield Event(session=session_id, kind="action", data={"action": 1, "kind": "shell", "command": goal,
-                                                          "target": options.target.name})  # fmt: skip
+                                                          "target": target.name})  # fmt: skip
     yield Event(session=session_id, kind="done", data={"answer": res.stdout.strip(), "status": "success"})
 
 
@@ -45,7 +47,7 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
 async def manager(tmp_path: Path, sshd: SSHServer, stranger: SSHServer) -> AsyncIterator[SessionManager]:
     settings = Settings(
         paths=PathsSettings(state_dir=tmp_path),
-        ssh=SSHSettings(known_hosts=sshd.known_hosts, key=sshd.user_key, connect_timeout_s=3),
+        ssh=SSHSettings(known_hosts=sshd.known_hosts, key=sshd.user_key, connect_timeout_s=10),
     )
     store = await Store.open(settings.database_url)
     m = SessionManager(settings, store, loop_fn=command_loop)
@@ -115,3 +117,44 @@ async def test_fan_out_reports_every_node_and_how_many_differ(manager: SessionMa
 async def test_fan_out_of_a_selector_that_matches_nothing(manager: SessionManager) -> None:
     report = await fan_out(manager, "site=nowhere", "true")
     assert report.results == [] and "no node matches" in report.summary()
+
+
+async def test_fan_out_of_a_plain_command_needs_no_model(manager: SessionManager) -> None:
+    # mode "command": the runner's own no-model loop, whatever loop function the manager was given.
+    report = await fan_out(manager, "tag=web,name=web-0*", "uname -r", RunOptions(mode="command"))
+    assert [(r.node, r.status) for r in report.results] == [
+        ("web-01", "done"),
+        ("web-02", "done"),
+        ("web-03", "done"),
+    ]
+    import os
+
+    assert {r.answer for r in report.results} == {os.uname().release}
+    events = await manager.store.events(report.results[0].session or "")
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == ["node", "context", "action"] and "exec_log" in kinds
+    assert kinds[-2:] == ["exec_end", "done"] and events[2].data["action"]["target"] == "web-01"
+    # Only read-only commands run this way.
+    refused = await fan_out(manager, "name=web-01", "rm -rf /tmp/x", RunOptions(mode="command"))
+    r = refused.results[0]
+    assert r.status == "failed" and r.answer and r.answer.startswith("refused: only read-only")
+    assert "exec_end" not in [e.kind for e in await manager.store.events(r.session or "")]
+
+
+async def test_a_node_session_continues_on_its_node_only(manager: SessionManager) -> None:
+    run = await manager.start_run(goal=WHERE, options=RunOptions(node="web-02"))
+    assert await manager.wait(run.session_id) == "done"
+    first = await manager.store.events(run.session_id)
+    assert first[0].kind == "node" and first[0].data["node"] == "web-02"
+    # Continued without --node: it goes back to web-02 (never to this machine).
+    again = await manager.start_run(session_id=run.session_id, goal=WHERE)
+    assert await manager.wait(again.session_id) == "done"
+    events = await manager.store.events(run.session_id)
+    assert events[-1].data["answer"] == "over-ssh" and [e.kind for e in events].count("node") == 2
+    with pytest.raises(RunnerError, match="ran on node web-02") as e:
+        await manager.start_run(session_id=run.session_id, goal="true", options=RunOptions(node="web-01"))
+    assert e.value.status == 409
+    local = await manager.start_run(goal="true")
+    await manager.wait(local.session_id)
+    with pytest.raises(RunnerError, match="ran on this machine"):
+        await manager.start_run(session_id=local.session_id, goal="true", options=RunOptions(node="web-01"))

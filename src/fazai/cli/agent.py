@@ -222,6 +222,7 @@ def agent_cmd(
     embedded: bool = typer.Option(
         None, "--embedded/--daemon", help="force the in-process runner / require the daemon (default: auto)"
     ),
+    node: str = typer.Option(None, "--node", help="run on this inventory node (fazai nodes list)"),
 ) -> None:
     """Run a goal with the agent, streaming every token, command and result live."""
     if session and resume:
@@ -237,7 +238,7 @@ def agent_cmd(
         raise typer.Exit(2)
     from fazai.sessions.manager import RunOptions
 
-    options = RunOptions(yes=yes, max_iterations=max_iterations, model=model)
+    options = RunOptions(yes=yes, max_iterations=max_iterations, model=model, node=node)
     code = asyncio.run(
         _run_agent(goal, session=session or resume, options=options, json_mode=json_mode, embedded=embedded)
     )

@@ -30,7 +30,9 @@ class _Collector:
         self.events.append(ev)
 
 
-async def _run_ask(question: str, *, model: str | None, json_mode: bool, embedded: bool | None) -> int:
+async def _run_ask(
+    question: str, *, model: str | None, json_mode: bool, embedded: bool | None, node: str | None = None
+) -> int:
     from fazai.agent.ask import ask_result
     from fazai.cli.agent import _Session, _settings
     from fazai.cli.client import connect
@@ -52,7 +54,9 @@ async def _run_ask(question: str, *, model: str | None, json_mode: bool, embedde
     session = _Session(client, sink, interactive=False, json_mode=json_mode)
     status: str | None = None
     try:
-        status = await session.run(client.generate(question, None, RunOptions(model=model, mode="ask")))
+        status = await session.run(
+            client.generate(question, None, RunOptions(model=model, mode="ask", node=node))
+        )
     except ClientError as e:
         err.print(f"[red]error:[/] {e}")
         return 3
@@ -76,12 +80,39 @@ def ask_cmd(
     embedded: bool = typer.Option(
         None, "--embedded/--daemon", help="force the in-process runner / require the daemon (default: auto)"
     ),
+    node: str = typer.Option(None, "--node", help="ask about this inventory node (fazai nodes list)"),
+    nodes: str = typer.Option(
+        None, "--nodes", help="ask every node this selector picks, e.g. 'site=sp,tag=web' (one session each)"
+    ),
+    concurrency: int = typer.Option(None, "--concurrency", min=1, help="nodes at once (default [nodes])"),
+    command: bool = typer.Option(
+        False, "--command", help="with --nodes: the text is one read-only command, run on each node, no model"
+    ),
 ) -> None:
     """Answer a question by planning and running read-only commands (never changes the system)."""
     if not question.strip():
         err.print('[red]error:[/] ask something: fazai ask "how many IPs are banned in fail2ban?"')
         raise typer.Exit(2)
-    raise typer.Exit(asyncio.run(_run_ask(question, model=model, json_mode=json_mode, embedded=embedded)))
+    if node and nodes:
+        err.print("[red]error:[/] give --node NAME (one node) or --nodes SELECTOR (several), not both")
+        raise typer.Exit(2)
+    if command and not nodes:
+        err.print("[red]error:[/] --command goes with --nodes SELECTOR (on one machine, just run it)")
+        raise typer.Exit(2)
+    if nodes:
+        from fazai.cli.fanout import run_fanout
+
+        mode = "command" if command else "ask"
+        code = asyncio.run(
+            run_fanout(
+                question, nodes, mode=mode, model=model, json_mode=json_mode, embedded=embedded,
+                concurrency=concurrency,
+            )
+        )  # fmt: skip
+        raise typer.Exit(code)
+    raise typer.Exit(
+        asyncio.run(_run_ask(question, model=model, json_mode=json_mode, embedded=embedded, node=node))
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -152,6 +152,9 @@ class Renderer:
         goal = ev.data.get("goal")
         self._line(f"[bold]session[/] {ev.session}" + (f" — {escape(str(goal))}" if goal else ""))
 
+    def _on_node(self, ev: Event) -> None:
+        self._line(f"[bold magenta]◆ node:[/] {escape(str(ev.data.get('node')))}")
+
     def _on_context(self, ev: Event) -> None:
         d = ev.data
         if "goal" in d:

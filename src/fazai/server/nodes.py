@@ -46,7 +46,9 @@ class FanoutIn(BaseModel):
 
     goal: str = Field(min_length=1)
     nodes: str = Field(min_length=1, description="selector, e.g. site=sp,tag=web")
-    mode: Literal["agent", "ask"] = "ask"
+    mode: Literal["agent", "ask", "command"] = Field(
+        default="ask", description="command: the goal is one read-only command, run without a model"
+    )
     yes: bool = False
     model: str | None = None
     max_iterations: int | None = Field(default=None, ge=1, le=1000)

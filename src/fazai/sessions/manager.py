@@ -64,7 +64,7 @@ class RunOptions:
     yes: bool = False
     max_iterations: int | None = None
     model: str | None = None
-    mode: str = "agent"  # "agent" or "ask" (the question mode: read-only, [ask] limits)
+    mode: str = "agent"  # "agent", "ask" (question mode: read-only, [ask] limits) or "command" (below)
     node: str | None = None  # an inventory node: the run's commands go to its target (--node)
     target: Any = None  # that node's target, resolved by the manager (not given by clients)
 
@@ -303,7 +303,7 @@ class SessionManager:
         self, *, session_id: str | None = None, goal: str | None = None, options: RunOptions | None = None
     ) -> Run:
         """Start (new session), continue (existing session + new goal) or resume (existing, no goal)."""
-        options = await self.resolve_node(options or RunOptions())
+        options = options or RunOptions()
         self._check_writable()
         # Secrets may have changed since the last run (a firewall added, a token rotated).
         self.writer.redactor = build_redactor(self.settings)
@@ -311,6 +311,7 @@ class SessionManager:
         if session_id is None:
             if not goal or not goal.strip():
                 raise RunnerError("the goal is empty: say what FazAI should do")
+            options = await self.resolve_node(options)
             rec = await self.create(goal, mode=options.mode, model=options.model)
         else:
             found = await self.store.get_session(session_id)
@@ -322,6 +323,22 @@ class SessionManager:
             # No goal = resume: the loop picks up the session's latest goal from its history.
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
+            # A session stays on the node it worked on: continuing or resuming it goes there again.
+            # (A session with no events yet — fazaid creates the row first — takes the run's node.)
+            was = next((e.data.get("node") for e in reversed(prior) if e.kind == "node"), None)
+            if prior and options.node is not None and options.node != was:
+                where = f"on node {was}" if was else "on this machine"
+                raise RunnerError(
+                    f"session {session_id} ran {where}: continue it without --node, or start a new "
+                    f"session for {options.node}",
+                    409,
+                )
+            try:
+                options = await self.resolve_node(replace(options, node=was if prior else options.node))
+            except RunnerError as e:
+                if not prior:  # the row was made for this run: it ends here, with the reason
+                    await self.store.update_session(session_id, status="failed", summary=str(e)[:1000])
+                raise
             await self.store.update_session(
                 session_id,
                 status="running",
@@ -458,6 +475,11 @@ class SessionManager:
         # session log (journald keeps it, other tools ship it). The id leads to it for who may read.
         log.info("run_started", goal_chars=len(run.goal), resumed=bool(prior), prior_events=len(prior))
         try:
+            if run.options.node is not None:
+                # Before anything runs: the log says where this run's commands go.
+                t = run.options.target
+                await self._emit(run, "node", {"node": run.options.node, "target": getattr(t, "name", None),
+                                               "transport": type(t).__name__})  # fmt: skip
             stream = self._open_loop(run, prior)
             try:
                 async for ev in stream:
@@ -539,6 +561,12 @@ class SessionManager:
 
     def _open_loop(self, run: Run, prior: list[Event]) -> AsyncIterator[Event]:
         interaction = RunInteraction(self, run)
+        if run.options.mode == "command":  # one read-only command, no model (fazai ask --command)
+            from fazai.sessions.command_run import command_loop
+
+            return command_loop(self.settings)(
+                run.goal, session_id=run.session_id, abort=run.abort, options=run.options
+            )
         return self.loop()(
             run.goal,
             session_id=run.session_id,

@@ -19,72 +19,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    ForeignKey,
-    Integer,
-    String,
     Table,
     delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fazai.protocol import utcnow_iso
-from fazai.store.schema import metadata
+from fazai.store.inventory_schema import inv_groups, inv_nodes, inv_orgs, inv_sites
 from fazai.store.selector import Selector, parse_selector
 
 TRANSPORTS = ("agent", "ssh", "local")
 DEFAULT_ORG = "default"
-
-_JSON = JSON().with_variant(JSONB(), "postgresql")
-_ID = BigInteger().with_variant(Integer, "sqlite")
-
-inv_orgs = Table(
-    "inv_orgs", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
-    Column("created_at", String(32), nullable=False),
-)  # fmt: skip
-inv_sites = Table(
-    "inv_sites", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("org_id", _ID, ForeignKey("inv_orgs.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("created_at", String(32), nullable=False),
-)  # fmt: skip
-inv_groups = Table(
-    "inv_groups", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("site_id", _ID, ForeignKey("inv_sites.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("created_at", String(32), nullable=False),
-)  # fmt: skip
-inv_nodes = Table(
-    "inv_nodes", metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("name", String(253), nullable=False, unique=True),
-    Column("org_id", _ID, ForeignKey("inv_orgs.id"), nullable=False),
-    Column("site_id", _ID, ForeignKey("inv_sites.id"), nullable=True),
-    Column("group_id", _ID, ForeignKey("inv_groups.id"), nullable=True),
-    Column("transport", String(16), nullable=False),
-    Column("address", String(255), nullable=True),
-    Column("port", Integer, nullable=True),
-    Column("ssh_user", String(64), nullable=True),
-    Column("tags", _JSON, nullable=False),
-    Column("labels", _JSON, nullable=False),
-    Column("version", String(64), nullable=True),
-    Column("last_heartbeat", String(32), nullable=True),
-    Column("facts", _JSON, nullable=True),
-    Column("facts_at", String(32), nullable=True),
-    Column("created_at", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
-)  # fmt: skip
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -359,7 +359,8 @@ class _Streams:
             if text:
                 await self._emit(stream, text)
             if not chunk:
-                self._pgid_seen.set()
+                if stream == "stderr":
+                    self._pgid_seen.set()  # no pgid line will come now: stop waiting for one
                 return
 
 
