@@ -355,6 +355,16 @@ class Registry:
             for r in rows
         ]
 
+    async def touch_many(self, seen: dict[str, dict[str, Any] | None]) -> None:
+        """Record that these nodes were seen now (with their hello where given), in one transaction."""
+        now = utcnow_iso()
+        async with self.engine.begin() as conn:
+            for node, hello in seen.items():
+                values: dict[str, Any] = {"last_seen": now}
+                if hello is not None:
+                    values["hello"] = hello
+                await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
+
     async def touch(self, node: str, hello: dict[str, Any] | None = None) -> None:
         """Record that ``node`` was seen now (and its hello)."""
         values: dict[str, Any] = {"last_seen": utcnow_iso()}
