@@ -55,6 +55,11 @@ heartbeat_s = 2
 """
         super().__init__(home, [], extra=fleet)
 
+    def start(self, timeout: float = 120.0) -> FleetDaemon:
+        # A loaded 2-core machine can take longer than the plain daemon tests allow to import and migrate.
+        super().start(timeout)
+        return self
+
     @property
     def enroll_url(self) -> str:
         return f"wss://127.0.0.1:{self.enroll_port}"
