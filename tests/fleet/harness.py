@@ -75,7 +75,7 @@ heartbeat_s = 2
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=240,
         )
         if check and res.returncode != 0:
             raise AssertionError(f"fazai {' '.join(args)} failed: {res.stdout}\n{res.stderr}")
@@ -153,7 +153,7 @@ class AgentProc:
             self._cmd("enroll", "--server", daemon.enroll_url, "--token", token, "--name", self.name, *extra),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=240,
             cwd=REPO,
         )
 

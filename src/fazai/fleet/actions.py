@@ -83,6 +83,16 @@ class ActionStore:
             ).all()
         return [dict(r._mapping) for r in rows]
 
+    async def nodes_with_open(self) -> set[str]:
+        """Nodes with actions not finished (read once at start: a restart's leftovers)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(fleet_actions.c.node).where(fleet_actions.c.state.not_in(FINAL)).distinct()
+                )
+            ).all()
+        return {r.node for r in rows}
+
     async def fail_open(self, node: str, reason: str) -> int:
         """Fail every open action of ``node`` (it was revoked)."""
         async with self.engine.begin() as conn:

@@ -168,7 +168,7 @@ class Fleet:
 
     async def _check_peer(self, ws: ServerConnection, request: Request) -> Response | None:
         node, serial = peer_identity(ws)
-        why = await self.registry.check_serial(serial, node)
+        why = await self.hub.check_peer(serial, node)
         if why is not None:
             log.warning("agent_refused", node=node, serial=serial, reason=why, code="revoked")
             self.hub.counters["refused"] += 1

@@ -50,6 +50,7 @@ class ActionState:
     truncated: bool = False
     listeners: list[OutputListener] = field(default_factory=list)
     sent: bool = False
+    seq: int = 0  # submission order (actions are resent oldest first)
 
 
 class AgentConn:
@@ -88,6 +89,13 @@ class Hub:
         self.telemetry: dict[str, list[dict[str, Any]]] = {}
         self._results: list[Any] = []
         self._seen: dict[str, dict[str, Any] | None] = {}
+        # Certificates known good, refreshed from the store by the revocation watch. A handshake
+        # with a serial not in here asks the store (a new or renewed certificate), a few at a time.
+        self.valid: dict[str, str] = {}
+        self.by_node: dict[str, set[str]] = {}
+        self.boot_open: set[str] | None = None
+        self._seq = 0
+        self._check_slots = asyncio.Semaphore(4)
         self._results_wake = asyncio.Event()
         self.counters: dict[str, int] = {
             "connections": 0,
@@ -307,7 +315,7 @@ class Hub:
                         self.counters["redelivered"] += 1
                     self._credit(conn, ids)
                     if st is not None:
-                        self.states.pop(aid, None)
+                        self._untrack(aid)
                         if not st.done.done():
                             st.done.set_result(
                                 {
@@ -368,7 +376,7 @@ class Hub:
             {"id": s.id, "node": s.node, "kind": kind, "spec": body, "session": session} for s in states
         )
         for st in states:
-            self.states[st.id] = st
+            self._track(st)
             conn = self.conns.get(st.node)
             if conn is not None:
                 conn.queue.append(st.id)
@@ -376,23 +384,46 @@ class Hub:
         return states
 
     async def _resume(self, conn: AgentConn) -> None:
-        """After a hello: queue the node's open actions (a restart's leftovers included), oldest first."""
-        for row in await self.actions.open_for(conn.node):
-            st = self.states.get(row["id"])
-            if st is None:
-                st = ActionState(
-                    id=row["id"],
-                    node=row["node"],
-                    kind=row["kind"],
-                    frame=wire.frame(
-                        row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
-                    ),
-                    done=asyncio.get_running_loop().create_future(),
-                )
-                self.states[st.id] = st
-            if st.id not in conn.queue:
-                conn.queue.append(st.id)
+        """After a hello: queue the node's open actions, oldest first. The store is read only for nodes
+        that had open actions when this process started (a restart's leftovers); the rest are live."""
+        if self.boot_open is None:
+            self.boot_open = await self.actions.nodes_with_open()
+        if conn.node in self.boot_open:
+            for row in await self.actions.open_for(conn.node):
+                if row["id"] not in self.states:
+                    self._track(
+                        ActionState(
+                            id=row["id"],
+                            node=row["node"],
+                            kind=row["kind"],
+                            frame=wire.frame(
+                                row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
+                            ),
+                            done=asyncio.get_running_loop().create_future(),
+                        )
+                    )
+            self.boot_open.discard(conn.node)
+        queued = set(conn.queue)
+        for aid in sorted(self.by_node.get(conn.node, ()), key=lambda a: self.states[a].seq):
+            if aid not in queued:
+                conn.queue.append(aid)
         await self._pump(conn)
+
+    def _track(self, st: ActionState) -> None:
+        self._seq += 1
+        st.seq = self._seq
+        self.states[st.id] = st
+        self.by_node.setdefault(st.node, set()).add(st.id)
+
+    def _untrack(self, aid: str) -> ActionState | None:
+        st = self.states.pop(aid, None)
+        if st is not None:
+            ids = self.by_node.get(st.node)
+            if ids is not None:
+                ids.discard(aid)
+                if not ids:
+                    del self.by_node[st.node]
+        return st
 
     async def _pump(self, *conns: AgentConn) -> None:
         """Send queued actions while each node has room (its max_concurrent): one store write for all."""
@@ -427,10 +458,21 @@ class Hub:
 
     # -- revocation -----------------------------------------------------------------------------
 
+    async def check_peer(self, serial: str, node: str) -> str | None:
+        """None when this certificate may connect, else why not (see :meth:`Registry.check_serial`)."""
+        if self.valid.get(serial) == node:
+            return None
+        async with self._check_slots:
+            why = await self.registry.check_serial(serial, node)
+        if why is None:
+            self.valid[serial] = node
+        return why
+
     async def watch_revocations(self) -> None:
         """Close live connections whose certificate was revoked (by any process on this store)."""
         since = _now_iso()  # from now: earlier revocations were refused at their handshakes
         with contextlib.suppress(asyncio.CancelledError):
+            self.valid = await self.registry.valid_serials()
             while True:
                 await asyncio.sleep(self.settings.revocation_poll_s)
                 try:
@@ -440,6 +482,7 @@ class Hub:
                     log.warning("revocation_poll_failed", error=str(e))
                     continue
                 for serial, node in revoked:
+                    self.valid.pop(serial, None)
                     conn = self.conns.get(node)
                     if conn is not None and conn.serial == serial:
                         log.warning(
@@ -448,7 +491,7 @@ class Hub:
                         self.counters["cut"] += 1
                         n = await self.actions.fail_open(node, f"node {node} was revoked")
                         for aid in list(conn.running) + list(conn.queue):
-                            st = self.states.pop(aid, None)
+                            st = self._untrack(aid)
                             if st is not None and not st.done.done():
                                 st.done.set_exception(HubError(f"node {node} was revoked"))
                         log.info("actions_failed", node=node, count=n)
