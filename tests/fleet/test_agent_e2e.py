@@ -6,6 +6,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from fleet.conftest import enrolled
 from fleet.harness import AgentProc, FleetDaemon
 
@@ -55,6 +57,7 @@ def test_restart_mid_command_loses_nothing_runs_once(fleet: FleetDaemon, tmp_pat
     assert marker.read_text() == "x\n"  # resent after the restart, not run again
 
 
+@pytest.mark.slow  # a fazaid, two enrollments and ~6 `fazai` CLI processes: ~20 s of CPU
 def test_operator_approval_then_reject(tmp_path) -> None:
     d = FleetDaemon(tmp_path / "srv", approval=True).start()
     agent = AgentProc(d.home, "db-01")
