@@ -102,7 +102,7 @@ heartbeat_s = 2
             assert r.status_code == 202, r.text
             return r.json()[0]["id"]
 
-    def wait_action(self, action: str, timeout: float = 20) -> dict[str, Any]:
+    def wait_action(self, action: str, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.http() as c:
             while True:
@@ -115,7 +115,7 @@ heartbeat_s = 2
         with self.http() as c:
             return [a["node"] for a in c.get("/fleet/agents").json()["connected"]]
 
-    def wait_connected(self, node: str, timeout: float = 20, present: bool = True) -> None:
+    def wait_connected(self, node: str, timeout: float = 90, present: bool = True) -> None:
         deadline = time.monotonic() + timeout
         while (node in self.connected()) != present:
             if time.monotonic() > deadline:
