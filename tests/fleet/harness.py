@@ -55,6 +55,11 @@ heartbeat_s = 2
 """
         super().__init__(home, [], extra=fleet)
 
+    def start(self, timeout: float = 120.0) -> FleetDaemon:
+        # A loaded 2-core machine can take longer than the plain daemon tests allow to import and migrate.
+        super().start(timeout)
+        return self
+
     @property
     def enroll_url(self) -> str:
         return f"wss://127.0.0.1:{self.enroll_port}"
@@ -70,7 +75,7 @@ heartbeat_s = 2
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=240,
         )
         if check and res.returncode != 0:
             raise AssertionError(f"fazai {' '.join(args)} failed: {res.stdout}\n{res.stderr}")
@@ -97,7 +102,7 @@ heartbeat_s = 2
             assert r.status_code == 202, r.text
             return r.json()[0]["id"]
 
-    def wait_action(self, action: str, timeout: float = 20) -> dict[str, Any]:
+    def wait_action(self, action: str, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.http() as c:
             while True:
@@ -110,7 +115,7 @@ heartbeat_s = 2
         with self.http() as c:
             return [a["node"] for a in c.get("/fleet/agents").json()["connected"]]
 
-    def wait_connected(self, node: str, timeout: float = 20, present: bool = True) -> None:
+    def wait_connected(self, node: str, timeout: float = 90, present: bool = True) -> None:
         deadline = time.monotonic() + timeout
         while (node in self.connected()) != present:
             if time.monotonic() > deadline:
@@ -148,7 +153,7 @@ class AgentProc:
             self._cmd("enroll", "--server", daemon.enroll_url, "--token", token, "--name", self.name, *extra),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=240,
             cwd=REPO,
         )
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
+import pytest
+
 from fleet.conftest import enrolled
-from fleet.harness import FleetDaemon
+from fleet.harness import AgentProc, FleetDaemon
 
 
 def test_command_streams_and_exits(fleet: FleetDaemon) -> None:
@@ -32,8 +36,8 @@ def test_forbidden_refused_by_the_node(fleet: FleetDaemon, tmp_path) -> None:
 def test_revoke_cuts_the_live_connection(fleet: FleetDaemon) -> None:
     a = enrolled(fleet, "web-03")
     fleet.cli("nodes", "revoke", "web-03", "--reason", "decommissioned")
-    fleet.wait_connected("web-03", present=False, timeout=10)
-    assert a.proc is not None and a.proc.wait(20) == 3  # reconnect refused at the handshake: it stops
+    fleet.wait_connected("web-03", present=False, timeout=30)
+    assert a.proc is not None and a.proc.wait(60) == 3  # reconnect refused at the handshake: it stops
     cut = [e for e in fleet.logged("agent_cut") if e.get("node") == "web-03"]
     refused = [e for e in fleet.logged("agent_refused") if e.get("node") == "web-03"]
     assert cut and "revoked" in cut[0]["reason"]
@@ -55,3 +59,74 @@ def test_restart_mid_command_loses_nothing_runs_once(fleet: FleetDaemon, tmp_pat
     assert row["result"]["stdout"] == "start\nend\n"
     time.sleep(0.5)
     assert marker.read_text() == "x\n"  # resent after the restart, not run again
+
+
+@pytest.mark.slow  # a fazaid, two enrollments and ~6 `fazai` CLI processes: ~20 s of CPU
+def test_operator_approval_then_reject(tmp_path) -> None:
+    d = FleetDaemon(tmp_path / "srv", approval=True).start()
+    agent = AgentProc(d.home, "db-01")
+    d.agents = [agent]  # type: ignore[attr-defined]
+    try:
+        enrolling = subprocess.Popen(
+            agent._cmd(
+                "enroll",
+                "--server",
+                d.enroll_url,
+                "--token",
+                d.token(),
+                "--name",
+                "db-01",
+                "--poll",
+                "0.3",
+                "--wait",
+                "60",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        pending: list[dict] = []
+        for _ in range(200):
+            pending = json.loads(d.cli("nodes", "pending", "--json").stdout)
+            if pending:
+                break
+            time.sleep(0.2)
+        assert [p["node"] for p in pending] == ["db-01"]
+        assert enrolling.poll() is None  # waiting for the operator
+        d.cli("nodes", "approve", pending[0]["id"])
+        out, err = enrolling.communicate(timeout=60)
+        assert enrolling.returncode == 0, err
+        assert "enrolled as db-01" in out
+        agent.start()
+        d.wait_connected("db-01")
+        # A second node is rejected: its enroll command fails with the reason.
+        other = AgentProc(d.home, "db-02")
+        rejecting = subprocess.Popen(
+            other._cmd(
+                "enroll",
+                "--server",
+                d.enroll_url,
+                "--token",
+                d.token(),
+                "--name",
+                "db-02",
+                "--poll",
+                "0.3",
+                "--wait",
+                "60",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(200):
+            pending = json.loads(d.cli("nodes", "pending", "--json").stdout)
+            if pending:
+                break
+            time.sleep(0.2)
+        d.cli("nodes", "reject", pending[0]["id"])
+        _, err = rejecting.communicate(timeout=60)
+        assert rejecting.returncode == 2 and "rejected" in err
+    finally:
+        agent.stop()
+        d.stop()

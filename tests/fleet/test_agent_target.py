@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
@@ -97,3 +98,38 @@ async def test_contract(target: AgentTarget, tmp_path) -> None:
         await target.run("mkfs.ext4 /dev/sda")
     row = await target.router.actions.get(target.last_action)  # type: ignore[attr-defined]
     assert row["session"] == "s_test" and row["state"] == "failed"
+
+    # A session of the real agent loop whose default target is the node: its remote command is an
+    # action and exec_log/exec_end events in the session's log, as on local.
+    from _agent_doubles import ScriptedInteraction
+    from fazai.agent.deps import AgentDeps
+    from fazai.agent.loop import run_agent
+    from fazai.config import SafetySettings
+    from fazai.models.scripted import ScriptedProvider
+    from fazai.safety import SafetyPolicy
+
+    outputs = [
+        json.dumps({"action": "shell", "command": "echo from-node-$((6*7))"}),
+        json.dumps({"action": "done", "answer": "from-node-42", "status": "success"}),
+    ]
+    deps = AgentDeps(
+        provider=ScriptedProvider(outputs),
+        policy=SafetyPolicy(SafetySettings()),
+        targets={"t-01": target},
+        default_target="t-01",
+    )
+    events = [
+        e
+        async for e in run_agent(
+            "say hi from the node",
+            session_id="s_test",
+            deps=deps,
+            interaction=ScriptedInteraction(),
+            abort=asyncio.Event(),
+        )
+    ]
+    logs = "".join(e.data.get("text", "") for e in events if e.kind == "exec_log")
+    assert "from-node-42" in logs
+    assert any(e.kind == "exec_end" for e in events)
+    remote = await target.router.actions.get(target.last_action)  # type: ignore[attr-defined]
+    assert remote["spec"]["command"] == "echo from-node-$((6*7))" and remote["state"] == "done"

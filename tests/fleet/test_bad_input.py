@@ -223,3 +223,31 @@ async def test_token_reuse_and_wrong_pin_over_the_wire(fleet: Fleet, tmp_path) -
     await asyncio.sleep(0.05)
     with pytest.raises(IdentityError, match="expired"):
         await enroll(Identity(tmp_path / "a4"), url, t3, "fourth")
+
+
+async def test_renewal_over_the_live_connection(fleet: Fleet, tmp_path) -> None:
+    ctx = await issue(fleet, tmp_path, "renew-me")
+    ws = await dial(fleet, ctx)
+    old_serial = ca_mod.cert_serial((tmp_path / "renew-me.crt").read_text())
+    csr = ca_mod.make_csr(ca_mod.new_key(), "renew-me").decode()
+    await ws.send(wire.frame("cert.renew", wire.CertRenew(csr=csr)))
+    env, spec = wire.parse(await asyncio.wait_for(ws.recv(), 10))
+    assert env.kind == "cert.issued"
+    new_serial = ca_mod.cert_serial(spec.cert)
+    assert new_serial != old_serial and await fleet.registry.check_serial(new_serial, "renew-me") is None
+    # A CSR for another name is refused with a reason; the connection stays up.
+    await ws.send(
+        wire.frame("cert.renew", wire.CertRenew(csr=ca_mod.make_csr(ca_mod.new_key(), "x").decode()))
+    )
+    env, spec = wire.parse(await asyncio.wait_for(ws.recv(), 10))
+    assert env.kind == "error" and "names 'x'" in spec.message
+    await still_works(fleet, ws, "renew-me")
+
+
+def test_agent_renews_with_a_third_of_its_life_left(tmp_path) -> None:
+    ca = ca_mod.CertificateAuthority.load_or_create(tmp_path / "ca")
+    ident = Identity(tmp_path / "agent")
+    ident.save_cert(ca.sign_node(ident.csr("n"), "n", "lab", 30).pem)
+    now = dt.datetime.now(dt.UTC)
+    assert not ident.needs_renewal(1 / 3, now + dt.timedelta(days=19))
+    assert ident.needs_renewal(1 / 3, now + dt.timedelta(days=21))

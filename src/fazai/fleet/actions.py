@@ -52,6 +52,20 @@ class ActionStore:
             )
         return res.rowcount == 1
 
+    async def finish_many(self, items: list[tuple[str, str, int | None, dict[str, Any]]]) -> list[bool]:
+        """:meth:`finish` for many ``(action, state, exit_code, result)`` in one transaction."""
+        out = []
+        now = utcnow_iso()
+        async with self.engine.begin() as conn:
+            for action, state, exit_code, result in items:
+                res = await conn.execute(
+                    update(fleet_actions)
+                    .where(fleet_actions.c.id == action, fleet_actions.c.state.not_in(FINAL))
+                    .values(state=state, exit_code=exit_code, result=result, updated_at=now)
+                )
+                out.append(res.rowcount == 1)
+        return out
+
     async def get(self, action: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(fleet_actions).where(fleet_actions.c.id == action))).first()
@@ -68,6 +82,16 @@ class ActionStore:
                 )
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    async def nodes_with_open(self) -> set[str]:
+        """Nodes with actions not finished (read once at start: a restart's leftovers)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(fleet_actions.c.node).where(fleet_actions.c.state.not_in(FINAL)).distinct()
+                )
+            ).all()
+        return {r.node for r in rows}
 
     async def fail_open(self, node: str, reason: str) -> int:
         """Fail every open action of ``node`` (it was revoked)."""

@@ -50,6 +50,7 @@ class ActionState:
     truncated: bool = False
     listeners: list[OutputListener] = field(default_factory=list)
     sent: bool = False
+    seq: int = 0  # submission order (actions are resent oldest first)
 
 
 class AgentConn:
@@ -87,6 +88,16 @@ class Hub:
         self.conns: dict[str, AgentConn] = {}
         self.states: dict[str, ActionState] = {}
         self.telemetry: dict[str, list[dict[str, Any]]] = {}
+        self._results: list[Any] = []
+        self._seen: dict[str, dict[str, Any] | None] = {}
+        # Certificates known good, refreshed from the store by the revocation watch. A handshake
+        # with a serial not in here asks the store (a new or renewed certificate), a few at a time.
+        self.valid: dict[str, str] = {}
+        self.by_node: dict[str, set[str]] = {}
+        self.boot_open: set[str] | None = None
+        self._seq = 0
+        self._check_slots = asyncio.Semaphore(4)
+        self._results_wake = asyncio.Event()
         self.counters: dict[str, int] = {
             "connections": 0,
             "refused": 0,
@@ -130,7 +141,9 @@ class Hub:
         conn.max_concurrent = min(hello.limits.max_concurrent, self.settings.max_concurrent)
         self.conns[node] = conn
         self.counters["connections"] += 1
-        await self.registry.touch(node, hello.model_dump(mode="json"))
+        # last_seen/hello are written in batches by the revocation watch (one write per tick, not one
+        # per connection: a reconnect storm of thousands would queue on the store otherwise).
+        self._seen[node] = hello.model_dump(mode="json")
         limits = wire.Limits(
             max_concurrent=conn.max_concurrent, max_output_bytes=self.settings.max_output_bytes
         )
@@ -281,18 +294,46 @@ class Hub:
             result = {"ok": spec.ok, "data": spec.data, "error": spec.error, "refused": spec.refused}
             state = "done" if spec.ok else "failed"
             exit_code = None
-        stored = await self.actions.finish(spec.action, state, exit_code, result)
-        if not stored:
-            self.counters["redelivered"] += 1
-        self.counters["results"] += 1
         conn.running.discard(spec.action)
-        self._credit(conn, ids)
-        if st is not None:
-            self.states.pop(spec.action, None)
-            if not st.done.done():
-                full = await self.actions.get(spec.action)
-                st.done.set_result(full or {})
-        await self._pump(conn)
+        # Group commit: results arriving together (a fan-out) share one transaction.
+        self._results.append((conn, spec.action, state, exit_code, result, ids, st))
+        self._results_wake.set()
+        self.counters["results"] += 1
+
+    async def result_writer(self) -> None:
+        """Commit pending results in batches, then ack them and wake their waiters."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await self._results_wake.wait()
+                self._results_wake.clear()
+                batch, self._results = self._results, []
+                if not batch:
+                    continue
+                try:
+                    fresh = await self.actions.finish_many([(b[1], b[2], b[3], b[4]) for b in batch])
+                except Exception as e:  # store down: the agents resend (no ack was sent)
+                    log.warning("results_not_stored", error=str(e), count=len(batch))
+                    continue
+                pumped: dict[str, AgentConn] = {}
+                for (conn, aid, state, exit_code, result, ids, st), new in zip(batch, fresh, strict=True):
+                    if not new:
+                        self.counters["redelivered"] += 1
+                    self._credit(conn, ids)
+                    if st is not None:
+                        self._untrack(aid)
+                        if not st.done.done():
+                            st.done.set_result(
+                                {
+                                    "id": aid,
+                                    "node": st.node,
+                                    "kind": st.kind,
+                                    "state": state,
+                                    "exit_code": exit_code,
+                                    "result": result,
+                                }
+                            )
+                    pumped[conn.node] = conn
+                await self._pump(*pumped.values())
 
     async def _on_renew(self, conn: AgentConn, env: wire.Envelope, spec: wire.CertRenew) -> None:
         try:
@@ -340,55 +381,75 @@ class Hub:
             {"id": s.id, "node": s.node, "kind": kind, "spec": body, "session": session} for s in states
         )
         for st in states:
-            self.states[st.id] = st
+            self._track(st)
             conn = self.conns.get(st.node)
             if conn is not None:
                 conn.queue.append(st.id)
-        for node in {s.node for s in states}:
-            conn = self.conns.get(node)
-            if conn is not None:
-                await self._pump(conn)
+        await self._pump(*(c for c in (self.conns.get(n) for n in {s.node for s in states}) if c is not None))
         return states
 
     async def _resume(self, conn: AgentConn) -> None:
-        """After a hello: queue the node's open actions (a restart's leftovers included), oldest first."""
-        for row in await self.actions.open_for(conn.node):
-            st = self.states.get(row["id"])
-            if st is None:
-                st = ActionState(
-                    id=row["id"],
-                    node=row["node"],
-                    kind=row["kind"],
-                    frame=wire.frame(
-                        row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
-                    ),
-                    done=asyncio.get_running_loop().create_future(),
-                )
-                self.states[st.id] = st
-            if st.id not in conn.queue:
-                conn.queue.append(st.id)
+        """After a hello: queue the node's open actions, oldest first. The store is read only for nodes
+        that had open actions when this process started (a restart's leftovers); the rest are live."""
+        if self.boot_open is None:
+            self.boot_open = await self.actions.nodes_with_open()
+        if conn.node in self.boot_open:
+            for row in await self.actions.open_for(conn.node):
+                if row["id"] not in self.states:
+                    self._track(
+                        ActionState(
+                            id=row["id"],
+                            node=row["node"],
+                            kind=row["kind"],
+                            frame=wire.frame(
+                                row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
+                            ),
+                            done=asyncio.get_running_loop().create_future(),
+                        )
+                    )
+            self.boot_open.discard(conn.node)
+        queued = set(conn.queue)
+        for aid in sorted(self.by_node.get(conn.node, ()), key=lambda a: self.states[a].seq):
+            if aid not in queued:
+                conn.queue.append(aid)
         await self._pump(conn)
 
-    async def _pump(self, conn: AgentConn) -> None:
-        """Send queued actions while the node has room (its max_concurrent)."""
-        batch: list[ActionState] = []
-        while conn.queue and len(conn.running) < conn.max_concurrent:
-            aid = conn.queue.popleft()
-            st = self.states.get(aid)
-            if st is None or st.sent:
-                continue
-            st.sent = True
-            conn.running.add(aid)
-            batch.append(st)
+    def _track(self, st: ActionState) -> None:
+        self._seq += 1
+        st.seq = self._seq
+        self.states[st.id] = st
+        self.by_node.setdefault(st.node, set()).add(st.id)
+
+    def _untrack(self, aid: str) -> ActionState | None:
+        st = self.states.pop(aid, None)
+        if st is not None:
+            ids = self.by_node.get(st.node)
+            if ids is not None:
+                ids.discard(aid)
+                if not ids:
+                    del self.by_node[st.node]
+        return st
+
+    async def _pump(self, *conns: AgentConn) -> None:
+        """Send queued actions while each node has room (its max_concurrent): one store write for all."""
+        batch: list[tuple[AgentConn, ActionState]] = []
+        for conn in conns:
+            while conn.queue and len(conn.running) < conn.max_concurrent:
+                aid = conn.queue.popleft()
+                st = self.states.get(aid)
+                if st is None or st.sent:
+                    continue
+                st.sent = True
+                conn.running.add(aid)
+                batch.append((conn, st))
         if not batch:
             return
-        await self.actions.mark_running([s.id for s in batch])
-        for st in batch:
+        await self.actions.mark_running([st.id for _, st in batch])
+        for conn, st in batch:
             try:
                 await conn.send(st.frame)
             except ConnectionClosed:
                 st.sent = False
-                return
 
     async def wait(self, action: str, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
         """The finished action row (waits while it runs); the stored row when it is not live here."""
@@ -402,18 +463,31 @@ class Hub:
 
     # -- revocation -----------------------------------------------------------------------------
 
+    async def check_peer(self, serial: str, node: str) -> str | None:
+        """None when this certificate may connect, else why not (see :meth:`Registry.check_serial`)."""
+        if self.valid.get(serial) == node:
+            return None
+        async with self._check_slots:
+            why = await self.registry.check_serial(serial, node)
+        if why is None:
+            self.valid[serial] = node
+        return why
+
     async def watch_revocations(self) -> None:
         """Close live connections whose certificate was revoked (by any process on this store)."""
         since = _now_iso()  # from now: earlier revocations were refused at their handshakes
         with contextlib.suppress(asyncio.CancelledError):
+            self.valid = await self.registry.valid_serials()
             while True:
                 await asyncio.sleep(self.settings.revocation_poll_s)
                 try:
+                    await self.flush_seen()
                     revoked, since = await self.registry.revoked_since(since)
                 except Exception as e:  # the store is briefly unavailable: try again next tick
                     log.warning("revocation_poll_failed", error=str(e))
                     continue
                 for serial, node in revoked:
+                    self.valid.pop(serial, None)
                     conn = self.conns.get(node)
                     if conn is not None and conn.serial == serial:
                         log.warning(
@@ -422,11 +496,20 @@ class Hub:
                         self.counters["cut"] += 1
                         n = await self.actions.fail_open(node, f"node {node} was revoked")
                         for aid in list(conn.running) + list(conn.queue):
-                            st = self.states.pop(aid, None)
+                            st = self._untrack(aid)
                             if st is not None and not st.done.done():
                                 st.done.set_exception(HubError(f"node {node} was revoked"))
                         log.info("actions_failed", node=node, count=n)
                         await conn.ws.close(1008, "certificate revoked")
+
+    async def flush_seen(self) -> None:
+        """Write the hellos and heartbeats seen since the last flush (last_seen, hello) in one go."""
+        for conn in self.conns.values():
+            if time.time() - conn.last_seen < self.settings.revocation_poll_s * 2:
+                self._seen.setdefault(conn.node, None)
+        if self._seen:
+            seen, self._seen = self._seen, {}
+            await self.registry.touch_many(seen)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Connected nodes for the API."""

@@ -288,6 +288,18 @@ class Registry:
             return f"node {node} is {agent.status if agent else 'not enrolled'}"
         return None
 
+    async def valid_serials(self) -> dict[str, str]:
+        """``{serial: node}`` of every unrevoked certificate of an active node (the handshake cache)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(fleet_certs.c.serial, fleet_certs.c.node)
+                    .join(fleet_agents, fleet_agents.c.name == fleet_certs.c.node)
+                    .where(fleet_certs.c.revoked_at.is_(None), fleet_agents.c.status == "active")
+                )
+            ).all()
+        return {r.serial: r.node for r in rows}
+
     async def revoke(self, node: str, reason: str = "revoked by operator") -> int:
         """Revoke every certificate of ``node`` and mark it revoked; returns how many certificates."""
         now = utcnow_iso()
@@ -354,6 +366,16 @@ class Registry:
             }
             for r in rows
         ]
+
+    async def touch_many(self, seen: dict[str, dict[str, Any] | None]) -> None:
+        """Record that these nodes were seen now (with their hello where given), in one transaction."""
+        now = utcnow_iso()
+        async with self.engine.begin() as conn:
+            for node, hello in seen.items():
+                values: dict[str, Any] = {"last_seen": now}
+                if hello is not None:
+                    values["hello"] = hello
+                await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
 
     async def touch(self, node: str, hello: dict[str, Any] | None = None) -> None:
         """Record that ``node`` was seen now (and its hello); the inventory follows (transport agent,
