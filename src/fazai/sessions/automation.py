@@ -27,6 +27,7 @@ from fazai.sessions.manager import RunOptions, SessionManager
 from fazai.sessions.playbook_loop import PendingRun, PlaybookLoop
 from fazai.telemetry import EveIngest, MetricStore, Retention, StoredAlert, follow_lines
 from fazai.telemetry.local import LocalSource, node_name
+from fazai.telemetry.opnsense_source import sample_firewall
 from fazai.telemetry.prom import TelemetryCollector
 from fazai.telemetry.tables import playbook_runs
 
@@ -82,6 +83,8 @@ class Automation:
             self._spawn(self._follow(Path(path), t.eve_from_start), f"eve:{path}")
         if t.sample_interval_s > 0:
             self._spawn(self._sample_local(t.sample_interval_s), "sampler")
+        for name in t.firewalls:
+            self._spawn(self._sample_firewall(name, t.firewall_interval_s), f"fw:{name}")
         self._spawn(self._tick(), "ticker")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -217,6 +220,24 @@ class Automation:
                 await self.record_metrics(node, src.sample())
             except Exception as e:
                 log.error("local_sample_failed", error=str(e))
+            await asyncio.sleep(every)
+
+    async def sample_firewall_once(self, name: str) -> list[str]:
+        """Sample firewall ``name`` into node ``fw:<name>``; its node state is ``up`` or ``down``."""
+        node = f"fw:{name}"
+        pool = self.loop.env.firewalls
+        try:
+            if pool is None:
+                raise LookupError("no firewall pool")
+            values = await sample_firewall(await pool.get(name))
+        except Exception as e:  # unreachable, refused, unknown: the node is down, say why
+            log.warning("firewall_sample_failed", firewall=name, error=str(e))
+            return await self.node_state(node, "down")
+        return [*await self.node_state(node, "up"), *await self.record_metrics(node, values)]
+
+    async def _sample_firewall(self, name: str, every: float) -> None:
+        while True:
+            await self.sample_firewall_once(name)
             await asyncio.sleep(every)
 
     async def _tick(self) -> None:
