@@ -67,10 +67,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
         url = f"sqlite:///{tmp_path / 'fazai.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        # Each test gets an empty schema.
+        # Each test gets an empty schema (every feature's tables, not only the sessions').
         s = await Store.open(url)
         async with s.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS events, sessions, alembic_version CASCADE"))
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
         await s.close()
     s = await Store.open(url)
     yield s
