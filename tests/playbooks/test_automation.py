@@ -4,6 +4,7 @@ playbooks, schedule ticks — each run a session in the real store."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fazai.sessions.manager import SessionManager
 from fazai.sessions.playbook_loop import PlaybookLoop, build_env
 from fazai.store import Store
 from fazai.telemetry.opnsense_source import firewall_values
+from opnsense_sim.eve import SSH_SCAN_ALERT
 from opnsense_sim.keys import KEY, SECRET, install_keys
 
 from .conftest import HookReceiver, free_port
@@ -127,3 +129,23 @@ async def test_rate_limit_refuses_runs_past_the_limit(auto) -> None:
     assert first and await a.start_playbook(pb, {"summary": "two", "trigger": "node_state"}) is None
     assert "rate limit" in a.skipped[-1]["reason"]
     await asyncio.wait_for(a.manager.wait(first), 30)
+
+
+async def test_ids_alerts_polled_from_the_firewall_api_start_playbooks(auto) -> None:
+    a, sim, hook = auto
+    (a.playbook_dir / "ids.yaml").write_text(
+        f'name: ids\ntrigger: {{alert: {{signature_id: 2001219, source: "ids:main"}}}}\n'
+        f'steps:\n  - webhook: {{url: "{hook.url}", message: "{{alert.src_ip}} via {{alert.source}}"}}\n'
+    )
+    a.reload()
+    old = copy.deepcopy(SSH_SCAN_ALERT)
+    sim.add_eve(old)
+    seen: set = set()
+    assert (await a.poll_alerts_once("main", seen, first=True))["new"] == []  # predates the daemon
+    fresh = copy.deepcopy(SSH_SCAN_ALERT)
+    fresh["src_ip"] = "198.51.100.99"
+    sim.add_eve(fresh)
+    out = await a.poll_alerts_once("main", seen, first=False)
+    assert len(out["new"]) == 1 and await _finish(a, out["sessions"]) == ["done"]
+    assert [b["text"] for b in hook.bodies] == ["198.51.100.99 via ids:main"]
+    assert (await a.poll_alerts_once("main", seen, first=False))["new"] == []  # each alert once

@@ -85,6 +85,8 @@ class Automation:
             self._spawn(self._sample_local(t.sample_interval_s), "sampler")
         for name in t.firewalls:
             self._spawn(self._sample_firewall(name, t.firewall_interval_s), f"fw:{name}")
+        for name in t.alert_firewalls:
+            self._spawn(self._poll_alerts(name, t.alert_poll_s), f"ids:{name}")
         self._spawn(self._tick(), "ticker")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -169,6 +171,44 @@ class Automation:
             if sid:
                 out.append(sid)
         return out
+
+    async def poll_alerts_once(self, name: str, seen: set[tuple[Any, Any]], *, first: bool) -> dict[str, Any]:
+        """One ``queryAlerts`` poll of firewall ``name``: alerts not seen before are ingested (source
+        ``ids:<name>``); on the ``first`` poll they are only marked seen (they predate the daemon)."""
+        pool = self.loop.env.firewalls
+        if pool is None:
+            raise LookupError("no firewall pool")
+        batch = await (await pool.get(name)).query_alerts(100)
+        ing = await self.ingest(f"ids:{name}")
+        new: list[StoredAlert] = []
+        for a in reversed(batch):  # oldest first
+            key = (a.fileid, a.filepos)
+            if key in seen:
+                continue
+            seen.add(key)
+            if not first:
+                stored = ing.feed_alert(a, a.event_data())
+                if stored is not None:
+                    new.append(stored)
+        await ing.flush()
+        sessions: list[str] = []
+        for stored in new:
+            sessions += await self.on_alert(stored)
+        return {"new": [x.id for x in new], "sessions": sessions}
+
+    async def _poll_alerts(self, name: str, every: float) -> None:
+        seen: set[tuple[Any, Any]] = set()
+        first = True
+        while True:
+            try:
+                await self.poll_alerts_once(name, seen, first=first)
+                first = False
+            except Exception as e:  # the firewall may be down: try again next period
+                log.warning("ids_poll_failed", firewall=name, error=str(e))
+            if len(seen) > 100_000:  # queryAlerts returns the newest 100: old keys never come back
+                seen.clear()
+                first = True
+            await asyncio.sleep(every)
 
     async def _follow(self, path: Path, from_start: bool) -> None:
         source = f"eve:{path}"
