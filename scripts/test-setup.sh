@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql" "nats-server:nats-server"; do
+for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql" "nats-server:nats-server" "nft:nftables"; do
   bin="${spec%%:*}"; pkg="${spec##*:}"
   if ! command -v "$bin" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$bin" >/dev/null 2>&1 \
      && ! [ -x "/usr/sbin/$bin" ]; then

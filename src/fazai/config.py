@@ -416,6 +416,15 @@ class TelemetrySettings(_Section):
         default=60.0, ge=0, description="same signature + source within it = one alert"
     )
     sample_interval_s: float = Field(default=15.0, ge=0, description="local facts sampling period (0 = off)")
+    firewalls: list[str] = Field(
+        default_factory=list,
+        description="registered firewalls sampled as nodes fw:<name> (interfaces, gateways)",
+    )
+    firewall_interval_s: float = Field(default=30.0, gt=0, description="firewall sampling period")
+    alert_firewalls: list[str] = Field(
+        default_factory=list, description="registered firewalls whose IDS alerts are polled (queryAlerts)"
+    )
+    alert_poll_s: float = Field(default=5.0, gt=0, description="queryAlerts polling period")
     raw_retention_s: float = Field(default=6 * 3600.0, gt=0, description="raw samples older are rolled up")
     rollup_step_s: int = Field(default=300, ge=1, description="rollup bucket width")
     rollup_retention_s: float = Field(default=30 * 86400.0, gt=0, description="rollups older are deleted")

@@ -1,29 +1,48 @@
-"""``fazai playbook check|test`` and ``fazai metrics`` as an operator runs them (subprocesses)."""
+"""``fazai playbook check|test`` and ``fazai metrics`` through the real Typer app (in process: a
+fresh interpreter per command costs tens of seconds on a loaded test machine)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from fazai.cli.main import _register, app
 from fazai.store import Store
 from fazai.telemetry import MetricStore
 from opnsense_sim.eve import SSH_SCAN_ALERT
 
 from .conftest import Netns
 
-REPO = Path(__file__).resolve().parents[2]
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def fazai(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fazai.cli.main", *args],
-        env={**os.environ, "FAZAI_CONFIG": str(cfg), "COLUMNS": "200"},
-        capture_output=True, text=True, timeout=120, cwd=REPO, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+def fazai(cfg: Path, *args: str) -> Ran:
+    _register_once()
+    runner = (
+        CliRunner(mix_stderr=False)
+        if "mix_stderr" in CliRunner.__init__.__code__.co_varnames
+        else CliRunner()
+    )
+    r = runner.invoke(app, list(args), env={"FAZAI_CONFIG": str(cfg), "COLUMNS": "200"})
+    return Ran(r.exit_code, r.stdout, r.stderr)
+
+
+_registered: list[bool] = []
+
+
+def _register_once() -> None:
+    if not _registered:
+        _register()
+        _registered.append(True)
 
 
 def config(tmp_path: Path, extra: str = "") -> Path:
@@ -49,7 +68,7 @@ def test_playbook_test_prints_the_plan_and_changes_nothing(tmp_path: Path, netns
         p = fazai(cfg, "playbook", "test", str(pb), "--alert", str(alert))
         assert p.returncode == 0, p.stderr
         assert "1. [nft_block1] nft_block: risk changes_state, needs approval by role 'secops'" in p.stdout
-        assert "on web1: $ nft add table inet fazai" in p.stdout and "198.51.100.23" in p.stdout
+        assert "on web1: $ nft 'add table inet fazai; " in p.stdout and "198.51.100.23" in p.stdout
         assert ns.elements() == [] and "fazai" not in ns.nft("list", "tables").stdout
         p = fazai(cfg, "playbook", "test", str(pb), "--alert", str(alert), "--json")
         plan = json.loads(p.stdout)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon_harness import Daemon, sse_messages
+from daemon_harness import Daemon, action, sse_messages
 from fazai.opnsense.store import FirewallEntry, FirewallStore
 from opnsense_sim.keys import KEY, SECRET, install_keys
 from telemetry.conftest import eve_line
@@ -28,6 +28,16 @@ steps:
   - id: fw
     block_ip: {ttl: 1h}
   - id: nodes
+    nft_block: {nodes: [web1]}
+"""
+
+AGENT = """
+name: ask-agent
+trigger: {alert: {signature_id: 777}}
+steps:
+  - id: investigate
+    agent: {goal: "Is {alert.src_ip} worth blocking?", max_iterations: 3}
+  - when: {step: investigate, answer_contains: "block it"}
     nft_block: {nodes: [web1]}
 """
 
@@ -61,6 +71,7 @@ def setup(tmp_path: Path, sim_server, netns_ok) -> Iterator[tuple[Daemon, Any, N
     books.mkdir(parents=True)
     (books / "block.yaml").write_text(BLOCK)
     (books / "gated.yaml").write_text(GATED)
+    (books / "agent.yaml").write_text(AGENT)
     (books / "typo.yaml").write_text("name: typo\ntrigger: {alert: {}}\nsteps:\n  - block_ipp: {}\n")
     FirewallStore(home / "state").add(FirewallEntry(name="main", url=url, timeout_s=5), KEY, SECRET)
     eve = home / "eve.json"
@@ -77,7 +88,9 @@ management = ["10.0.0.0/8"]
 kind = "netns"
 netns = "{ns.path}"
 """
-    d = Daemon(home, [], extra).start(timeout=120)  # imports take long on a loaded machine
+    # The answer gate may send an answer back once (grounding): the same answer twice.
+    script = [action(action="done", answer="yes, block it: it scans every port", status="success")] * 2
+    d = Daemon(home, script, extra).start(timeout=120)  # imports take long on a loaded machine
     try:
         yield d, sim, ns, eve
     finally:
@@ -99,7 +112,7 @@ def test_eve_line_to_blocks_through_the_daemon(setup) -> None:
     d, sim, ns, eve = setup
     with d.client() as c:
         listing = c.get("/playbooks").json()
-        assert sorted(p["name"] for p in listing["playbooks"]) == ["gated", "ssh-scan"]
+        assert sorted(p["name"] for p in listing["playbooks"]) == ["ask-agent", "gated", "ssh-scan"]
         assert any("typo.yaml:4" in e and "unknown key 'block_ipp'" in e for e in listing["errors"])
         append(eve, eve_line(src="198.51.100.77"), "{not json", eve_line(src="198.51.100.77"))
         wait_for(lambda: blocked(sim, "198.51.100.77") and ns.elements() == ["198.51.100.77"], what="blocks")
@@ -150,3 +163,20 @@ def test_runs_wait_for_approval_and_can_be_aborted(setup) -> None:
         assert c.post("/agent/abort", json={"session": sid2}).json()["aborted"] is True
         wait_for(lambda: c.get(f"/agent/sessions/{sid2}").json()["status"] == "aborted", what="abort")
         assert ns.elements() == ["198.51.100.5"]
+
+
+def test_an_agent_step_opens_a_session_whose_answer_feeds_the_next_step(setup) -> None:
+    d, _sim, ns, eve = setup
+    with d.client() as c:
+        append(eve, eve_line(src="198.51.100.44", sid=777))
+        run = wait_for(lambda: [r for r in c.get("/playbooks/runs").json() if r["status"] != "running"],
+                       timeout=30, what="the playbook run")[0]  # fmt: skip
+        assert run["status"] == "done", run
+        assert ns.elements() == ["198.51.100.44"]
+        evs = events_of(c, run["session"])
+        ok = next(e for e in evs if e["kind"] == "step" and e["data"].get("step") == "investigate"
+                  and e["data"].get("status") == "ok")  # fmt: skip
+        child = ok["data"]["result"]["session"]
+        agent = c.get(f"/agent/sessions/{child}").json()
+        assert agent["goal"] == "Is 198.51.100.44 worth blocking?" and agent["mode"] == "agent"
+        assert "block it" in agent["summary"]

@@ -36,3 +36,25 @@ def eve(
 
 def eve_line(**kw: Any) -> str:
     return json.dumps(eve(**kw))
+
+
+from sqlalchemy import text  # noqa: E402
+
+from test_store import pg_url  # noqa: E402, F401  (the throwaway PostgreSQL cluster fixture)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The store on SQLite and, with the postgres marker, on a real PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'fazai.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        s = await Store.open(url)
+        async with s.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await s.close()
+    s = await Store.open(url)
+    yield s
+    await s.close()

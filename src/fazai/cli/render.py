@@ -371,6 +371,29 @@ class Renderer:
     def _on_aborted(self, ev: Event) -> None:
         self._line(f"[bold yellow]aborted[/] {escape(str(ev.data.get('reason', '')))}")
 
+    def _on_playbook(self, ev: Event) -> None:
+        d = ev.data
+        self._line(f"[bold cyan]▶ playbook {escape(str(d.get('name')))}[/] ({d.get('trigger')}): "
+                   f"{escape(str(d.get('summary', '')))}")  # fmt: skip
+
+    def _on_step(self, ev: Event) -> None:
+        d = ev.data
+        status, step = str(d.get("status")), escape(str(d.get("step")))
+        where = f" on {escape(str(d['target']))}" if d.get("target") else ""
+        if status == "planned":
+            for a in d.get("actions") or []:
+                what, on = escape(str(a.get("summary"))), escape(str(a.get("target")))
+                self._line(f"  [cyan]{step}[/] {what} [dim](on {on})[/]")
+            return
+        detail = (
+            d.get("error")
+            or d.get("reason")
+            or d.get("undo")
+            or (d.get("targets") and ", ".join(d["targets"]))
+        )
+        style = {"ok": "green", "skipped": "yellow", "retry": "yellow", "stage": "cyan"}.get(status, "red")
+        self._line(f"  [{style}]{step} {status}[/]{where}" + (f": {escape(str(detail))}" if detail else ""))
+
     def _on_other(self, ev: Event) -> None:
         d = ev.data
         text = d.get("title") or d.get("name") or d.get("message") or json.dumps(d)[:200]

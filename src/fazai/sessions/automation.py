@@ -27,6 +27,7 @@ from fazai.sessions.manager import RunOptions, SessionManager
 from fazai.sessions.playbook_loop import PendingRun, PlaybookLoop
 from fazai.telemetry import EveIngest, MetricStore, Retention, StoredAlert, follow_lines
 from fazai.telemetry.local import LocalSource, node_name
+from fazai.telemetry.opnsense_source import sample_firewall
 from fazai.telemetry.prom import TelemetryCollector
 from fazai.telemetry.tables import playbook_runs
 
@@ -82,6 +83,10 @@ class Automation:
             self._spawn(self._follow(Path(path), t.eve_from_start), f"eve:{path}")
         if t.sample_interval_s > 0:
             self._spawn(self._sample_local(t.sample_interval_s), "sampler")
+        for name in t.firewalls:
+            self._spawn(self._sample_firewall(name, t.firewall_interval_s), f"fw:{name}")
+        for name in t.alert_firewalls:
+            self._spawn(self._poll_alerts(name, t.alert_poll_s), f"ids:{name}")
         self._spawn(self._tick(), "ticker")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -167,6 +172,44 @@ class Automation:
                 out.append(sid)
         return out
 
+    async def poll_alerts_once(self, name: str, seen: set[tuple[Any, Any]], *, first: bool) -> dict[str, Any]:
+        """One ``queryAlerts`` poll of firewall ``name``: alerts not seen before are ingested (source
+        ``ids:<name>``); on the ``first`` poll they are only marked seen (they predate the daemon)."""
+        pool = self.loop.env.firewalls
+        if pool is None:
+            raise LookupError("no firewall pool")
+        batch = await (await pool.get(name)).query_alerts(100)
+        ing = await self.ingest(f"ids:{name}")
+        new: list[StoredAlert] = []
+        for a in reversed(batch):  # oldest first
+            key = (a.fileid, a.filepos)
+            if key in seen:
+                continue
+            seen.add(key)
+            if not first:
+                stored = ing.feed_alert(a, a.event_data())
+                if stored is not None:
+                    new.append(stored)
+        await ing.flush()
+        sessions: list[str] = []
+        for stored in new:
+            sessions += await self.on_alert(stored)
+        return {"new": [x.id for x in new], "sessions": sessions}
+
+    async def _poll_alerts(self, name: str, every: float) -> None:
+        seen: set[tuple[Any, Any]] = set()
+        first = True
+        while True:
+            try:
+                await self.poll_alerts_once(name, seen, first=first)
+                first = False
+            except Exception as e:  # the firewall may be down: try again next period
+                log.warning("ids_poll_failed", firewall=name, error=str(e))
+            if len(seen) > 100_000:  # queryAlerts returns the newest 100: old keys never come back
+                seen.clear()
+                first = True
+            await asyncio.sleep(every)
+
     async def _follow(self, path: Path, from_start: bool) -> None:
         source = f"eve:{path}"
         async for batch in follow_lines(path, from_start=from_start, poll_s=self.settings.telemetry.poll_s):
@@ -217,6 +260,24 @@ class Automation:
                 await self.record_metrics(node, src.sample())
             except Exception as e:
                 log.error("local_sample_failed", error=str(e))
+            await asyncio.sleep(every)
+
+    async def sample_firewall_once(self, name: str) -> list[str]:
+        """Sample firewall ``name`` into node ``fw:<name>``; its node state is ``up`` or ``down``."""
+        node = f"fw:{name}"
+        pool = self.loop.env.firewalls
+        try:
+            if pool is None:
+                raise LookupError("no firewall pool")
+            values = await sample_firewall(await pool.get(name))
+        except Exception as e:  # unreachable, refused, unknown: the node is down, say why
+            log.warning("firewall_sample_failed", firewall=name, error=str(e))
+            return await self.node_state(node, "down")
+        return [*await self.node_state(node, "up"), *await self.record_metrics(node, values)]
+
+    async def _sample_firewall(self, name: str, every: float) -> None:
+        while True:
+            await self.sample_firewall_once(name)
             await asyncio.sleep(every)
 
     async def _tick(self) -> None:

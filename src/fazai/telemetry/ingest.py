@@ -148,6 +148,14 @@ class EveIngest:
         if alert is None:
             self.counters.other += 1
             return None
+        return self.feed_alert(alert, rec, count_line=False)
+
+    def feed_alert(
+        self, alert: SuricataAlert, raw: dict[str, Any], *, count_line: bool = True
+    ) -> StoredAlert | None:
+        """Account for an alert already parsed (an OPNsense ``queryAlerts`` row); ``raw`` is kept."""
+        if count_line:
+            self.counters.lines += 1
         ts = _epoch(alert)
         fp = fingerprint(self.source, alert)
         group = self.dedup.lookup(fp, ts)
@@ -179,10 +187,10 @@ class EveIngest:
                 "first_seen": ts,
                 "last_seen": ts,
                 "count": 1,
-                "raw": rec,
+                "raw": raw,
             }
         )
-        return StoredAlert(aid, self.source, alert, rec)
+        return StoredAlert(aid, self.source, alert, raw)
 
     def _reject(self, line: str, reason: str) -> None:
         self.counters.rejected += 1
