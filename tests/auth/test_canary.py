@@ -9,9 +9,9 @@ import secrets
 from pathlib import Path
 
 import pytest
+from cli_env import fazai
 
 import fake_apis
-from cli_env import fazai
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ async def test_master_key_rotation_reencrypts_everything(store, tmp_path: Path) 
     async with store.engine.connect() as conn:
         before = dict((await conn.exec_driver_sql("SELECT name, ciphertext FROM vault_secrets")).all())
     old_key = (state / "vault.key").read_text()
-    new, n = await v.rotate_master(state)
+    _new, n = await v.rotate_master(state)
     assert n == 3 and (state / "vault.key").read_text() != old_key
     async with store.engine.connect() as conn:
         after = dict((await conn.exec_driver_sql("SELECT name, ciphertext FROM vault_secrets")).all())
