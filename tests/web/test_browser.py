@@ -138,6 +138,8 @@ def test_console_in_a_browser(daemon, browser, shots) -> None:
     assert "the marker exists" in page.locator("article.ev.done").inner_text()
     assert marker.exists()
     page.wait_for_selector("#ended .message")
+    page.wait_for_function("document.querySelector('#status').innerText === 'done'")
+    assert page.locator("#abort").count() == 0  # the end of the run removes the abort button
     shots(page, "05-approved-and-ran")
 
     # 2. Abort a running command.
