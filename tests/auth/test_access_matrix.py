@@ -120,3 +120,42 @@ async def test_state_changing_denials_are_audited(env) -> None:
     recs = await env.access.audit.recent(20, actor="r-viewer", action="session.abort")
     assert recs and recs[0].decision == "deny" and recs[0].source == "10.9.9.9"
     assert recs[0].target == env.sessions["own"] and "operator" in recs[0].detail["reason"]
+
+
+# Reachable without a credential, by design: health, signing in, and the console's static files.
+PUBLIC = {
+    "/healthz",
+    "/auth/login",
+    "/auth/refresh",
+    "/console/login",
+    "/console/refresh",
+    "/console",
+    "/console/",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_route_needs_a_credential(env) -> None:
+    """No route but the public ones answers an anonymous caller (a new route without a check fails)."""
+    checked = 0
+    # The OpenAPI description lists every route, included routers too.
+    for path_t, ops in env.app.openapi()["paths"].items():
+        if path_t in PUBLIC:
+            continue
+        path = path_t
+        for name in ("session_id", "sid"):
+            path = path.replace("{" + name + "}", env.sessions["own"])
+        path = path.replace("{item_id}", "k1").replace("{node_id}", "n1")
+        for method in ops:
+            async with env.client() as c:
+                r = await c.request(method.upper(), path, json={})
+            if path.startswith("/console"):
+                assert r.status_code == 303 and "/console/login" in r.headers["location"], (method, path)
+            else:
+                assert r.status_code == 401, (method, path, r.status_code)
+            checked += 1
+    assert checked >= 20

@@ -299,12 +299,14 @@ def _session_routes(r: APIRouter, settings: Any) -> None:
     async def reply(
         sid: str,
         request: Request,
-        action: str = Form(...),
+        action: str = Form(""),
         approved: str | None = Form(None),
         answer: str | None = Form(None),
         csrf: str = Form(""),
     ) -> Response:
         caller = await who(request, csrf_form=csrf)
+        if not action:
+            raise ConsoleError(400, "which action? send action=<id>")
         aid: int | str = int(action) if action.isdigit() else action
         ok = None if approved is None else approved.lower() in ("1", "true", "yes", "on")
         try:
