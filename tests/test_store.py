@@ -70,7 +70,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
         # Each test gets an empty schema.
         s = await Store.open(url)
         async with s.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS events, sessions, alembic_version CASCADE"))
+            # Every feature branch adds tables (auth, fleet…): drop the whole schema, not a list.
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
         await s.close()
     s = await Store.open(url)
     yield s
