@@ -144,3 +144,23 @@ def test_config_takes_only_vault_references(tmp_path: Path) -> None:
     assert "must be a vault reference" in str(e.value)
     cfg.write_text('[ai_provider]\nprovider = "openai"\napi_key = "vault:openai"\n')
     assert load_settings(cfg, environ={}).ai_provider.api_key == "vault:openai"
+
+
+async def test_opnsense_key_and_secret_from_vault_references(store, tmp_path: Path) -> None:
+    from fazai.opnsense.store import FirewallEntry, FirewallStore, StoreError
+    from fazai.vault import resolver
+
+    state = tmp_path / "state"
+    v = await Vault.open(store.engine, state, create=True)
+    await v.set("fw1-key", "canary-fw-key")
+    await v.set("fw1-secret", "canary-fw-secret")
+    settings = load_settings(environ={"FAZAI_PATHS__STATE_DIR": str(state)})
+    fws = FirewallStore(state, resolver(settings))
+    fws.add(FirewallEntry("fw1", "https://192.0.2.1"), "vault:fw1-key", "vault:fw1-secret")
+    assert b"canary" not in fws.secrets.read_bytes()  # only the references are on disk
+    assert fws.credentials("fw1") == ("canary-fw-key", "canary-fw-secret")
+    fws.add(FirewallEntry("fw2", "https://192.0.2.2"), "vault:missing", "vault:fw1-secret")
+    with pytest.raises(StoreError, match="vault:missing: no secret missing"):
+        fws.credentials("fw2")
+    with pytest.raises(StoreError, match="no vault is available"):
+        FirewallStore(state).credentials("fw1")

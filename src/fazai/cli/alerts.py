@@ -106,7 +106,10 @@ async def _fw_alerts(
     from fazai.opnsense.store import FirewallStore, StoreError, open_firewall
 
     try:
-        fw = await open_firewall(FirewallStore(settings_or_exit().paths.state_dir), name)
+        from fazai.vault import resolver
+
+        settings = settings_or_exit()
+        fw = await open_firewall(FirewallStore(settings.paths.state_dir, resolver(settings)), name)
     except (OPNsenseError, StoreError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from e

@@ -45,8 +45,10 @@ def register(root: typer.Typer) -> None:
 
 def _store() -> FirewallStore:
     from fazai.cli.main import settings_or_exit
+    from fazai.vault import resolver
 
-    return FirewallStore(settings_or_exit().paths.state_dir)
+    settings = settings_or_exit()
+    return FirewallStore(settings.paths.state_dir, resolver(settings))
 
 
 def _run(coro: Awaitable[T]) -> T:
