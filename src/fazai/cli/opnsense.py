@@ -505,10 +505,8 @@ def unblock(ip: str, firewall: str | None = FW, dry_run: bool = DRY, as_json: bo
 @app.command("blocks")
 def blocks(
     expire: bool = typer.Option(False, "--expire", help="remove expired temporary blocks first"),
-    firewall: str | None = FW,
-    dry_run: bool = DRY,
-    as_json: bool = JSON,
-) -> None:
+    firewall: str | None = FW, dry_run: bool = DRY, as_json: bool = JSON,
+) -> None:  # fmt: skip
     """List blocked addresses (with reason and expiry); --expire removes the expired ones."""
 
     async def go(fw: Firewall) -> tuple[Result, list[dict[str, Any]]]:
