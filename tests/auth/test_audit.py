@@ -14,6 +14,9 @@ from cli_env import config, fazai
 from fazai.audit import AuditLog
 from fazai.store import Store
 
+# CLI processes: each costs an interpreter start (seconds on a crowded machine).
+pytestmark = pytest.mark.timeout(900)
+
 
 async def _fill(home: Path, n: int) -> Path:
     cfg = config(home)
