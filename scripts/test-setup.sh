@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql" "nats-server:nats-server" "nft:nftables"; do
+# chromium: the console's browser tests (tests/web) drive Debian's build through Playwright.
+for spec in "bwrap:bubblewrap" "sshd:openssh-server" "pg_ctl:postgresql" "nats-server:nats-server" "nft:nftables" "chromium:chromium"; do
   bin="${spec%%:*}"; pkg="${spec##*:}"
   if ! command -v "$bin" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$bin" >/dev/null 2>&1 \
      && ! [ -x "/usr/sbin/$bin" ]; then

@@ -24,7 +24,7 @@ def fazai(cfg: Path, *args: str, stdin: str | None = None, env: dict[str, str] |
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # generous: a crowded 2-core machine takes >10 s just to import the CLI
         cwd=REPO,
         env={**os.environ, "FAZAI_CONFIG": str(cfg), "COLUMNS": "200", **(env or {})},
     )

@@ -14,35 +14,37 @@ from app_env import OTHER, OWN, ROLES, open_env
 
 ORDER = {"viewer": 1, "operator": 2, "approver": 3, "admin": 4}
 
-# name: (method, path, body, least role, site-bound)
-ENDPOINTS: dict[str, tuple[str, str, dict | None, str, bool]] = {
-    "get_session": ("GET", "/agent/sessions/{sid}", None, "viewer", True),
-    "events_sse": ("GET", "/agent/sessions/{sid}/events?follow=false", None, "viewer", True),
-    "create": ("POST", "/agent/sessions", {"goal": "g", "site": "{site}"}, "operator", True),
-    "generate": ("POST", "/agent/generate", {"goal": "g", "site": "{site}"}, "operator", True),
-    "continue": ("POST", "/agent/generate", {"session": "{sid}", "goal": "again"}, "operator", True),
+SITE, ANY, INSTALL = "site", "any", "install"  # on the resource's site / any grant / a grant on '*'
+
+# name: (method, path, body, least role, where the role must be held)
+ENDPOINTS: dict[str, tuple[str, str, dict | None, str, str]] = {
+    "get_session": ("GET", "/agent/sessions/{sid}", None, "viewer", SITE),
+    "events_sse": ("GET", "/agent/sessions/{sid}/events?follow=false", None, "viewer", SITE),
+    "create": ("POST", "/agent/sessions", {"goal": "g", "site": "{site}"}, "operator", SITE),
+    "generate": ("POST", "/agent/generate", {"goal": "g", "site": "{site}"}, "operator", SITE),
+    "continue": ("POST", "/agent/generate", {"session": "{sid}", "goal": "again"}, "operator", SITE),
     "generate_yes": (
         "POST",
         "/agent/generate",
         {"goal": "g", "site": "{site}", "yes": True},
         "approver",
-        True,
+        SITE,
     ),
-    "abort": ("POST", "/agent/abort", {"session": "{sid}"}, "operator", True),
+    "abort": ("POST", "/agent/abort", {"session": "{sid}"}, "operator", SITE),
     "approve": (
         "POST",
         "/agent/reply",
         {"session": "{sid}", "action": 1, "approved": True},
         "approver",
-        True,
+        SITE,
     ),
-    "deny": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "approved": False}, "approver", True),
-    "answer": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "answer": "hi"}, "operator", True),
-    "metrics": ("GET", "/metrics", None, "viewer", False),
-    "console_session": ("GET", "/console/sessions/{sid}", None, "viewer", True),
-    "console_stream": ("GET", "/console/sessions/{sid}/stream", None, "viewer", True),
-    "console_kb": ("GET", "/console/kb", None, "viewer", False),
-    "console_audit": ("GET", "/console/audit", None, "admin", False),
+    "deny": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "approved": False}, "approver", SITE),
+    "answer": ("POST", "/agent/reply", {"session": "{sid}", "action": 1, "answer": "hi"}, "operator", SITE),
+    "metrics": ("GET", "/metrics", None, "viewer", ANY),
+    "console_session": ("GET", "/console/sessions/{sid}", None, "viewer", SITE),
+    "console_stream": ("GET", "/console/sessions/{sid}/stream", None, "viewer", SITE),
+    "console_kb": ("GET", "/console/kb", None, "viewer", ANY),
+    "console_audit": ("GET", "/console/audit", None, "admin", INSTALL),
 }
 
 
@@ -65,18 +67,24 @@ CASES = [
     for who in [*ROLES, "nobody"]
     for ep in ENDPOINTS
     for where in ("own", "other")
-    if ENDPOINTS[ep][4] or where == "own"
+    if ENDPOINTS[ep][4] == SITE or where == "own"
 ]
 
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("who", "endpoint", "where"), CASES)
 async def test_matrix(env, who: str, endpoint: str, where: str) -> None:
-    method, path, body, least, site_bound = ENDPOINTS[endpoint]
+    method, path, body, least, reach = ENDPOINTS[endpoint]
     sid = env.sessions[where]
     site = OWN if where == "own" else OTHER
     name = "nobody" if who == "nobody" else f"r-{who}"
-    allowed = who != "nobody" and ORDER[who] >= ORDER[least] and (where == "own" or not site_bound)
+    # Every matrix user's grant is on OWN (a site): installation-wide actions are denied to all of them.
+    allowed = (
+        who != "nobody"
+        and ORDER[who] >= ORDER[least]
+        and reach != INSTALL
+        and (where == "own" or reach == ANY)
+    )
     async with env.client(env.tokens[name]) as c:
         r = await c.request(method, _fill(path, sid, site), json=_fill(body, sid, site))
     if allowed:
@@ -85,6 +93,26 @@ async def test_matrix(env, who: str, endpoint: str, where: str) -> None:
         assert r.status_code == 403, (who, endpoint, where, r.status_code, r.text[:300])
         # The message names the first requirement that failed (generate_yes needs operator first).
         assert "forbidden" in r.text and (least in r.text or endpoint == "generate_yes")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_installation_wide_pages_need_a_grant_on_star(env) -> None:
+    from fazai.auth import Role, Scope
+
+    users = env.access.auth.users
+    await users.add("org-admin", "correct horse battery")
+    await users.grant("org-admin", Role.admin, Scope.parse("acme"))
+    await users.add("global-admin", "correct horse battery")
+    await users.grant("global-admin", Role.admin, Scope.parse("*"))
+    for name, code in (("org-admin", 403), ("global-admin", 200)):
+        async with env.client() as c:
+            tok = (
+                await c.post("/auth/login", json={"name": name, "password": "correct horse battery"})
+            ).json()
+        async with env.client(tok["access_token"]) as c:
+            assert (await c.get("/console/audit")).status_code == code, name
+    async with env.admin() as c:  # the bootstrap token is an admin on '*'
+        assert (await c.get("/console/audit")).status_code == 200
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -120,3 +148,42 @@ async def test_state_changing_denials_are_audited(env) -> None:
     recs = await env.access.audit.recent(20, actor="r-viewer", action="session.abort")
     assert recs and recs[0].decision == "deny" and recs[0].source == "10.9.9.9"
     assert recs[0].target == env.sessions["own"] and "operator" in recs[0].detail["reason"]
+
+
+# Reachable without a credential, by design: health, signing in, and the console's static files.
+PUBLIC = {
+    "/healthz",
+    "/auth/login",
+    "/auth/refresh",
+    "/console/login",
+    "/console/refresh",
+    "/console",
+    "/console/",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_route_needs_a_credential(env) -> None:
+    """No route but the public ones answers an anonymous caller (a new route without a check fails)."""
+    checked = 0
+    # The OpenAPI description lists every route, included routers too.
+    for path_t, ops in env.app.openapi()["paths"].items():
+        if path_t in PUBLIC:
+            continue
+        path = path_t
+        for name in ("session_id", "sid"):
+            path = path.replace("{" + name + "}", env.sessions["own"])
+        path = path.replace("{item_id}", "k1").replace("{node_id}", "n1")
+        for method in ops:
+            async with env.client() as c:
+                r = await c.request(method.upper(), path, json={})
+            if path.startswith("/console"):
+                assert r.status_code == 303 and "/console/login" in r.headers["location"], (method, path)
+            else:
+                assert r.status_code == 401, (method, path, r.status_code)
+            checked += 1
+    assert checked >= 20

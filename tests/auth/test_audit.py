@@ -14,14 +14,23 @@ from cli_env import config, fazai
 from fazai.audit import AuditLog
 from fazai.store import Store
 
+# CLI processes: each costs an interpreter start (seconds on a crowded machine).
+pytestmark = pytest.mark.timeout(900)
+
 
 async def _fill(home: Path, n: int) -> Path:
     cfg = config(home)
     store = await Store.open(f"sqlite+aiosqlite:///{home / 'state' / 'fazai.db'}")
     log = AuditLog(store.engine, home / "state")
     for i in range(n):
-        await log.append(f"user{i}", "approval", f"s_1#{i}", "allow" if i % 2 else "deny",
-                         source="10.0.0.1", detail={"i": i})  # fmt: skip
+        await log.append(
+            f"user{i}",
+            "approval",
+            f"s_1#{i}",
+            "allow" if i % 2 else "deny",
+            source="10.0.0.1",
+            detail={"i": i},
+        )
     assert (await log.verify()).ok
     await store.close()
     return cfg
@@ -109,8 +118,18 @@ def test_export_and_list(trail: Path) -> None:
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["seq"] for x in lines] == [1, 2, 3, 4, 5, 6]
     assert lines[1]["prev_hash"] == lines[0]["hash"] and lines[2]["decision"] == "deny"
-    assert set(lines[0]) == {"seq", "ts", "actor", "source", "action", "target", "decision", "detail",
-                             "prev_hash", "hash"}  # fmt: skip
+    assert set(lines[0]) == {
+        "seq",
+        "ts",
+        "actor",
+        "source",
+        "action",
+        "target",
+        "decision",
+        "detail",
+        "prev_hash",
+        "hash",
+    }
     rc, out, _ = fazai(trail / "fazai.toml", "audit", "list", "--json", "-n", "2")
     assert rc == 0 and [x["seq"] for x in json.loads(out)] == [6, 5]
 

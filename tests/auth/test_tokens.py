@@ -154,8 +154,10 @@ async def test_console_redirects_to_login_and_refreshes(env) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
         await c.get("/console/login")
         csrf = c.cookies.get("fazai_csrf")
-        await c.post("/console/login", data={"name": "r-viewer", "password": PASSWORD, "csrf": csrf,
-                                             "next": "https://evil.example/"})  # fmt: skip
+        await c.post(
+            "/console/login",
+            data={"name": "r-viewer", "password": PASSWORD, "csrf": csrf, "next": "https://evil.example/"},
+        )
         c.cookies.delete("fazai_at")  # as if the 15-minute access token expired
         r = await c.get("/console/sessions")
         assert r.status_code == 303 and r.headers["location"].startswith("/console/refresh")

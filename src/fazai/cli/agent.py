@@ -32,14 +32,8 @@ err = Console(stderr=True)
 
 # Exit codes: 0 success, 1 the goal failed / blocked, 2 usage or config, 3 backend error, 130 aborted.
 EXIT_FOR = {
-    "success": 0,
-    "done": 0,
-    "failed": 1,
-    "blocked": 1,
-    "unverified": 1,
-    "aborted": 130,
-    "interrupted": 130,
-}
+    "success": 0, "done": 0, "failed": 1, "blocked": 1, "unverified": 1, "aborted": 130, "interrupted": 130,
+}  # fmt: skip
 
 
 def _settings() -> Any:

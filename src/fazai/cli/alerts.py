@@ -106,9 +106,13 @@ async def _fw_alerts(
     from fazai.opnsense.store import FirewallStore, StoreError, open_firewall
 
     try:
+        from fazai.vault import resolver
+
         settings = settings_or_exit()
         fw = await open_firewall(
-            FirewallStore(settings.paths.state_dir), name, never_block=tuple(settings.opnsense.never_block)
+            FirewallStore(settings.paths.state_dir, resolver(settings)),
+            name,
+            never_block=tuple(settings.opnsense.never_block),
         )
     except (OPNsenseError, StoreError) as e:
         err.print(f"[red]error:[/] {e}")

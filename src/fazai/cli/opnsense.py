@@ -45,8 +45,10 @@ def register(root: typer.Typer) -> None:
 
 def _store() -> FirewallStore:
     from fazai.cli.main import settings_or_exit
+    from fazai.vault import resolver
 
-    return FirewallStore(settings_or_exit().paths.state_dir)
+    settings = settings_or_exit()
+    return FirewallStore(settings.paths.state_dir, resolver(settings))
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -507,10 +509,8 @@ def unblock(ip: str, firewall: str | None = FW, dry_run: bool = DRY, as_json: bo
 @app.command("blocks")
 def blocks(
     expire: bool = typer.Option(False, "--expire", help="remove expired temporary blocks first"),
-    firewall: str | None = FW,
-    dry_run: bool = DRY,
-    as_json: bool = JSON,
-) -> None:
+    firewall: str | None = FW, dry_run: bool = DRY, as_json: bool = JSON,
+) -> None:  # fmt: skip
     """List blocked addresses (with reason and expiry); --expire removes the expired ones."""
 
     async def go(fw: Firewall) -> tuple[Result, list[dict[str, Any]]]:

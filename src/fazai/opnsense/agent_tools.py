@@ -41,7 +41,9 @@ Opener = Callable[[str | None], Awaitable[Firewall]]
 
 def builtin_tools(settings: Settings) -> list[BuiltinTool]:
     """The OPNsense tools, when a firewall is registered under ``settings.paths.state_dir``."""
-    store = FirewallStore(settings.paths.state_dir)
+    from fazai.vault import resolver
+
+    store = FirewallStore(settings.paths.state_dir, resolver(settings))
     try:
         registered = store.list()
     except StoreError as e:  # a damaged registry must not stop the agent; the operator is told why

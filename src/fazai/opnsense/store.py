@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,9 @@ def _read_json(path: Path, default: Any) -> Any:
 class FirewallStore:
     """Registry of firewalls + their secrets (``secrets.json``, mode 0600, never logged)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, secrets: Callable[[str], str] | None = None) -> None:
+        # ``secrets`` resolves ``vault:NAME`` references stored instead of a key or secret.
+        self._resolve = secrets
         self.root = Path(state_dir) / "opnsense"
         self.registry = self.root / "firewalls.json"
         self.secrets = self.root / "secrets.json"
@@ -127,7 +130,18 @@ class FirewallStore:
         secrets = _read_json(self.secrets, {})
         if name not in secrets:
             raise StoreError(f"no API secret stored for {name!r}; run `fazai opnsense add {name} URL` again.")
-        return secrets[name]["key"], secrets[name]["secret"]
+        key, secret = secrets[name]["key"], secrets[name]["secret"]
+        return self._deref(name, key), self._deref(name, secret)
+
+    def _deref(self, name: str, value: str) -> str:
+        if not value.startswith("vault:"):
+            return value
+        if self._resolve is None:
+            raise StoreError(f"{name}'s API key/secret is a vault reference, but no vault is available here")
+        try:
+            return self._resolve(value)
+        except Exception as e:  # the vault's message names the reference, never a value
+            raise StoreError(f"{name}: {value}: {e}") from e
 
     def client(self, name: str) -> OPNsenseClient:
         """A client for the registered firewall ``name``."""

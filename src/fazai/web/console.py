@@ -279,8 +279,14 @@ def _session_routes(r: APIRouter, settings: Any) -> None:
                     yield ServerSentEvent(data=_fragment(m, item, may_approve), id=str(item.seq))
                 else:
                     name, data = item
-                    text = render.page("_message.html", message=f"session {data.get('status') or 'ended'}")
-                    yield ServerSentEvent(data=text, event="end" if name == "end" else name)
+                    if name == "end":
+                        yield ServerSentEvent(
+                            data=render.page("_ended.html", status=data.get("status")), event="end"
+                        )
+                    else:  # lagged: the browser reconnects with Last-Event-ID and replays what it missed
+                        yield ServerSentEvent(
+                            data=render.page("_message.html", message=data["message"]), event=name
+                        )
 
         return EventSourceResponse(
             gen(),
@@ -293,12 +299,14 @@ def _session_routes(r: APIRouter, settings: Any) -> None:
     async def reply(
         sid: str,
         request: Request,
-        action: str = Form(...),
+        action: str = Form(""),
         approved: str | None = Form(None),
         answer: str | None = Form(None),
         csrf: str = Form(""),
     ) -> Response:
         caller = await who(request, csrf_form=csrf)
+        if not action:
+            raise ConsoleError(400, "which action? send action=<id>")
         aid: int | str = int(action) if action.isdigit() else action
         ok = None if approved is None else approved.lower() in ("1", "true", "yes", "on")
         try:
