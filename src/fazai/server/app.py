@@ -76,13 +76,15 @@ def create_app(
         bus = None
         if settings.bus.url:
             bus = EventBus(settings.bus, settings.daemon.replica_id or socket.gethostname())
-            bus.start()
         manager = (
             manager_factory(settings, store)
             if manager_factory
             else SessionManager(settings, store, loop_fn=loop_fn, bus=bus)
         )
         manager.bus = bus
+        if bus is not None:
+            bus.serve_control(manager.handle_control)
+            bus.start()
         await retrying(lambda: manager.start(recover=True), what="recover sessions", max_s=5.0)
         app.state.manager = manager
         log.info(
@@ -212,6 +214,9 @@ def create_app(
         m = mgr(request)
         if await m.store.get_session(body.session) is None:
             raise HTTPException(404, f"no session {body.session}")
+        remote = await m.forward(body.session, {"op": "abort"})
+        if remote is not None:
+            return {"session": body.session, **remote}
         return {"session": body.session, "aborted": await m.abort(body.session)}
 
     @app.post("/agent/reply", dependencies=[Depends(auth)])
@@ -219,7 +224,12 @@ def create_app(
         action: int | str = body.action
         if isinstance(action, str) and action.isdigit():
             action = int(action)
-        mgr(request).reply(body.session, action, approved=body.approved, answer=body.answer)
+        m = mgr(request)
+        fwd = {"op": "reply", "action": action, "approved": body.approved, "answer": body.answer}
+        remote = await m.forward(body.session, fwd)
+        if remote is not None:
+            return {"session": body.session, "action": action, **remote}
+        m.reply(body.session, action, approved=body.approved, answer=body.answer)
         return {"session": body.session, "action": action, "accepted": True}
 
     return app

@@ -309,6 +309,39 @@ class SessionManager:
         elif not pending.future.done():
             pending.future.set_result(answer if answer is not None else pending.default)
 
+    async def handle_control(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A reply or abort another replica forwarded for a session this one runs."""
+        sid = str(body.get("session"))
+        try:
+            if body.get("op") == "abort":
+                return {"aborted": await self.abort(sid)}
+            if body.get("op") == "reply":
+                self.reply(sid, body.get("action"), approved=body.get("approved"), answer=body.get("answer"))
+                return {"accepted": True}
+        except RunnerError as e:
+            return {"error": str(e), "status": e.status}
+        return {"error": f"unknown control request {body.get('op')!r}", "status": 400}
+
+    async def forward(self, session_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a reply/abort to the replica that runs ``session_id``; None when it runs here or nowhere.
+
+        Raises :class:`RunnerError` with that replica's refusal, or 503 when it cannot be reached.
+        """
+        if session_id in self.runs or self.bus is None or not self.shared_store:
+            return None
+        rec = await self.store.get_session(session_id)
+        if rec is None or rec.status != "running" or not rec.replica or rec.replica == self.replica:
+            return None
+        from fazai.bus import BusUnavailable
+
+        try:
+            answer = await self.bus.request(rec.replica, {**body, "session": session_id})
+        except BusUnavailable as e:
+            raise RunnerError(f"session {session_id} runs on replica {rec.replica}: {e}; retry", 503) from e
+        if "error" in answer:
+            raise RunnerError(str(answer["error"]), int(answer.get("status", 409)))
+        return {**answer, "replica": rec.replica}
+
     async def wait(self, session_id: str) -> str:
         """Wait for the session's current run to finish; its final status."""
         run = self.runs.get(session_id)
