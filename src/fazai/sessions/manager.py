@@ -259,6 +259,13 @@ class SessionManager:
             rec = found
             if session_id in self.runs:
                 raise RunnerError(f"session {session_id} is already running (abort it first)", 409)
+            if self.shared_store and rec.status == "running" and rec.replica not in (None, self.replica):
+                # Another replica runs it (or ran it and its heartbeat has not gone stale yet).
+                raise RunnerError(
+                    f"session {session_id} is running on replica {rec.replica} (abort it first, from any "
+                    "replica, or wait until that replica is taken for dead and it becomes interrupted)",
+                    409,
+                )
             # No goal = resume: the loop picks up the session's latest goal from its history.
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
