@@ -131,6 +131,10 @@ def test_follow_from_another_replica_across_its_kill9_and_a_nats_restart(
     # A's run survived B's restart (B marks only its own leftovers interrupted).
     with a.client() as c:
         assert c.get(f"/agent/sessions/{sid}").json()["status"] == "running"
+    # …and B will not start a second run of it.
+    with b.client() as c:
+        twice = c.post("/agent/generate", json={"session": sid})
+        assert twice.status_code == 409 and "running on replica a" in twice.json()["detail"]
 
     # Resume from B with Last-Event-ID; phases 2-4 flow while the client follows.
     gates = {20: "go1", 40: "go2", 60: "go3"}
