@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,8 +22,10 @@ import structlog
 from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.protocol import Event
+from fazai.sessions.errors import RunnerError
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
+from fazai.sessions.replicas import ReplicaMixin
 from fazai.store import EventWriter, SessionRecord, Store
 from fazai.store.retry import retrying
 
@@ -36,14 +39,6 @@ TERMINAL_KINDS = {"done", "aborted"}
 
 # Events the loop does not run past until they are stored (see ``_store_event``).
 _DURABLE_BEFORE_GOING_ON = frozenset({"action", "approval_required", "ask", "done", "error", "aborted"})
-
-
-class RunnerError(Exception):
-    """A request the runner cannot honour; ``status`` is the HTTP status the daemon answers with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(slots=True)
@@ -139,7 +134,7 @@ def _status_of(ev: Event | None) -> str:
     return "failed"
 
 
-class SessionManager:
+class SessionManager(ReplicaMixin):
     """Owns the runs of the sessions in one process (the daemon, or the embedded CLI)."""
 
     def __init__(
@@ -180,6 +175,9 @@ class SessionManager:
         self.writer.start()
         ids: list[str] = []
         if self.shared_store:
+            if not recover:
+                # An embedded CLI next to a replica: its own name, so neither marks the other's runs.
+                self.replica = f"{self.replica}-cli{os.getpid()}"
             await self.store.heartbeat(self.replica)
             if recover:
                 ids = await self.store.mark_running_interrupted(self.replica, stale_after_s=self._stale_s)
@@ -189,25 +187,6 @@ class SessionManager:
         for sid in ids:
             log.warning("session_interrupted", session=sid, why="left running by a previous process")
         return ids
-
-    @property
-    def _stale_s(self) -> float:
-        # Three missed heartbeats: a replica busy for a moment is not declared dead.
-        return 3 * self.settings.daemon.heartbeat_s + 1
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.daemon.heartbeat_s)
-            try:
-                await self.store.heartbeat(self.replica)
-                # Orphans of replicas that stopped beating become interrupted (resumable anywhere).
-                ids = await self.store.mark_running_interrupted(
-                    self.replica, stale_after_s=self._stale_s, own=False
-                )
-                for sid in ids:
-                    log.warning("session_interrupted", session=sid, why="its replica stopped")
-            except Exception as e:
-                log.warning("heartbeat_failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
 
     def _publish(self, events: list[Event]) -> None:
         self.hub.publish(events)
@@ -315,39 +294,6 @@ class SessionManager:
                 pending.future.set_result(approved)
         elif not pending.future.done():
             pending.future.set_result(answer if answer is not None else pending.default)
-
-    async def handle_control(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A reply or abort another replica forwarded for a session this one runs."""
-        sid = str(body.get("session"))
-        try:
-            if body.get("op") == "abort":
-                return {"aborted": await self.abort(sid)}
-            if body.get("op") == "reply":
-                self.reply(sid, body.get("action"), approved=body.get("approved"), answer=body.get("answer"))
-                return {"accepted": True}
-        except RunnerError as e:
-            return {"error": str(e), "status": e.status}
-        return {"error": f"unknown control request {body.get('op')!r}", "status": 400}
-
-    async def forward(self, session_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Send a reply/abort to the replica that runs ``session_id``; None when it runs here or nowhere.
-
-        Raises :class:`RunnerError` with that replica's refusal, or 503 when it cannot be reached.
-        """
-        if session_id in self.runs or self.bus is None or not self.shared_store:
-            return None
-        rec = await self.store.get_session(session_id)
-        if rec is None or rec.status != "running" or not rec.replica or rec.replica == self.replica:
-            return None
-        from fazai.bus import BusUnavailable
-
-        try:
-            answer = await self.bus.request(rec.replica, {**body, "session": session_id})
-        except BusUnavailable as e:
-            raise RunnerError(f"session {session_id} runs on replica {rec.replica}: {e}; retry", 503) from e
-        if "error" in answer:
-            raise RunnerError(str(answer["error"]), int(answer.get("status", 409)))
-        return {**answer, "replica": rec.replica}
 
     async def wait(self, session_id: str) -> str:
         """Wait for the session's current run to finish; its final status."""
