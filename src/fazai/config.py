@@ -339,6 +339,9 @@ class BusSettings(_Section):
     url: str = Field(default="", description="nats://host:4222 (comma-separated for a cluster)")
     stream: str = Field(default="FAZAI_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
     subject_prefix: str = Field(default="fazai.events", pattern=r"^[A-Za-z0-9_.-]+$")
+    control_prefix: str = Field(
+        default="fazai.control", pattern=r"^[A-Za-z0-9_.-]+$", description="replies/aborts between replicas"
+    )
     max_age_s: float = Field(default=7 * 86400.0, gt=0, description="how long the stream keeps events")
     retry_max_s: float = Field(default=5.0, gt=0, description="longest wait between reconnect attempts")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemon_harness import Daemon
+from daemon_harness import REPO, Daemon, write_config
 from fazai.protocol import Event
 from fazai.store import EventWriter, Store
 from services import Postgres, create_database, free_port
@@ -99,9 +101,14 @@ def test_replica_waits_for_postgres_at_start(own_pg: Postgres, tmp_path: Path) -
 
 def test_replica_on_a_schema_behind_refuses_with_the_command(pg_url: str, tmp_path: Path) -> None:
     url = create_database(pg_url, f"behind_{os.getpid()}")
-    d = Daemon(tmp_path / "old", ["unused"], f'database_url = "{url}"\nreplica_id = "r1"', port=free_port())
-    with pytest.raises(RuntimeError, match="fazaid did not start") as info:
-        d.start(timeout=60)
-    text = str(info.value)
-    assert "is behind: its schema is empty" in text and "fazai store migrate" in text
-    assert d.proc is not None and d.proc.returncode not in (0, None)
+    cfg = write_config(tmp_path / "old", ["unused"], f'database_url = "{url}"\nreplica_id = "r1"')
+    out = subprocess.run(
+        [sys.executable, "-m", "fazai.server", "--port", str(free_port())],
+        env={**os.environ, "FAZAI_CONFIG": str(cfg)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "is behind: its schema is empty" in out.stderr and "fazai store migrate" in out.stderr

@@ -83,8 +83,15 @@ def test_follow_from_another_replica_across_its_kill9_and_a_nats_restart(
             _lines(61, 80),
         ]
     )
+    flag = tmp_path / "approved-on-b"
     a = replicas(
-        "a", [action(action="shell", command=cmd), action(action="done", answer="ok", status="success")]
+        "a",
+        [
+            action(action="shell", command=cmd),
+            action(action="done", answer="ok", status="success"),
+            action(action="shell", command=f"touch {flag}"),
+            action(action="done", answer="ok", status="success"),
+        ],
     )
     b = replicas("b", ["unused"])
 
@@ -124,6 +131,10 @@ def test_follow_from_another_replica_across_its_kill9_and_a_nats_restart(
     # A's run survived B's restart (B marks only its own leftovers interrupted).
     with a.client() as c:
         assert c.get(f"/agent/sessions/{sid}").json()["status"] == "running"
+    # …and B will not start a second run of it.
+    with b.client() as c:
+        twice = c.post("/agent/generate", json={"session": sid})
+        assert twice.status_code == 409 and "running on replica a" in twice.json()["detail"]
 
     # Resume from B with Last-Event-ID; phases 2-4 flow while the client follows.
     gates = {20: "go1", 40: "go2", 60: "go3"}
@@ -163,3 +174,25 @@ def test_follow_from_another_replica_across_its_kill9_and_a_nats_restart(
     # After the restart, live events reached B through NATS (not only by reading the store).
     assert health["followed"]["bus"] > 0, health
     assert on_a["end"]["status"] == "done"
+
+    # An approval asked on A is answered through B (forwarded over NATS to the replica that runs it).
+    with a.client() as c, c.stream("POST", "/agent/generate", json={"goal": "touch the flag"}) as r:
+        sid2 = r.headers["X-Session-Id"]
+        kinds: list[str] = []
+        for name, data, _ in sse_messages(r):
+            if name != "message":
+                assert data["status"] == "done", data
+                break
+            kinds.append(data["kind"])
+            if data["kind"] == "approval_required":
+                body = {"session": sid2, "action": data["data"]["action"], "approved": True}
+                with b.client() as cb:
+                    got = cb.post("/agent/reply", json=body)
+                assert got.status_code == 200 and got.json()["replica"] == "a", got.text
+                # A second answer to the same action is refused (by A while the run goes on, by B
+                # once it has ended): never applied twice.
+                with b.client() as cb:
+                    again = cb.post("/agent/reply", json=body)
+                detail = again.json()["detail"]
+                assert again.status_code == 409 and ("not waiting" in detail or "not running" in detail)
+    assert "approval_required" in kinds and flag.exists()

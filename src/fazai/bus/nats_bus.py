@@ -12,7 +12,8 @@ import asyncio
 import collections
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,6 +82,7 @@ class EventBus:
         self._closing = False
         self._last_warning = -1e9
         self.published = 0
+        self._control: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -160,6 +162,9 @@ class EventBus:
                 await asyncio.sleep(delay)
                 delay = min(self.settings.retry_max_s, delay * 2)
                 continue
+            if self._control is not None:
+                # The client subscribes again by itself after a reconnect.
+                await self.nc.subscribe(self.control_subject(self.replica), cb=self._on_control)
             log.info("bus_connected", url=self.settings.url, stream=self.settings.stream)
             self._connected.set()
             self._wake.set()
@@ -259,6 +264,40 @@ class EventBus:
         await self.js.publish(
             out.subject, out.payload, timeout=5, headers={"Nats-Msg-Id": out.msg_id, **out.headers}
         )
+
+    # -- control: replies and aborts for a session that another replica runs ---------------
+
+    def control_subject(self, replica: str) -> str:
+        """The subject a replica answers control requests on (its name made subject-safe)."""
+        return f"{self.settings.control_prefix}.{re.sub(r'[^A-Za-z0-9_-]', '_', replica)}"
+
+    def serve_control(self, handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
+        """Answer control requests with ``handler`` (call before :meth:`start`)."""
+        self._control = handler
+
+    async def _on_control(self, msg: Any) -> None:
+        try:
+            body = json.loads(msg.data)
+            assert self._control is not None
+            answer = await self._control(body)
+        except Exception as e:
+            answer = {"error": f"replica {self.replica} could not handle the request: {e}", "status": 500}
+        with contextlib.suppress(Exception):
+            await msg.respond(json.dumps(answer).encode())
+
+    async def request(self, replica: str, body: dict[str, Any], wait_s: float = 5.0) -> dict[str, Any]:
+        """Send a control request to ``replica`` and return its answer; :class:`BusUnavailable` if none."""
+        if not self.connected:
+            raise BusUnavailable(f"NATS at {self.settings.url} is not reachable")
+        try:
+            msg = await self.nc.request(
+                self.control_subject(replica), json.dumps(body).encode(), timeout=wait_s
+            )
+        except Exception as e:
+            raise BusUnavailable(
+                f"replica {replica} did not answer over NATS: {e or type(e).__name__}"
+            ) from e
+        return json.loads(msg.data)
 
     # -- following --------------------------------------------------------------------------
 

@@ -138,9 +138,7 @@ def parse_failed_units(out: str) -> list[dict[str, str]]:
     return rows
 
 
-_UNIT = re.compile(
-    r"[\w@:.\\-]+\.(service|socket|mount|automount|swap|target|path|timer|slice|scope|device)"
-)
+_UNIT = re.compile(r"[\w@:.\\-]+\.(service|socket|mount|automount|swap|target|path|timer|slice|scope|device)")
 
 
 def parse_journal_json(out: str) -> list[dict[str, Any]]:

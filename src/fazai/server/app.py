@@ -111,6 +111,9 @@ def create_app(
             else SessionManager(settings, store, loop_fn=pb_loop, bus=bus)
         )
         manager.bus = bus
+        if bus is not None:
+            bus.serve_control(manager.handle_control)
+            bus.start()
         await retrying(lambda: manager.start(recover=True), what="recover sessions", max_s=5.0)
         automation = Automation(settings, manager, pb_loop)
         await automation.start()
@@ -350,6 +353,10 @@ def create_app(
         await access(request).require(
             who, "session.abort", await site_of(request, body.session), body.session
         )
+        remote = await m.forward(body.session, {"op": "abort"})  # another replica runs it
+        if remote is not None:
+            await access(request).record(who, "session.abort", body.session, "forwarded")
+            return {"session": body.session, **remote}
         aborted = await m.abort(body.session)
         await access(request).record(who, "session.abort", body.session, "ok" if aborted else "fail")
         return {"session": body.session, "aborted": aborted}
@@ -359,6 +366,12 @@ def create_app(
         action: int | str = body.action
         if isinstance(action, str) and action.isdigit():
             action = int(action)
+        m = mgr(request)
+        fwd = {"op": "reply", "action": action, "approved": body.approved, "answer": body.answer}
+        if m.runs.get(body.session) is None:  # another replica may run it: authorised here, answered there
+            remote = await m.forward(body.session, fwd)
+            if remote is not None:
+                return {"session": body.session, "action": action, **remote}
         await reply_as(request.app, who, body.session, action, approved=body.approved, answer=body.answer)
         return {"session": body.session, "action": action, "accepted": True}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,8 +23,10 @@ from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.protocol import Event
 from fazai.safety.policy import yes_may_approve
+from fazai.sessions.errors import RunnerError
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
+from fazai.sessions.replicas import ReplicaMixin
 from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
 from fazai.store.redact import StreamRedactor
@@ -46,15 +49,6 @@ class _LogWriteFailed(Exception):
 
 # How long a run that stops on a write failure waits for its last events and status to be stored.
 FAILED_WRITE_WAIT_S = 10.0
-
-
-class RunnerError(Exception):
-    """A request the runner cannot honour; ``status`` is the HTTP status the daemon answers with."""
-
-    def __init__(self, message: str, status: int = 400, reason: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.reason = reason  # for a node that cannot be had: unknown | offline | unreachable | unsupported
 
 
 @dataclass(slots=True)
@@ -157,7 +151,7 @@ def _status_of(ev: Event | None) -> str:
     return "failed"
 
 
-class SessionManager:
+class SessionManager(ReplicaMixin):
     """Owns the runs of the sessions in one process (the daemon, or the embedded CLI)."""
 
     def __init__(
@@ -223,6 +217,9 @@ class SessionManager:
         self.writer.start()
         ids: list[str] = []
         if self.shared_store:
+            if not recover:
+                # An embedded CLI next to a replica: its own name, so neither marks the other's runs.
+                self.replica = f"{self.replica}-cli{os.getpid()}"
             await self.store.heartbeat(self.replica)
             if recover:
                 ids = await self.store.mark_running_interrupted(self.replica, stale_after_s=self._stale_s)
@@ -232,25 +229,6 @@ class SessionManager:
         for sid in ids:
             log.warning("session_interrupted", session=sid, why="left running by a previous process")
         return ids
-
-    @property
-    def _stale_s(self) -> float:
-        # Three missed heartbeats: a replica busy for a moment is not declared dead.
-        return 3 * self.settings.daemon.heartbeat_s + 1
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.daemon.heartbeat_s)
-            try:
-                await self.store.heartbeat(self.replica)
-                # Orphans of replicas that stopped beating become interrupted (resumable anywhere).
-                ids = await self.store.mark_running_interrupted(
-                    self.replica, stale_after_s=self._stale_s, own=False
-                )
-                for sid in ids:
-                    log.warning("session_interrupted", session=sid, why="its replica stopped")
-            except Exception as e:
-                log.warning("heartbeat_failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
 
     def _publish(self, events: list[Event]) -> None:
         self.hub.publish(events)
@@ -320,6 +298,13 @@ class SessionManager:
             rec = found
             if session_id in self.runs:
                 raise RunnerError(f"session {session_id} is already running (abort it first)", 409)
+            if self.shared_store and rec.status == "running" and rec.replica not in (None, self.replica):
+                # Another replica runs it (or ran it and its heartbeat has not gone stale yet).
+                raise RunnerError(
+                    f"session {session_id} is running on replica {rec.replica} (abort it first, from any "
+                    "replica, or wait until that replica is taken for dead and it becomes interrupted)",
+                    409,
+                )
             # No goal = resume: the loop picks up the session's latest goal from its history.
             goal = goal.strip() if goal and goal.strip() else ""
             prior = await self.store.events(session_id)
