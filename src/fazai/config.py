@@ -260,6 +260,9 @@ class DaemonSettings(_Section):
         default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    client_reconnect_s: float = Field(
+        default=10.0, ge=0, description="how long the CLI retries a daemon whose connection broke"
+    )
     disk_reserve_mib: float = Field(
         default=8.0,
         ge=0,

@@ -7,6 +7,7 @@ so a fresh install works with no manual start. The renderer reads only events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -71,6 +72,9 @@ class _Session:
         self.main_task: asyncio.Task[Any] | None = None
         self.prompts: set[asyncio.Task[Any]] = set()
         self.yes = False
+        self.lost = False  # the connection to the daemon broke at least once
+        self._last = 0  # seq of the last event drawn
+        self._status: str | None = None
 
     def on_sigint(self) -> None:
         self.interrupts += 1
@@ -141,29 +145,39 @@ class _Session:
                 t.cancel()
 
     async def consume(self, stream: Any) -> str | None:
-        status: str | None = None
         last = 0
         while True:
-            async for item in stream:
-                if isinstance(item, Event):
-                    self.session = item.session
-                    last = item.seq
-                    self.r.handle(item)
-                    if item.kind in ("approval_required", "ask") and not self.yes:
-                        t = asyncio.create_task(self._answer(item))
-                        self.prompts.add(t)
-                        t.add_done_callback(self.prompts.discard)
-                elif isinstance(item, End):
-                    return item.status
-                elif isinstance(item, Lagged):
-                    self.session = self.session or item.session
-                    break
-            else:
-                return status
+            # aclosing: each stream is closed here, not later by the garbage collector.
+            async with contextlib.aclosing(stream) as items:
+                lagged = await self._consume_one(items)
+            if lagged is None:
+                return self._status
             # Fell behind or the connection dropped: replay from the last event we drew.
             if not self.session:
                 return "failed"
-            stream = self.client.events(self.session, after=last or item.last_seq)
+            last = self._last or lagged.last_seq
+            stream = self.client.events(self.session, after=last)
+
+    async def _consume_one(self, items: Any) -> Lagged | None:
+        """Render one stream; the :class:`Lagged` marker that ended it, or None at its end."""
+        self._status = None
+        async for item in items:
+            if isinstance(item, Event):
+                self.session = item.session
+                self._last = item.seq
+                self.r.handle(item)
+                if item.kind in ("approval_required", "ask") and not self.yes:
+                    t = asyncio.create_task(self._answer(item))
+                    self.prompts.add(t)
+                    t.add_done_callback(self.prompts.discard)
+            elif isinstance(item, End):
+                self._status = item.status
+                return None
+            elif isinstance(item, Lagged):
+                self.session = self.session or item.session
+                self.lost = self.lost or item.lost
+                return item
+        return None
 
 
 async def _run_agent(
@@ -202,6 +216,13 @@ async def _run_agent(
         summary = renderer.finish(status)
         await client.aclose()
     final = summary.get("status") or status or "failed"
+    if s.lost and final in ("interrupted", "failed") and status in (None, "interrupted"):
+        # The daemon went away mid-run (docs/cli.md: exit 3); the session can be resumed.
+        err.print(
+            "[red]error:[/] the daemon went away during the run"
+            + (f"; resume with `fazai agent --resume {s.session}`" if s.session else "")
+        )
+        return 3
     return EXIT_FOR.get(str(final), 1)
 
 

@@ -24,6 +24,7 @@ from fazai.sessions.metrics import AgentMetrics, RunTracker
 from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
 from fazai.store.redact import StreamRedactor
+from fazai.targets.reaper import REAPER, kill_orphans
 
 log = structlog.get_logger("fazai.runner")
 
@@ -180,6 +181,9 @@ class SessionManager:
     async def start(self, *, recover: bool = True) -> list[str]:
         """Start the writer; with ``recover``, mark sessions left ``running`` as ``interrupted``."""
         self.writer.start()
+        # Commands a dead daemon (kill -9) left running are stopped before any session resumes.
+        REAPER.registry = self.settings.paths.runtime_dir / "commands"
+        await asyncio.to_thread(kill_orphans, REAPER.registry)
         ids = await self.store.mark_running_interrupted() if recover else []
         for sid in ids:
             log.warning("session_interrupted", session=sid, why="left running by a previous process")
