@@ -129,7 +129,7 @@ def test_canary_secrets_never_reach_the_log(tmp_path: Path, monkeypatch: pytest.
         action(action="shell", command=f"cat {leak}"),
         action(action="done", answer=f"the token is {CANARY_TOKEN}", status="success"),
     ]
-    d = Daemon(home, script, f'log_file = "{home / "fazaid.log"}"').start()
+    d = Daemon(home, script, f'log_file = "{home / "fazaid.log"}"').start(timeout=180)
     try:
         cfg = home / "cli.toml"
         cfg.write_text(d.config.read_text().replace("port = 3120", f"port = {d.port}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -17,6 +17,7 @@ from fazai import __version__
 from fazai.config import Settings
 from fazai.server import sse
 from fazai.server.auth import token_matches
+from fazai.server.limits import BodyLimit
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import ensure_token
 from fazai.store import Store, StoreError
@@ -33,7 +34,7 @@ class CreateSession(BaseModel):
 class Generate(BaseModel):
     """New session (no ``session``), continue one (``session`` + ``goal``) or resume it (``session``)."""
 
-    session: str | None = None
+    session: str | None = Field(default=None, max_length=64)
     goal: str | None = None
     yes: bool = False
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
@@ -45,9 +46,13 @@ class Abort(BaseModel):
     session: str
 
 
+# Event sequence numbers and action ids are SQLite integers (64-bit); larger values are bad input.
+MAX_SEQ = 2**63 - 1
+
+
 class Reply(BaseModel):
-    session: str
-    action: int | str
+    session: str = Field(max_length=64)
+    action: Annotated[int, Field(ge=0, le=MAX_SEQ)] | Annotated[str, Field(max_length=32)]
     approved: bool | None = None
     answer: str | None = None
 
@@ -80,7 +85,16 @@ def create_app(
             await manager.stop()
             await store.close()
 
-    app = FastAPI(title="fazaid", version=__version__, lifespan=lifespan)
+    # No open /docs or /redoc; the schema is served below, behind the token like every other route.
+    app = FastAPI(
+        title="fazaid",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.daemon.max_body_bytes)
 
     async def auth(authorization: str | None = Header(default=None)) -> None:
         if token is not None and not token_matches(authorization, token):
@@ -106,6 +120,10 @@ def create_app(
         why = _reason(exc)
         log.error("store_unavailable", error=why)
         return JSONResponse({"detail": f"the session store cannot be used right now: {why}"}, status_code=503)
+
+    @app.get("/openapi.json", dependencies=[Depends(auth)], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -144,7 +162,7 @@ def create_app(
     async def session_events(
         session_id: str,
         request: Request,
-        after: int | None = Query(None, ge=0, description="replay events with seq > after"),
+        after: int | None = Query(None, ge=0, le=MAX_SEQ, description="replay events with seq > after"),
         follow: bool = True,
         last_event_id: str | None = Header(default=None),
     ) -> EventSourceResponse:
@@ -189,6 +207,8 @@ def create_app(
         action: int | str = body.action
         if isinstance(action, str) and action.isdigit():
             action = int(action)
+        if isinstance(action, int) and action > MAX_SEQ:
+            raise HTTPException(400, f"action id {action} is out of range (0..{MAX_SEQ})")
         mgr(request).reply(body.session, action, approved=body.approved, answer=body.answer)
         return {"session": body.session, "action": action, "accepted": True}
 
@@ -196,10 +216,18 @@ def create_app(
 
 
 def _parse_last_id(value: str | None) -> int:
+    """``Last-Event-ID``: a seq (0 when absent or not a number); 400 past the 64-bit range."""
+    if not value or len(value) > 32:
+        if value and value.strip().isdigit():
+            raise HTTPException(400, f"Last-Event-ID is out of range (0..{MAX_SEQ})")
+        return 0
     try:
-        return max(0, int(value)) if value else 0
+        n = max(0, int(value))
     except ValueError:
         return 0
+    if n > MAX_SEQ:
+        raise HTTPException(400, f"Last-Event-ID {n} is out of range (0..{MAX_SEQ})")
+    return n
 
 
 def _sse(settings: Settings, gen: AsyncIterator[Any]) -> EventSourceResponse:
