@@ -131,7 +131,7 @@ def test_restart_finds_nothing_left_running_and_the_cli_reconnects(tmp_path: Pat
             raise AssertionError(f"not started: {find_procs(marker)}") from None
         if cli.poll() is not None:
             o, e = cli.communicate()
-            raise AssertionError(o[-3000:])
+            raise AssertionError(o[-2000:] + e[-2000:])
         # Take the reaper away first (the worst case): only PDEATHSIG and the restart's check remain.
         assert d.proc
         reapers = [p for p in find_procs("declare -A g") if _ppid(p) == d.proc.pid]
