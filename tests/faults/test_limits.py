@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import REPO, Daemon, action
-
 from fazai.config import ConfigError, load_settings
 
 
