@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fazai.cli.client_types import ClientError, End, Lagged
-from fazai.protocol import Event
 
 if TYPE_CHECKING:
     from fazai.cli.client import AgentClient
     from fazai.cli.render import Renderer
+    from fazai.protocol import Event
     from fazai.sessions.manager import RunOptions
 
 # The store, the server and the agent are imported inside the commands: registering this group must
@@ -160,6 +160,8 @@ class _Session:
 
     async def _consume_one(self, items: Any) -> Lagged | None:
         """Render one stream; the :class:`Lagged` marker that ended it, or None at its end."""
+        from fazai.protocol import Event
+
         self._status = None
         async for item in items:
             if isinstance(item, Event):
@@ -265,10 +267,19 @@ def sessions_cmd(
 ) -> None:
     """List agent sessions, most recent first."""
 
-    from fazai.cli.client import connect
+    from fazai.cli.client import connect, detect_daemon
+
+    settings = _settings()
 
     async def go() -> list[dict[str, Any]]:
-        client = await connect(_settings(), runner=False)
+        if not await detect_daemon(settings):
+            from fazai.cli.quick_sessions import list_sessions
+
+            # No daemon: read the SQLite store directly (no SQLAlchemy/Alembic to import).
+            quick = list_sessions(settings.database_url, limit)
+            if quick is not None:
+                return quick
+        client = await connect(settings, runner=False)
         try:
             return await client.sessions(limit)
         finally:
@@ -286,8 +297,12 @@ def sessions_cmd(
         err.print('no sessions yet: fazai agent "…" starts one')
         return
     t = Table(box=None, pad_edge=False)
-    for name in ("id", "status", "updated"):
-        t.add_column(name, no_wrap=True)  # ids must stay copyable whatever the terminal width
+    # Ids must stay whole and copyable (`fazai replay ID`) whatever the terminal width: the id column
+    # never shrinks below the longest id; goal and summary give way instead.
+    id_width = max(len(r["id"]) for r in rows) if rows else 2
+    t.add_column("id", no_wrap=True, min_width=id_width, overflow="fold")
+    for name in ("status", "updated"):
+        t.add_column(name, no_wrap=True)
     t.add_column("goal", overflow="ellipsis", no_wrap=True, max_width=50)
     t.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=50)
     colors = {
@@ -318,6 +333,7 @@ def replay_cmd(
 
     from fazai.cli.client import connect
     from fazai.cli.render import Renderer
+    from fazai.protocol import Event
 
     async def go() -> int:
         client = await connect(_settings(), runner=False)

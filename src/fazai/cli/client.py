@@ -12,18 +12,20 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from fazai.cli.client_types import ClientError, End, Lagged
 from fazai.config import Settings
 from fazai.protocol import Event
-from fazai.sessions.hub import Lagged as HubLagged
-from fazai.sessions.hub import RunEnded
-from fazai.sessions.manager import RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import read_token
-from fazai.store import SessionRecord, Store
+
+if TYPE_CHECKING:
+    # The runner and the store (SQLAlchemy, Alembic) are imported by the embedded client only:
+    # `fazai sessions` through the daemon needs neither.
+    from fazai.sessions.manager import RunOptions, SessionManager
+    from fazai.store import SessionRecord, Store
 
 Item = Event | End | Lagged
 
@@ -275,7 +277,9 @@ class EmbeddedClient:
 
     @classmethod
     async def open(cls, settings: Settings, *, runner: bool = True) -> EmbeddedClient:
+        from fazai.sessions.manager import SessionManager
         from fazai.sessions.state import FileModeError, secure_state
+        from fazai.store import Store
 
         try:
             secure_state(settings)
@@ -296,6 +300,9 @@ class EmbeddedClient:
         await self.store.close()
 
     async def _follow(self, session: str, after: int, sub: Any) -> AsyncIterator[Item]:
+        from fazai.sessions.hub import Lagged as HubLagged
+        from fazai.sessions.hub import RunEnded
+
         last = after
         for ev in await self.store.events(session, after_seq=after):
             last = ev.seq
@@ -323,6 +330,8 @@ class EmbeddedClient:
     async def generate(
         self, goal: str | None, session: str | None, options: RunOptions
     ) -> AsyncIterator[Item]:
+        from fazai.sessions.manager import RunnerError
+
         m = self.manager
         try:
             if session is None:
@@ -356,6 +365,8 @@ class EmbeddedClient:
     async def reply(
         self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
     ) -> None:
+        from fazai.sessions.manager import RunnerError
+
         try:
             self.manager.reply(session, action, approved=approved, answer=answer)
         except RunnerError as e:
