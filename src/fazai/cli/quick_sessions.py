@@ -11,7 +11,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-
 _COLUMNS = ("id", "goal", "mode", "status", "created_at", "updated_at", "model", "summary")
 
 
