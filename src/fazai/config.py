@@ -157,6 +157,12 @@ class AgentSettings(_Section):
     """Limits of the think → act → observe loop."""
 
     max_iterations: int = Field(default=32, ge=1, le=1000)
+    max_goal_chars: int = Field(default=20000, ge=100, description="longest goal accepted (HTTP 413 past it)")
+    max_event_chars: int = Field(
+        default=262144,
+        ge=4096,
+        description="longest text kept in one stored event (the rest is cut, said so)",
+    )
     action_timeout_s: float = Field(default=300.0, gt=0)
     session_timeout_s: float = Field(default=3600.0, gt=0)
     max_format_errors: int = Field(default=3, ge=0)
@@ -302,6 +308,12 @@ class DaemonSettings(_Section):
         default=60.0, gt=0, description="an SSE client that accepts nothing for this long is disconnected"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(
+        default=1048576, ge=1024, description="largest HTTP request body accepted (HTTP 413 past it)"
+    )
+    client_reconnect_s: float = Field(
+        default=10.0, ge=0, description="how long the CLI retries a daemon whose connection broke"
+    )
     disk_reserve_mib: float = Field(
         default=8.0,
         ge=0,
@@ -564,10 +576,20 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(err: ValidationError, file: Path | None, env_keys: set[str]) -> str:
     lines = []
+    upper = {k.upper(): k for k in env_keys}
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        env_name = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
-        where = f"environment variable {env_name}" if env_name in env_keys else f"file {file or '(defaults)'}"
+        # The variable that set this key or a section above it (a list item's loc ends in its index).
+        loc = [str(p) for p in e["loc"]]
+        env_name = next(
+            (
+                upper[n]
+                for i in range(len(loc), 0, -1)
+                if (n := ENV_PREFIX + "__".join(loc[:i]).upper()) in upper
+            ),
+            None,
+        )
+        where = f"environment variable {env_name}" if env_name else f"file {file or '(defaults)'}"
         got = e.get("input")
         lines.append(f"  [{key}] {e['msg']} (got {got!r}) — from {where}")
     return "invalid FazAI configuration:\n" + "\n".join(lines) + "\nfix the value(s) above and start again."
@@ -588,6 +610,11 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
             data = tomllib.loads(file.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"cannot parse {file}: {e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"cannot read {file}: it is not valid UTF-8 (byte {e.start}: {e.reason}); "
+                "save it as UTF-8 text"
+            ) from e
         except OSError as e:
             raise ConfigError(f"cannot read {file}: {e}") from e
     elif explicit:

@@ -50,12 +50,12 @@ def test_disk_full_stops_the_session_and_loses_nothing(tmpfs: Path, tmp_path: Pa
         ),
         action(action="done", answer="never reached", status="success"),
     ]
-    d = Daemon(home, script, "disk_reserve_mib = 1").start()
+    d = Daemon(home, script, "disk_reserve_mib = 1").start(timeout=180)
     # The state dir moves onto the tmpfs: restart the daemon there.
     d.stop()
     d.config.write_text(d.config.read_text().replace(f'"{home / "state"}"', f'"{tmpfs / "state"}"'))
     d.home = tmpfs  # so d.token reads <tmpfs>/state/daemon.token
-    d.start()
+    d.start(timeout=180)
     try:
         assert (tmpfs / "state" / "fazai.db.reserve").stat().st_size == 1024 * 1024
         filler = _fill(tmpfs, 300_000)

@@ -20,7 +20,7 @@ def mode(p: Path) -> int:
 def _start(home: Path, extra: str = "") -> Daemon:
     old = os.umask(0o022)  # the usual default: what the quick start ran with
     try:
-        return Daemon(home, [action(action="done", answer="ok")], extra).start()
+        return Daemon(home, [action(action="done", answer="ok")], extra).start(timeout=180)
     finally:
         os.umask(old)
 

@@ -70,7 +70,7 @@ async def test_commands_get_a_scrubbed_environment(monkeypatch: pytest.MonkeyPat
     assert res.exit_code == 0 and CANARY_API not in res.stdout and "HOME=" in res.stdout
     names = {ln.split("=", 1)[0] for ln in res.stdout.splitlines() if "=" in ln}
     allowed = {"PATH", "LANG", "TERM", "HOME", "USER", "LOGNAME", "TZ", "SHELL", "PWD", "SHLVL", "_"}
-    allowed |= {"PAGER", "GIT_PAGER", "SYSTEMD_PAGER", "SYSTEMD_COLORS", "DEBIAN_FRONTEND"}
+    allowed |= {"FAZAI_CMD_OWNER", "PAGER", "GIT_PAGER", "SYSTEMD_PAGER", "SYSTEMD_COLORS", "DEBIAN_FRONTEND"}
     assert {n for n in names if not n.startswith("LC_")} <= allowed, names
 
 
@@ -129,7 +129,7 @@ def test_canary_secrets_never_reach_the_log(tmp_path: Path, monkeypatch: pytest.
         action(action="shell", command=f"cat {leak}"),
         action(action="done", answer=f"the token is {CANARY_TOKEN}", status="success"),
     ]
-    d = Daemon(home, script, f'log_file = "{home / "fazaid.log"}"').start()
+    d = Daemon(home, script, f'log_file = "{home / "fazaid.log"}"').start(timeout=180)
     try:
         cfg = home / "cli.toml"
         cfg.write_text(d.config.read_text().replace("port = 3120", f"port = {d.port}"))

@@ -7,6 +7,7 @@ so a fresh install works with no manual start. The renderer reads only events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -18,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fazai.cli.client_types import ClientError, End, Lagged
-from fazai.protocol import Event
 
 if TYPE_CHECKING:
     from fazai.cli.client import AgentClient
     from fazai.cli.render import Renderer
+    from fazai.protocol import Event
     from fazai.sessions.manager import RunOptions
 
 # The store, the server and the agent are imported inside the commands: registering this group must
@@ -71,6 +72,9 @@ class _Session:
         self.main_task: asyncio.Task[Any] | None = None
         self.prompts: set[asyncio.Task[Any]] = set()
         self.yes = False
+        self.lost = False  # the connection to the daemon broke at least once
+        self._last = 0  # seq of the last event drawn
+        self._status: str | None = None
 
     def on_sigint(self) -> None:
         self.interrupts += 1
@@ -141,29 +145,41 @@ class _Session:
                 t.cancel()
 
     async def consume(self, stream: Any) -> str | None:
-        status: str | None = None
         last = 0
         while True:
-            async for item in stream:
-                if isinstance(item, Event):
-                    self.session = item.session
-                    last = item.seq
-                    self.r.handle(item)
-                    if item.kind in ("approval_required", "ask") and not self.yes:
-                        t = asyncio.create_task(self._answer(item))
-                        self.prompts.add(t)
-                        t.add_done_callback(self.prompts.discard)
-                elif isinstance(item, End):
-                    return item.status
-                elif isinstance(item, Lagged):
-                    self.session = self.session or item.session
-                    break
-            else:
-                return status
+            # aclosing: each stream is closed here, not later by the garbage collector.
+            async with contextlib.aclosing(stream) as items:
+                lagged = await self._consume_one(items)
+            if lagged is None:
+                return self._status
             # Fell behind or the connection dropped: replay from the last event we drew.
             if not self.session:
                 return "failed"
-            stream = self.client.events(self.session, after=last or item.last_seq)
+            last = self._last or lagged.last_seq
+            stream = self.client.events(self.session, after=last)
+
+    async def _consume_one(self, items: Any) -> Lagged | None:
+        """Render one stream; the :class:`Lagged` marker that ended it, or None at its end."""
+        from fazai.protocol import Event
+
+        self._status = None
+        async for item in items:
+            if isinstance(item, Event):
+                self.session = item.session
+                self._last = item.seq
+                self.r.handle(item)
+                if item.kind in ("approval_required", "ask") and not self.yes:
+                    t = asyncio.create_task(self._answer(item))
+                    self.prompts.add(t)
+                    t.add_done_callback(self.prompts.discard)
+            elif isinstance(item, End):
+                self._status = item.status
+                return None
+            elif isinstance(item, Lagged):
+                self.session = self.session or item.session
+                self.lost = self.lost or item.lost
+                return item
+        return None
 
 
 async def _run_agent(
@@ -202,6 +218,13 @@ async def _run_agent(
         summary = renderer.finish(status)
         await client.aclose()
     final = summary.get("status") or status or "failed"
+    if s.lost and final in ("interrupted", "failed") and status in (None, "interrupted"):
+        # The daemon went away mid-run (docs/cli.md: exit 3); the session can be resumed.
+        err.print(
+            "[red]error:[/] the daemon went away during the run"
+            + (f"; resume with `fazai agent --resume {s.session}`" if s.session else "")
+        )
+        return 3
     return EXIT_FOR.get(str(final), 1)
 
 
@@ -245,10 +268,19 @@ def sessions_cmd(
 ) -> None:
     """List agent sessions, most recent first."""
 
-    from fazai.cli.client import connect
+    from fazai.cli.client import connect, detect_daemon
+
+    settings = _settings()
 
     async def go() -> list[dict[str, Any]]:
-        client = await connect(_settings(), runner=False)
+        if not await detect_daemon(settings):
+            from fazai.cli.quick_sessions import list_sessions
+
+            # No daemon: read the SQLite store directly (no SQLAlchemy/Alembic to import).
+            quick = list_sessions(settings.database_url, limit)
+            if quick is not None:
+                return quick
+        client = await connect(settings, runner=False)
         try:
             return await client.sessions(limit)
         finally:
@@ -266,8 +298,12 @@ def sessions_cmd(
         err.print('no sessions yet: fazai agent "…" starts one')
         return
     t = Table(box=None, pad_edge=False)
-    for name in ("id", "status", "updated"):
-        t.add_column(name, no_wrap=True)  # ids must stay copyable whatever the terminal width
+    # Ids must stay whole and copyable (`fazai replay ID`) whatever the terminal width: the id column
+    # never shrinks below the longest id; goal and summary give way instead.
+    id_width = max(len(r["id"]) for r in rows) if rows else 2
+    t.add_column("id", no_wrap=True, min_width=id_width, overflow="fold")
+    for name in ("status", "updated"):
+        t.add_column(name, no_wrap=True)
     t.add_column("goal", overflow="ellipsis", no_wrap=True, max_width=50)
     t.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=50)
     colors = {
@@ -298,6 +334,7 @@ def replay_cmd(
 
     from fazai.cli.client import connect
     from fazai.cli.render import Renderer
+    from fazai.protocol import Event
 
     async def go() -> int:
         client = await connect(_settings(), runner=False)

@@ -6,20 +6,26 @@ markers — so the renderer cannot tell them apart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sys
+import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from fazai.cli.client_types import ClientError, End, Lagged
 from fazai.config import Settings
 from fazai.protocol import Event
-from fazai.sessions.hub import Lagged as HubLagged
-from fazai.sessions.hub import RunEnded
-from fazai.sessions.manager import RunnerError, RunOptions, SessionManager
 from fazai.sessions.token import read_token
-from fazai.store import SessionRecord, Store
+
+if TYPE_CHECKING:
+    # The runner and the store (SQLAlchemy, Alembic) are imported by the embedded client only:
+    # `fazai sessions` through the daemon needs neither.
+    from fazai.sessions.manager import RunOptions, SessionManager
+    from fazai.store import SessionRecord, Store
 
 Item = Event | End | Lagged
 
@@ -106,9 +112,11 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, 
 class DaemonClient:
     """The daemon's HTTP API."""
 
-    def __init__(self, base_url: str, token: str | None):
+    def __init__(self, base_url: str, token: str | None, *, reconnect_s: float = 10.0):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url
+        # How long a follower whose connection broke keeps trying to reach the daemon again.
+        self.reconnect_s = reconnect_s
         self._http = httpx.AsyncClient(
             base_url=base_url, headers=headers, timeout=httpx.Timeout(30.0, read=None)
         )
@@ -118,7 +126,7 @@ class DaemonClient:
         import os
 
         token = os.environ.get("FAZAI_DAEMON_TOKEN") or read_token(settings.daemon_token_file)
-        return cls(daemon_url(settings), token)
+        return cls(daemon_url(settings), token, reconnect_s=settings.daemon.client_reconnect_s)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -136,7 +144,35 @@ class DaemonClient:
                 detail = r.text
             raise ClientError(f"daemon: {detail} (HTTP {r.status_code})")
 
+    def _unreachable(self, e: Exception) -> ClientError:
+        return ClientError(f"cannot reach the daemon at {self.base_url}: {type(e).__name__}: {e}")
+
     async def _stream(self, method: str, path: str, **kw: Any) -> AsyncIterator[Item]:
+        last = 0
+        session = ""
+        started = False
+        try:
+            # aclosing: a nested generator left to the garbage collector is closed in another
+            # context, and asyncio then logs "asynchronous generator is already running".
+            async with contextlib.aclosing(self._stream_once(method, path, kw)) as items:
+                async for item in items:
+                    started = True
+                    if isinstance(item, Event):
+                        last, session = item.seq, item.session
+                    elif isinstance(item, str):
+                        session = item
+                        continue
+                    yield item
+        except httpx.TransportError as e:
+            if not started and not session:
+                raise self._unreachable(e) from e
+            # Mid-stream: the caller replays from `last` (see events(), which reconnects).
+            sys.stderr.write(
+                f"fazai: lost the connection to the daemon at {self.base_url} ({type(e).__name__})\n"
+            )
+            yield Lagged(session, last, lost=True)
+
+    async def _stream_once(self, method: str, path: str, kw: dict[str, Any]) -> AsyncIterator[Any]:
         last = 0
         session = ""
         async with self._http.stream(method, path, **kw) as r:
@@ -144,6 +180,8 @@ class DaemonClient:
                 await r.aread()
                 self._check(r)
             session = r.headers.get("X-Session-Id", "")
+            if session:
+                yield session  # the session id, before any event (a str, consumed by _stream)
             async for name, data, _ident in parse_sse(r.aiter_lines()):
                 payload = json.loads(data)
                 if name == "message":
@@ -156,8 +194,8 @@ class DaemonClient:
                 elif name == "lagged":
                     yield Lagged(payload["session"], payload.get("last_seq", last))
                     return
-        # The connection ended without an end marker: tell the caller where it stopped.
-        yield Lagged(session, last)
+        # The connection ended without an end marker (the daemon went away): where it stopped.
+        yield Lagged(session, last, lost=True)
 
     async def generate(
         self, goal: str | None, session: str | None, options: RunOptions
@@ -171,35 +209,66 @@ class DaemonClient:
             "mode": options.mode,
             "node": options.node,
         }
-        async for item in self._stream("POST", "/agent/generate", json=body):
-            yield item
+        async with contextlib.aclosing(self._stream("POST", "/agent/generate", json=body)) as items:
+            async for item in items:
+                yield item
 
     async def events(self, session: str, after: int = 0, follow: bool = True) -> AsyncIterator[Item]:
+        """Replay (and follow); while the daemon cannot be reached, retry for ``reconnect_s``."""
         params = {"after": after, "follow": str(follow).lower()}
-        async for item in self._stream("GET", f"/agent/sessions/{session}/events", params=params):
-            yield item
+        deadline = time.monotonic() + self.reconnect_s
+        noted = False
+        while True:
+            try:
+                stream = self._stream("GET", f"/agent/sessions/{session}/events", params=params)
+                async with contextlib.aclosing(stream) as items:
+                    async for item in items:
+                        yield item
+                return
+            except ClientError as e:
+                if not isinstance(e.__cause__, httpx.TransportError) or time.monotonic() > deadline:
+                    if isinstance(e.__cause__, httpx.TransportError):
+                        raise ClientError(
+                            f"lost the connection to the daemon at {self.base_url} and it did not "
+                            f"answer again within {self.reconnect_s:g} s; session {session} stays "
+                            f"resumable: `fazai agent --resume {session}` once it runs again"
+                        ) from e
+                    raise
+                if not noted:
+                    sys.stderr.write(
+                        f"fazai: reconnecting to {self.base_url} (up to {self.reconnect_s:g} s)…\n"
+                    )
+                    noted = True
+                await asyncio.sleep(0.5)
+
+    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise self._unreachable(e) from e
 
     async def reply(
         self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
     ) -> None:
-        r = await self._http.post(
+        r = await self._call(
+            "POST",
             "/agent/reply",
             json={"session": session, "action": action, "approved": approved, "answer": answer},
         )
         self._check(r)
 
     async def abort(self, session: str) -> bool:
-        r = await self._http.post("/agent/abort", json={"session": session})
+        r = await self._call("POST", "/agent/abort", json={"session": session})
         self._check(r)
         return bool(r.json().get("aborted"))
 
     async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
-        r = await self._http.get("/agent/sessions", params={"limit": limit})
+        r = await self._call("GET", "/agent/sessions", params={"limit": limit})
         self._check(r)
         return r.json()
 
     async def session(self, session: str) -> dict[str, Any] | None:
-        r = await self._http.get(f"/agent/sessions/{session}")
+        r = await self._call("GET", f"/agent/sessions/{session}")
         if r.status_code == 404:
             return None
         self._check(r)
@@ -251,7 +320,9 @@ class EmbeddedClient:
 
     @classmethod
     async def open(cls, settings: Settings, *, runner: bool = True) -> EmbeddedClient:
+        from fazai.sessions.manager import SessionManager
         from fazai.sessions.state import FileModeError, secure_state
+        from fazai.store import Store
 
         try:
             secure_state(settings)
@@ -272,6 +343,9 @@ class EmbeddedClient:
         await self.store.close()
 
     async def _follow(self, session: str, after: int, sub: Any) -> AsyncIterator[Item]:
+        from fazai.sessions.hub import Lagged as HubLagged
+        from fazai.sessions.hub import RunEnded
+
         last = after
         for ev in await self.store.events(session, after_seq=after):
             last = ev.seq
@@ -299,6 +373,8 @@ class EmbeddedClient:
     async def generate(
         self, goal: str | None, session: str | None, options: RunOptions
     ) -> AsyncIterator[Item]:
+        from fazai.sessions.manager import RunnerError
+
         m = self.manager
         try:
             if session is None:
@@ -332,6 +408,8 @@ class EmbeddedClient:
     async def reply(
         self, session: str, action: Any, *, approved: bool | None = None, answer: str | None = None
     ) -> None:
+        from fazai.sessions.manager import RunnerError
+
         try:
             self.manager.reply(session, action, approved=approved, answer=answer)
         except RunnerError as e:

@@ -20,7 +20,12 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class Lagged:
-    """The daemon dropped this follower after ``last_seq`` (it resumes from there)."""
+    """The daemon dropped this follower after ``last_seq`` (it resumes from there).
+
+    ``lost``: the connection broke (the daemon died or the network failed), rather than the daemon
+    dropping a slow follower.
+    """
 
     session: str
     last_seq: int
+    lost: bool = False

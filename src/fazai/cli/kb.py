@@ -7,14 +7,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fazai.knowledge.kb import KBFilters, KBItem, KnowledgeBase
+if TYPE_CHECKING:  # the KB pulls numpy and the embedder: imported by the commands that use it
+    from fazai.knowledge.kb import KBFilters, KBItem, KnowledgeBase
 
 kb_app = typer.Typer(help="The knowledge base: recipes FazAI knows and learns.", no_args_is_help=True)
 out = Console()
@@ -58,6 +59,8 @@ def _filters(
     if status not in (None, "verified", "unverified", "rejected"):
         err.print(f"[red]error:[/] --status must be verified, unverified or rejected, not {status!r}")
         raise typer.Exit(2)
+    from fazai.knowledge.kb import KBFilters
+
     return KBFilters(tags=tag or [], os=os_, service=service, status=status, include_rejected=True)  # type: ignore[arg-type]
 
 
@@ -185,6 +188,8 @@ def add(
     if item_id:
         data["id"] = item_id
     try:
+        from fazai.knowledge.kb import KBItem
+
         item = KBItem.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from fazai import __version__
-from fazai.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from fazai.config import Settings
 
 app = typer.Typer(
     name="fazai",
@@ -17,11 +19,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+
+
+class _Err:
+    """stderr Console, created on first use (rich costs start-up time `fazai version` needn't pay)."""
+
+    _console = None
+
+    def print(self, *args: object, **kw: object) -> None:
+        if self._console is None:
+            from rich.console import Console
+
+            type(self)._console = Console(stderr=True)
+        self._console.print(*args, **kw)  # type: ignore[attr-defined]
+
+
+err = _Err()
 
 
 def settings_or_exit() -> Settings:
     """Load settings, or print the configuration error and exit 2."""
+    from fazai.config import ConfigError, load_settings
+
     try:
         return load_settings()
     except ConfigError as e:
@@ -55,16 +74,23 @@ def show_config() -> None:
     print(json.dumps(data, indent=2))
 
 
-def _register() -> None:
+def _register(only: str | None = None) -> None:
     # Command groups register themselves here; import errors surface at start, not mid-run.
     from fazai.cli import registry
 
-    registry.register_all(app)
+    registry.register_all(app, only)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    # The first word that is not an option: the command (global options come before it).
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main() -> None:
     """Entry point of the ``fazai`` console script."""
-    _register()
+    name = _command_name(sys.argv[1:])
+    if name not in ("version", "config"):  # those two are defined here: no group needed
+        _register(name)
     try:
         app()
     except KeyboardInterrupt:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import typer
 
 
-def register_all(app: typer.Typer) -> None:
-    """Attach every command group to the root ``fazai`` app."""
+def register_all(app: typer.Typer, only: str | None = None) -> None:
+    """Attach the command groups to the root ``fazai`` app: all, or only the one owning ``only``.
+
+    ``fazai sessions`` needs only the agent group: importing every group (the KB, OPNsense, the
+    model catalog…) for it would cost most of its start-up time.
+    """
     # Each group module exposes `register(app)`.
-    for module_name in _GROUPS:
+    modules = [COMMANDS[only]] if only in COMMANDS else _GROUPS
+    for module_name in modules:
         module = __import__(f"fazai.cli.{module_name}", fromlist=["register"])
         module.register(app)
 
@@ -34,3 +39,22 @@ _GROUPS: list[str] = [
     "secrets",
     "store",
 ]
+
+
+# Top-level command → the group module that registers it (a command missing here still works:
+# every group is registered for it).
+COMMANDS: dict[str, str] = {
+    "model": "model",
+    "chat": "model_chat",
+    "tools": "tools",
+    "research": "research",
+    "opnsense": "opnsense",
+    "alerts": "alerts",
+    "kb": "kb",
+    "facts": "facts",
+    "agent": "agent",
+    "sessions": "agent",
+    "replay": "agent",
+    "daemon": "agent",
+    "ask": "ask",
+}

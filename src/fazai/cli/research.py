@@ -8,8 +8,6 @@ import json
 import typer
 from rich.console import Console
 
-from fazai.knowledge.research import build_backends, missing_sources, research, select_backends
-
 out = Console()
 
 
@@ -27,6 +25,9 @@ def research_command(
     from fazai.cli.main import settings_or_exit
 
     settings = settings_or_exit()
+    # Imported here: the backends pull httpx, which no other command needs at start.
+    from fazai.knowledge.research import build_backends, missing_sources, research, select_backends
+
     available = build_backends(settings.research)
     backends = select_backends(available, source or None)
     result = asyncio.run(

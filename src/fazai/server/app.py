@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -20,6 +20,7 @@ from fazai.auth import AuthService, CredentialError, Scope
 from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.server import automation_routes, sse, sse_remote
+from fazai.server.limits import BodyLimit
 from fazai.server.nodes import nodes_router
 from fazai.sessions.automation import Automation
 from fazai.sessions.manager import LoopFn, RunnerError, RunOptions, SessionManager
@@ -45,7 +46,7 @@ class CreateSession(BaseModel):
 class Generate(BaseModel):
     """New session (no ``session``), continue one (``session`` + ``goal``) or resume it (``session``)."""
 
-    session: str | None = None
+    session: str | None = Field(default=None, max_length=64)
     goal: str | None = None
     yes: bool = False
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
@@ -68,9 +69,13 @@ class Abort(BaseModel):
     session: str
 
 
+# Event sequence numbers and action ids are SQLite integers (64-bit); larger values are bad input.
+MAX_SEQ = 2**63 - 1
+
+
 class Reply(BaseModel):
-    session: str
-    action: int | str
+    session: str = Field(max_length=64)
+    action: Annotated[int, Field(ge=0, le=MAX_SEQ)] | Annotated[str, Field(max_length=32)]
     approved: bool | None = None
     answer: str | None = None
 
@@ -155,7 +160,16 @@ def create_app(
                 await bus.stop()
             await store.close()
 
-    app = FastAPI(title="fazaid", version=__version__, lifespan=lifespan)
+    # No open /docs or /redoc; the schema is served below, behind the token like every other route.
+    app = FastAPI(
+        title="fazaid",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.daemon.max_body_bytes)
 
     async def caller(request: Request) -> Caller:
         return await access(request).caller(request)
@@ -191,6 +205,10 @@ def create_app(
         why = _reason(exc)
         log.error("store_unavailable", error=why)
         return JSONResponse({"detail": f"the session store cannot be used right now: {why}"}, status_code=503)
+
+    @app.get("/openapi.json", dependencies=[Depends(requires("metrics.read"))], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -292,7 +310,7 @@ def create_app(
     async def session_events(
         session_id: str,
         request: Request,
-        after: int | None = Query(None, ge=0, description="replay events with seq > after"),
+        after: int | None = Query(None, ge=0, le=MAX_SEQ, description="replay events with seq > after"),
         follow: bool = True,
         last_event_id: str | None = Header(default=None),
         who: Caller = Depends(caller),
@@ -366,6 +384,8 @@ def create_app(
         action: int | str = body.action
         if isinstance(action, str) and action.isdigit():
             action = int(action)
+        if isinstance(action, int) and action > MAX_SEQ:
+            raise HTTPException(400, f"action id {action} is out of range (0..{MAX_SEQ})")
         m = mgr(request)
         fwd = {"op": "reply", "action": action, "approved": body.approved, "answer": body.answer}
         if m.runs.get(body.session) is None:  # another replica may run it: authorised here, answered there
@@ -397,10 +417,18 @@ def parse_site(value: str) -> Scope:
 
 
 def _parse_last_id(value: str | None) -> int:
+    """``Last-Event-ID``: a seq (0 when absent or not a number); 400 past the 64-bit range."""
+    if not value or len(value) > 32:
+        if value and value.strip().isdigit():
+            raise HTTPException(400, f"Last-Event-ID is out of range (0..{MAX_SEQ})")
+        return 0
     try:
-        return max(0, int(value)) if value else 0
+        n = max(0, int(value))
     except ValueError:
         return 0
+    if n > MAX_SEQ:
+        raise HTTPException(400, f"Last-Event-ID {n} is out of range (0..{MAX_SEQ})")
+    return n
 
 
 def _sse(settings: Settings, gen: AsyncIterator[Any]) -> EventSourceResponse:

@@ -30,6 +30,7 @@ from fazai.sessions.replicas import ReplicaMixin
 from fazai.sessions.secrets import build_redactor
 from fazai.store import EventWriter, SessionRecord, Store
 from fazai.store.redact import StreamRedactor
+from fazai.targets.reaper import REAPER, kill_orphans
 
 log = structlog.get_logger("fazai.runner")
 
@@ -215,6 +216,9 @@ class SessionManager(ReplicaMixin):
         stopped) are marked; the live runs of other replicas are left alone.
         """
         self.writer.start()
+        # Commands a dead daemon (kill -9) left running are stopped before any session resumes.
+        REAPER.registry = self.settings.paths.runtime_dir / "commands"
+        await asyncio.to_thread(kill_orphans, REAPER.registry)
         ids: list[str] = []
         if self.shared_store:
             if not recover:
@@ -267,14 +271,27 @@ class SessionManager(ReplicaMixin):
                 503,
             )
 
-    async def create(self, goal: str, *, mode: str = "agent", model: str | None = None) -> SessionRecord:
-        """Create a session without running it."""
+    def check_goal(self, goal: str) -> None:
+        """RunnerError (400 / 413) for an empty or oversized goal."""
         if not goal.strip():
             raise RunnerError("the goal is empty: say what FazAI should do")
+        limit = self.settings.agent.max_goal_chars
+        if len(goal) > limit:
+            raise RunnerError(
+                f"the goal is {len(goal)} characters; at most {limit} are accepted ([agent] "
+                "max_goal_chars): state the goal and let the agent read the details from the machine",
+                413,
+            )
+
+    async def create(
+        self, goal: str, *, mode: str = "agent", model: str | None = None, status: str = "created"
+    ) -> SessionRecord:
+        """Create a session without running it (status ``created``)."""
+        self.check_goal(goal)
         self._check_writable()
         goal = self.writer.redactor.text(goal)
         return await self.store.create_session(
-            goal, mode=mode, model=model or self._model_name(), replica=self.replica
+            goal, mode=mode, model=model or self._model_name(), replica=self.replica, status=status
         )
 
     async def start_run(
@@ -290,7 +307,7 @@ class SessionManager(ReplicaMixin):
             if not goal or not goal.strip():
                 raise RunnerError("the goal is empty: say what FazAI should do")
             options = await self.resolve_node(options)
-            rec = await self.create(goal, mode=options.mode, model=options.model)
+            rec = await self.create(goal, mode=options.mode, model=options.model, status="running")
         else:
             found = await self.store.get_session(session_id)
             if found is None:
@@ -307,6 +324,8 @@ class SessionManager(ReplicaMixin):
                 )
             # No goal = resume: the loop picks up the session's latest goal from its history.
             goal = goal.strip() if goal and goal.strip() else ""
+            if goal:
+                self.check_goal(goal)
             prior = await self.store.events(session_id)
             # A session stays on the node it worked on: continuing or resuming it goes there again.
             # (A session with no events yet — fazaid creates the row first — takes the run's node.)
@@ -414,10 +433,19 @@ class SessionManager(ReplicaMixin):
             for out in run.redact.flush():
                 await self._store_one(run, out, wait=False)
 
+    def _bound(self, ev: Event) -> None:
+        # One huge string (a 100 MB line of output, a runaway answer) must not become one huge row.
+        limit = self.settings.agent.max_event_chars
+        for k, v in list(ev.data.items()):
+            if isinstance(v, str) and len(v) > limit:
+                ev.data[k] = v[:limit]
+                ev.data[f"{k}_truncated"] = len(v) - limit
+
     async def _store_one(
         self, run: Run, ev: Event, *, wait: bool = True, bound_s: float | None = None
     ) -> None:
         ev.session = run.session_id
+        self._bound(ev)
         ev.seq = run.next_seq
         run.next_seq += 1
         if ev.kind == "approval_required" and not run.options.yes:

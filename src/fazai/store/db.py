@@ -7,6 +7,7 @@ SQLite (WAL) in the state directory by default; PostgreSQL (or any async SQLAlch
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -17,6 +18,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from fazai.store.files import DIR_MODE, secure_sqlite, sqlite_path
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -69,6 +74,10 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _alembic_config(conn: Connection) -> Config:
+    # Alembic is imported only to migrate (at a store's open): `fazai sessions` through the daemon
+    # never pays for it.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn

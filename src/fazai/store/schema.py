@@ -25,7 +25,7 @@ metadata = MetaData()
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-SESSION_STATUSES = ("running", "done", "unverified", "failed", "interrupted", "aborted")
+SESSION_STATUSES = ("created", "running", "done", "unverified", "failed", "interrupted", "aborted")
 
 sessions = Table(
     "sessions",

@@ -135,14 +135,15 @@ class Store:
         model: str | None = None,
         session_id: str | None = None,
         replica: str | None = None,
+        status: str = "created",
     ) -> SessionRecord:
-        """Insert a new ``running`` session and return it."""
+        """Insert a new session (``created``: listed as running only once a run starts) and return it."""
         now = utcnow_iso()
         rec = SessionRecord(
             id=session_id or new_session_id(),
             goal=goal,
             mode=mode,
-            status="running",
+            status=status,
             created_at=now,
             updated_at=now,
             model=model,

@@ -1,7 +1,8 @@
 """The ``local`` target: commands run on this machine with ``bash`` (see :func:`shell_argv`).
 
 Each command gets its own session and process group, so a timeout or an abort can kill everything it
-started (pipes, subshells, ``sleep`` children), not just the shell. Output is read in chunks as it
+started (pipes, subshells, ``sleep`` children), not just the shell; and it dies with this process,
+``kill -9`` included (:mod:`fazai.targets.reaper`). Output is read in chunks as it
 arrives and handed to the caller immediately; the full text is also kept for the result.
 """
 
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from fazai.targets.base import ExecResult, OutputCallback, Stream, TargetError
+from fazai.targets.reaper import OWNER_VAR, REAPER, die_with_parent, owner_mark
 
 # Non-interactive defaults: a pager or a prompt would hang a command that has no terminal.
 _QUIET_ENV = {
@@ -85,7 +87,8 @@ class LocalTarget:
     ):
         self.name = name
         self.cwd = str(cwd) if cwd is not None else None
-        self._env = shell_env(env)
+        # The owner's mark lets a restarted daemon find commands a dead one left (see reaper.py).
+        self._env = {**shell_env(env), OWNER_VAR: owner_mark()}
         # How long SIGTERM has before SIGKILL, and how long to keep reading after the shell exits
         # while a background child still holds the pipes.
         self.kill_grace_s = kill_grace_s
@@ -110,9 +113,24 @@ class LocalTarget:
                 start_new_session=True,
                 cwd=self.cwd,
                 env=self._env,
+                preexec_fn=die_with_parent,  # only prctl(): safe between fork and exec
             )
         except OSError as e:
             raise TargetError(f"cannot start bash on {self.name}: {e}") from e
+        REAPER.register(proc.pid)
+        try:
+            return await self._supervise(proc, start, timeout, on_output, cancel)
+        finally:
+            REAPER.release(proc.pid)
+
+    async def _supervise(
+        self,
+        proc: asyncio.subprocess.Process,
+        start: float,
+        timeout: float | None,  # noqa: ASYNC109 (the target enforces it itself)
+        on_output: OutputCallback | None,
+        cancel: asyncio.Event | None,
+    ) -> ExecResult:
         out: list[str] = []
         err: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
