@@ -40,7 +40,7 @@ def eve_line(**kw: Any) -> str:
 
 from sqlalchemy import text  # noqa: E402
 
-from test_store import pg_url  # noqa: E402, F401  (the throwaway PostgreSQL cluster fixture)
+# pg_url: the throwaway PostgreSQL cluster fixture lives in tests/conftest.py (shared by every package).
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
