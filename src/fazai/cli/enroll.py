@@ -110,7 +110,9 @@ def revoke(
 
 
 def add_commands(nodes: typer.Typer) -> None:
-    """Put the enrollment commands on a ``nodes`` Typer group."""
+    """Put the enrollment commands on a ``nodes`` Typer group (once: the app may be built again)."""
+    if any(c.callback is token for c in nodes.registered_commands):
+        return
     nodes.command("token")(token)
     nodes.command("pending")(pending)
     nodes.command("approve")(approve)

@@ -212,7 +212,13 @@ def register(app: typer.Typer) -> None:
     """Attach ``fazai nodes`` (or join the group if another module made it first)."""
     for group in app.registered_groups:
         if group.name == "nodes" and group.typer_instance is not None:
-            for cmd in nodes_app.registered_commands:
-                group.typer_instance.registered_commands.append(cmd)
+            target = group.typer_instance
+            if target is nodes_app:  # registered already (the app is built again in-process)
+                return
+            have = {c.callback for c in target.registered_commands}
+            # A copy: appending while iterating the same list would never end.
+            target.registered_commands.extend(
+                c for c in list(nodes_app.registered_commands) if c.callback not in have
+            )
             return
     app.add_typer(nodes_app, name="nodes")
