@@ -244,12 +244,13 @@ async def test_destructive_tool_always_asks(firewall):
     operator = ScriptedInteraction(approve_result=False)
     events = await run(deps_for(settings, script, policy), operator)
     observed = [d for d in of(events, "observe") if d["kind"] == "use_tool"]
-    assert observed[0]["status"] == "ok", observed[0]["text"]  # a staged block rule: routine
-    assert observed[0]["result"]["verification"]["ok"]
+    assert observed[0]["status"] == "ok", observed[0]["text"]  # an alias: routine
+    assert observed[1]["status"] == "ok", observed[1]["text"]  # a staged block rule: routine
+    assert observed[1]["result"]["verification"]["ok"]
     (approval,) = of(events, "approval_required")  # only the delete asked
     assert approval["risk"] == "destructive" and "would delete rule block telnet" in approval["summary"]
     assert approval["operator_only"] is True
-    assert observed[1]["status"] == "denied"
+    assert observed[2]["status"] == "denied"
     assert [r["description"] for r in sim.cols["rule"].items.values()] == ["block telnet"]
 
 
