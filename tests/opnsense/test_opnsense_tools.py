@@ -99,11 +99,20 @@ def test_writes_that_open_traffic_or_go_live_are_never_approved_by_yes():
 
     policy = SafetyPolicy(SafetySettings(), assume_yes=True)
 
-    def verdict(name: str) -> str:
-        return policy.check_risk(get_tool(name).risk, name).verdict
+    def verdict(name: str, args: dict | None = None) -> str:
+        tool = get_tool(name)
+        why = tool.critical(args or {}) if tool.critical else None
+        return policy.check_risk(tool.risk, name, critical=why is not None, why=why).verdict
 
+    # ensure_rule: a staged block rule is routine; allowing traffic, going live or disabling asks.
+    assert verdict("opnsense.ensure_rule", {"action": "block"}) == "allow"
+    for args in (
+        {"action": "pass"},
+        {"action": "block", "apply": True},
+        {"action": "block", "enabled": False},
+    ):
+        assert verdict("opnsense.ensure_rule", args) == "ask", args
     for name in (
-        "opnsense.ensure_rule",
         "opnsense.set_rule_enabled",
         "opnsense.apply",
         "opnsense.ids_rule_action",
