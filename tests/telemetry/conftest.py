@@ -50,11 +50,11 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         url = f"sqlite+aiosqlite:///{tmp_path / 'fazai.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        s = await Store.open(url)
+        s = await Store.open(url, migrate=True)
         async with s.engine.begin() as conn:
             await conn.execute(text("DROP SCHEMA public CASCADE"))
             await conn.execute(text("CREATE SCHEMA public"))
         await s.close()
-    s = await Store.open(url)
+    s = await Store.open(url, migrate=True)  # PostgreSQL is checked, not migrated, by default
     yield s
     await s.close()
