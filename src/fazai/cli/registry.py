@@ -12,7 +12,7 @@ def register_all(app: typer.Typer, only: str | None = None) -> None:
     model catalog…) for it would cost most of its start-up time.
     """
     # Each group module exposes `register(app)`.
-    modules = [COMMANDS[only]] if only in COMMANDS else _GROUPS
+    modules = COMMANDS.get(only or "", _GROUPS)
     for module_name in modules:
         module = __import__(f"fazai.cli.{module_name}", fromlist=["register"])
         module.register(app)
@@ -41,20 +41,20 @@ _GROUPS: list[str] = [
 ]
 
 
-# Top-level command → the group module that registers it (a command missing here still works:
-# every group is registered for it).
-COMMANDS: dict[str, str] = {
-    "model": "model",
-    "chat": "model_chat",
-    "tools": "tools",
-    "research": "research",
-    "opnsense": "opnsense",
-    "alerts": "alerts",
-    "kb": "kb",
-    "facts": "facts",
-    "agent": "agent",
-    "sessions": "agent",
-    "replay": "agent",
-    "daemon": "agent",
-    "ask": "ask",
+# Top-level command → the group modules that register it, in order (a command missing here still
+# works: every group is registered for it). A group other modules extend lists them all.
+COMMANDS: dict[str, list[str]] = {
+    "model": ["model", "model_chat"],
+    "tools": ["tools"],
+    "research": ["research"],
+    "opnsense": ["opnsense"],
+    "alerts": ["alerts"],
+    "kb": ["kb"],
+    "facts": ["facts"],
+    "agent": ["agent"],
+    "sessions": ["agent"],
+    "replay": ["agent"],
+    "daemon": ["agent"],
+    "ask": ["ask"],
+    "nodes": ["nodes", "enroll"],
 }

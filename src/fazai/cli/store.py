@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from fazai.cli.main import settings_or_exit
-from fazai.store import Store, StoreError, db
 
 store_app = typer.Typer(
     help="The session store (SQLite or PostgreSQL): schema and replicas.", no_args_is_help=True
@@ -26,6 +25,8 @@ def _url(store: str | None) -> str:
 @store_app.command("migrate")
 def migrate_cmd(store: str = _STORE_OPT) -> None:
     """Upgrade the schema to this FazAI's revisions (run once per upgrade, from any replica)."""
+    from fazai.store import Store, StoreError, db  # the store stack loads only for this command
+
     url = _url(store)
 
     async def go() -> set[str]:
@@ -48,6 +49,8 @@ def status_cmd(
     store: str = _STORE_OPT, json_mode: bool = typer.Option(False, "--json", help="machine-readable")
 ) -> None:
     """The schema revision (and whether it is current) and the replicas with their last heartbeat."""
+    from fazai.store import Store, db
+
     url = _url(store)
 
     async def go() -> dict[str, object]:
