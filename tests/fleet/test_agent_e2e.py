@@ -23,7 +23,7 @@ def test_command_streams_and_exits(fleet: FleetDaemon) -> None:
     # The enrolled agent is in the inventory: transport agent, its version and a heartbeat.
     with fleet.http() as c:
         node = c.get("/nodes/web-01").json()
-    assert node["transport"] == "agent" and node["version"] and node["last_heartbeat"], node
+    assert node.get("transport") == "agent" and node.get("version") and node.get("last_heartbeat"), node
 
 
 def test_forbidden_refused_by_the_node(fleet: FleetDaemon, tmp_path) -> None:

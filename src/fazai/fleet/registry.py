@@ -368,7 +368,14 @@ class Registry:
         ]
 
     async def touch_many(self, seen: dict[str, dict[str, Any] | None]) -> None:
-        """Record that these nodes were seen now (with their hello where given), in one transaction."""
+        """Record that these nodes were seen now (with their hello where given), in one transaction.
+
+        The inventory follows: a hello makes (or updates) the node there, transport agent with its
+        site and version; a heartbeat only moves its ``last_heartbeat``, in one statement for all.
+        """
+        from fazai.store.inventory import Inventory
+        from fazai.store.inventory_schema import inv_nodes
+
         now = utcnow_iso()
         async with self.engine.begin() as conn:
             for node, hello in seen.items():
@@ -376,27 +383,27 @@ class Registry:
                 if hello is not None:
                     values["hello"] = hello
                 await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
+            hellos = [n for n, h in seen.items() if h is not None]
+            sites: dict[str, str | None] = {}
+            for i in range(0, len(hellos), 500):  # bound the bind parameters per statement
+                q = select(fleet_agents.c.name, fleet_agents.c.site)
+                rows = await conn.execute(q.where(fleet_agents.c.name.in_(hellos[i : i + 500])))
+                sites.update({name: site for name, site in rows.all()})
+            beats = [n for n, h in seen.items() if h is None]
+            for i in range(0, len(beats), 500):  # bound the bind parameters per statement
+                chunk = beats[i : i + 500]
+                await conn.execute(
+                    update(inv_nodes).where(inv_nodes.c.name.in_(chunk)).values(last_heartbeat=now)
+                )
+        inv = Inventory(self.engine)
+        for node in hellos:
+            hello = seen[node] or {}
+            await inv.upsert_node(node, transport="agent", site=sites.get(node),
+                                  version=hello.get("agent_version"), heartbeat_at=now)  # fmt: skip
 
     async def touch(self, node: str, hello: dict[str, Any] | None = None) -> None:
-        """Record that ``node`` was seen now (and its hello); the inventory follows (transport agent,
-        its site, version and heartbeat), so `fazai nodes list` and ``--nodes`` see enrolled agents."""
-        from fazai.store.inventory import Inventory
-
-        now = utcnow_iso()
-        values: dict[str, Any] = {"last_seen": now}
-        if hello is not None:
-            values["hello"] = hello
-        async with self.engine.begin() as conn:
-            await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
-            site = (
-                await conn.execute(select(fleet_agents.c.site).where(fleet_agents.c.name == node))
-            ).scalar()
-        inv = Inventory(self.engine)
-        if hello is not None:
-            await inv.upsert_node(node, transport="agent", site=site, version=hello.get("agent_version"),
-                                  heartbeat_at=now)  # fmt: skip
-        else:
-            await inv.heartbeat(node, at=now)
+        """Record that ``node`` was seen now (and its hello): :meth:`touch_many` for one node."""
+        await self.touch_many({node: hello})
 
 
 def _csr_name(csr: str) -> str:
