@@ -29,7 +29,7 @@ async def test_holes_on_the_bus_are_filled_from_the_store(
     bus.start()
     follower = SessionManager(settings, store, bus=bus)  # replica B: reads, runs nothing
     try:
-        rec = await store.create_session("g", replica="a")
+        rec = await store.create_session("g", replica="a", status="running")
         evs = [Event(session=rec.id, seq=i, kind="token", data={"text": str(i)}) for i in range(1, 31)]  # type: ignore[arg-type]
         await store.append_events(evs[:10])
         got: list[int] = []

@@ -48,8 +48,10 @@ class EventWriter:
         *,
         redactor: Redactor | None = None,
         on_failure: OnFailure | None = None,
+        retry_max_s: float = RETRY_MAX_S,
     ):
         self._store = store
+        self.retry_max_s = retry_max_s  # the longest wait between two tries of a failing write
         self._publish = publish
         # Known secret values are replaced before an event is stored or published (see redact.py).
         self.redactor = redactor or Redactor()
@@ -72,12 +74,12 @@ class EventWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="fazai-event-writer")
 
-    async def stop(self) -> None:
-        """Write what is queued (waiting at most a few seconds while writes fail), then stop."""
+    async def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Write what is queued (waiting at most ``timeout_s`` while writes fail), then stop."""
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(self._queue.join(), STOP_WAIT_S if self.failure else None)
+            await asyncio.wait_for(self._queue.join(), timeout_s if self.failure else None)
         except TimeoutError:
             log.error("events_not_written_at_stop", pending=self._queue.qsize(), error=self.failure)
         self._task.cancel()
@@ -145,7 +147,7 @@ class EventWriter:
                 if reserve is not None and reserve.release():
                     continue  # room again: write at once
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                delay = min(delay * 2, self.retry_max_s)
         if self.failure is not None:
             log.warning("event_write_recovered", error=self.failure, count=len(events), attempts=attempts)
             self.failure = None
