@@ -232,12 +232,22 @@ def _pids(out: str, slots: dict[str, str], q: str) -> str:
 
 @extractor("top_process")
 def _top_process(out: str, slots: dict[str, str], q: str) -> str:
-    rows = [ln.split(None, 2) for ln in _lines(out)]
-    rows = [r for r in rows if len(r) == 3 and r[0].isdigit()]
+    split = [ln.split(None, 2) for ln in _lines(out)]
+    rows = [(r[0], r[1], r[2].strip()) for r in split if len(r) == 3 and r[0].isdigit()]
     _need(rows, "no process listed")
-    pid, value, name = rows[0]
-    what = f"{human_size(int(value) * 1024)} of memory" if value.isdigit() else f"{value}% CPU"
-    return f"{name.strip()} (PID {pid}) uses the most: {what}."
+    # FazAI's own process is on every machine it reads; the operator asks about their workload.
+    own = [r for r in rows if r[2] in _FAZAI_PROCESSES]
+    others = [r for r in rows if r[2] not in _FAZAI_PROCESSES]
+    _need(others, "only FazAI's own processes listed")
+    pid, value, name = others[0]
+    what = f"memory: {human_size(int(value) * 1024)}" if value.isdigit() else f"CPU: {value}%"
+    said = f"`{name}` with PID {pid} uses the most {what}."
+    if own and rows.index(own[0]) < rows.index(others[0]):
+        said += f" (FazAI itself, `{own[0][2]}` with PID {own[0][0]}, is not counted.)"
+    return said
+
+
+_FAZAI_PROCESSES = frozenset({"fazai", "fazaid", "fazai-agent", "fazai-worker"})
 
 
 @extractor("largest_file")
@@ -346,9 +356,9 @@ def _nft_input(out: str, slots: dict[str, str], q: str) -> str:
         ports += re.findall(r"\d+", m.group(1))
     if re.search(r"polic", q, re.I):
         _need(policy, "no policy")
-        return f"The input chain's default policy is {policy.group(1)}."  # type: ignore[union-attr]
+        return f"The input chain's default policy is `{policy.group(1)}`."  # type: ignore[union-attr]
     _need(ports, "no accepted TCP ports")
-    return "The input chain accepts TCP ports " + _list(ports) + "."
+    return "TCP ports accepted by the input chain: " + _list(ports) + "."
 
 
 @extractor("iptables_drops")
@@ -364,7 +374,7 @@ def _journal_top_unit(out: str, slots: dict[str, str], q: str) -> str:
     )
     _need(units, "no journal lines")
     unit, n = units.most_common(1)[0]
-    return f"{unit} logged the most errors ({n} of {sum(units.values())})."
+    return f"`{unit}` logged the most errors in the journal: {n} of {sum(units.values())} error lines."
 
 
 @extractor("count_by_first")

@@ -123,6 +123,7 @@ def ground(answer: str, evidence: Evidence, question: str | None = None) -> Verd
             verdict.ungrounded.append(v)
         else:
             verdict.grounded.append(g)
+    _counts_of_listed(answer, verdict)
     verdict.contradictions = find_contradictions(answer, sources)
     if q.strip() and wants(q) != "any":  # a question (a goal to change something is judged by its values)
         if (why := missing_answer(q, answer, values, given)) is not None:
@@ -134,6 +135,29 @@ def ground(answer: str, evidence: Evidence, question: str | None = None) -> Verd
                 "no command output about the question supports it (empty or unrelated output)"
             )
     return verdict
+
+
+def _counts_of_listed(answer: str, verdict: Verdict) -> None:
+    """A count followed, in its sentence, by exactly that many grounded items ("4 addresses are
+    dropped: a, b, c, d") follows from them: it is grounded by counting. Two items at least: "1 largest
+    file: x" counts nothing (the small model's filler), and the item itself is judged on its own."""
+    items = [
+        g.value
+        for g in verdict.grounded
+        if g.value.kind not in ("number", "percent", "size") and g.source != "question"
+    ]
+    for v in list(verdict.ungrounded):
+        if v.kind != "number" or v.number is None or v.number != int(v.number) or v.number < 2:
+            continue
+        end = re.search(r"[.!?](?:\s|$)|\n", answer[v.end :])
+        stop = v.end + end.start() if end else len(answer)
+        listed = [i for i in items if v.end < i.start < stop]
+        if len(listed) == int(v.number) and not any(
+            u is not v and v.end < u.start < stop for u in verdict.ungrounded
+        ):
+            verdict.ungrounded.remove(v)
+            verdict.unrelated.pop(v.text, None)
+            verdict.grounded.append(Grounding(v, "answer", f"counts the {len(listed)} items it lists"))
 
 
 def _about(s: Source, q_words: set[str]) -> bool:
@@ -375,6 +399,10 @@ def _count(v: Value, s: Source, clause: set[str]) -> Grounding | None:
         bare = all(len(r.split()) <= 2 for r in rows) and words_related(s.command_words, clause)
         if about or bare:
             return Grounding(v, s.ref, f"{len(rows)} {what}")
+    if v.number == int(v.number) and v.number >= 2:  # "postfix logged 4 errors": lines that name it
+        for w in sorted(clause):
+            if sum(w in words for words in s.line_words) == v.number:
+                return Grounding(v, s.ref, f"{int(v.number)} lines mention {w!r}")
     for ln in s.lines:  # "Jail list: sshd, asterisk" → 2
         m = re.search(r":\s*(\S+(?:,\s*\S+)+)\s*$", ln)
         if (

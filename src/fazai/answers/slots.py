@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from fazai.answers.values import Value, extract_values, words_set
+from fazai.answers.values import Value, content_words, extract_values, words_set
 
 _QUESTION_WORDS = (
     r"how|what|which|who|whose|when|where|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|"
@@ -22,9 +22,30 @@ _SPLIT = re.compile(rf"\?\s*|;\s*|,?\s+(?:and|e)\s+(?=(?:{_QUESTION_WORDS})\b)",
 
 
 def split_question(text: str) -> list[str]:
-    """The independent parts of a question (one part when it is a single question)."""
-    parts = [p.strip(" ,.") for p in _SPLIT.split(text) if p and p.strip(" ,.?")]
+    """The independent parts of a question (one part when it is a single question).
+
+    A part that only points back ("Is any filesystem above 90%? Which one?") is not a question of its
+    own: it stays with the part before it, so the recipe that answers that part answers both.
+    """
+    parts: list[str] = []
+    for p in _SPLIT.split(text):
+        p = p.strip(" ,.") if p else ""
+        if not p.strip(" ,.?"):
+            continue
+        if parts and _points_back(p):
+            parts[-1] = f"{parts[-1]}? {p}"
+        else:
+            parts.append(p)
     return parts or [text.strip()]
+
+
+_POINTERS = words_set("one ones it them those these where qual quais")
+_FOLLOW_UP = re.compile(r"^(?:which|what|where|qual|quais|onde)\b", re.I)
+
+
+def _points_back(part: str) -> bool:
+    # "Which one", "which ones", "where": no content word of its own beyond a pointer.
+    return bool(_FOLLOW_UP.match(part)) and not (content_words(part) - _POINTERS)
 
 
 # Words that name the type of the value that follows or precedes them ("user bob", "the nginx service").
