@@ -116,7 +116,7 @@ def test_eve_line_to_blocks_through_the_daemon(setup) -> None:
         assert any("typo.yaml:4" in e and "unknown key 'block_ipp'" in e for e in listing["errors"])
         append(eve, eve_line(src="198.51.100.77"), "{not json", eve_line(src="198.51.100.77"))
         wait_for(lambda: blocked(sim, "198.51.100.77") and ns.elements() == ["198.51.100.77"], what="blocks")
-        runs = wait_for(lambda: [r for r in c.get("/playbooks/runs").json() if r["status"] != "running"],
+        runs = wait_for(lambda: ended_runs(c),
                         what="the run to end")  # fmt: skip
         assert len(runs) == 1 and runs[0]["status"] == "done" and runs[0]["playbook"] == "ssh-scan"
         sid = runs[0]["session"]
@@ -169,7 +169,7 @@ def test_an_agent_step_opens_a_session_whose_answer_feeds_the_next_step(setup) -
     d, _sim, ns, eve = setup
     with d.client() as c:
         append(eve, eve_line(src="198.51.100.44", sid=777))
-        run = wait_for(lambda: [r for r in c.get("/playbooks/runs").json() if r["status"] != "running"],
+        run = wait_for(lambda: ended_runs(c),
                        timeout=30, what="the playbook run")[0]  # fmt: skip
         assert run["status"] == "done", run
         assert ns.elements() == ["198.51.100.44"]
@@ -180,3 +180,8 @@ def test_an_agent_step_opens_a_session_whose_answer_feeds_the_next_step(setup) -
         agent = c.get(f"/agent/sessions/{child}").json()
         assert agent["goal"] == "Is 198.51.100.44 worth blocking?" and agent["mode"] == "agent"
         assert "block it" in agent["summary"]
+
+
+def ended_runs(c) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Playbook runs whose session has ended (a run is `created`, then `running`, then final)."""
+    return [r for r in c.get("/playbooks/runs").json() if r["status"] not in ("created", "running")]

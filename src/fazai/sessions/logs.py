@@ -6,6 +6,7 @@ gets one JSON object per line whoever logged it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,29 +16,43 @@ from typing import TextIO
 import structlog
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a caller
+    that swaps it (a test runner, a CLI run in process) and closes its own later breaks nothing."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 class _Tee:
-    """stderr and a private log file, line by line."""
+    """stderr and a private log file, line by line. A stream that fails (closed, disk full) loses that
+    line there, never the run that logged it."""
 
     def __init__(self, *streams: TextIO):
         self._streams = streams
 
     def write(self, text: str) -> int:
         for s in self._streams:
-            s.write(text)
+            with contextlib.suppress(OSError, ValueError):
+                s.write(text)
         return len(text)
 
     def flush(self) -> None:
         for s in self._streams:
-            s.flush()
+            with contextlib.suppress(OSError, ValueError):
+                s.flush()
 
 
 def _log_stream(log_file: Path | None) -> TextIO:
-    if log_file is None:
-        return sys.stderr
-    from fazai.store.files import open_private_log
+    streams: list[TextIO] = [_Stderr()]  # type: ignore[list-item]
+    if log_file is not None:
+        from fazai.store.files import open_private_log
 
-    f = os.fdopen(open_private_log(log_file), "a", buffering=1)
-    return _Tee(sys.stderr, f)  # type: ignore[return-value]
+        streams.append(os.fdopen(open_private_log(log_file), "a", buffering=1))
+    return _Tee(*streams)  # type: ignore[return-value]
 
 
 def configure(level: str = "info", log_file: Path | None = None) -> None:
