@@ -53,6 +53,23 @@ bash/stable-security 5.2.15-2+b8 amd64 [upgradable from: 5.2.15-2+b7]
 openssl/stable-security 3.0.16-1~deb12u1 amd64 [upgradable from: 3.0.15-1~deb12u1]
 tzdata/stable-updates 2025b-0+deb12u1 all [upgradable from: 2024b-0+deb12u1]
 """
+SS = """LISTEN 0      5          127.0.0.1:9090      0.0.0.0:*    users:(("python3",pid=4242,fd=3))
+LISTEN 0      128          0.0.0.0:22        0.0.0.0:*    users:(("sshd",pid=611,fd=3))
+"""
+DOCKER_PS = """\
+CONTAINER ID   IMAGE          COMMAND                  CREATED        STATUS                    PORTS                  NAMES
+3f1c2a9b7d10   nginx:1.25     "/docker-entrypoint.…"   3 days ago     Up 3 days                 0.0.0.0:8080->80/tcp   web
+9a8b7c6d5e4f   redis:7.2      "docker-entrypoint.s…"   3 days ago     Up 3 days                 6379/tcp               redis
+1b2c3d4e5f60   myapp:0.9      "python worker.py"       5 days ago     Exited (137) 2 days ago                          worker-old
+"""
+UNITS = """cron.service loaded active running Regular background program processing daemon
+ssh.service  loaded active running OpenBSD Secure Shell server
+"""
+AUTH = """Nov 23 08:01:02 ops-01 sshd[901]: Accepted publickey for alice from 203.0.113.5 port 50122 ssh2
+Nov 23 08:03:10 ops-01 sshd[905]: Invalid user admin from 198.51.100.23 port 40022
+Nov 23 08:03:12 ops-01 sshd[905]: Failed password for invalid user admin from 198.51.100.23 port 40022 ssh2
+"""
+APT_ONE = "openssl/stable-security 3.0.16-1~deb12u1 amd64 [upgradable from: 3.0.15-1~deb12u1]\n"
 
 
 def _evidence(question: str, command: str, out: str) -> Evidence:
@@ -81,6 +98,31 @@ def _evidence(question: str, command: str, out: str) -> Evidence:
          "df -P -T -k -x devtmpfs -x squashfs -x overlay", DF, {"limit": "90"}, "/mnt"),
         ("How many packages can be upgraded?", "apt_upgradable", "apt list --upgradable 2>/dev/null", APT,
          {}, "3"),
+        ("Which process is listening on TCP port 9090?", "port_process", "ss -H -tlnp", SS, {"port": "9090"},
+         "python3"),
+        ("Which DNS nameservers are configured?", "nameservers", "grep nameserver /etc/resolv.conf",
+         "nameserver 10.20.0.2\nnameserver 1.1.1.1\n", {}, "1.1.1.1"),
+        ("What IP address does db.internal resolve to in /etc/hosts?", "hosts_address", "awk … /etc/hosts",
+         "10.20.0.15\n", {"host": "db.internal"}, "10.20.0.15"),
+        ("What is the subject common name of /srv/certs/mail.pem?", "cert_subject",
+         "openssl x509 -noout -subject -in /srv/certs/mail.pem",
+         "subject=C = US, O = Example, CN = mail.example.com\n", {}, "mail.example.com"),
+        ("Which docker containers are running?", "docker_running", "docker ps", DOCKER_PS, {}, "`redis`"),
+        ("Which docker container has exited?", "docker_exited", "docker ps -a", DOCKER_PS, {}, "worker-old"),
+        ("Which image does the web container run?", "docker_image", "docker inspect web",
+         '[{"Name": "/web", "Config": {"Image": "nginx:1.25"}}]', {"container": "web"}, "nginx:1.25"),
+        ("Which services are running right now?", "running_services",
+         "systemctl list-units --type=service --state=running --no-legend --plain --no-pager", UNITS, {},
+         "ssh.service"),
+        ("Which user logged in successfully over SSH according to /var/log/auth.log?", "ssh_logins",
+         "grep -h -E 'Accepted |[Ii]nvalid user ' /var/log/auth.log", AUTH, {}, "alice"),
+        ("Which invalid username was tried in the failed SSH logins in /var/log/auth.log?", "ssh_logins",
+         "grep -h -E 'Accepted |[Ii]nvalid user ' /var/log/auth.log", AUTH, {}, "admin"),
+        ("To which version can the openssl package be upgraded?", "apt_candidate",
+         "apt list --upgradable 2>/dev/null | grep -E ^openssl/", APT_ONE, {"package": "openssl"},
+         "3.0.16-1~deb12u1"),
+        ("How many ERROR lines are in /var/log/app/app.log?", "count", "grep -c -w -- ERROR /var/log/app/app.log",
+         "13\n", {"word": "ERROR", "path": "/var/log/app/app.log"}, "13"),
     ],
 )  # fmt: skip
 def test_a_recipe_answer_passes_the_gate_on_its_own_output(

@@ -13,6 +13,7 @@ takes over with those outputs already in its history.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -76,25 +77,30 @@ class DirectAnswers:
             ),
             key=lambda h: -h[1],
         )
-        for item, score in ranked[
-            :1
-        ]:  # only the best: falling back to the runner-up answers another question
+        # Only the best: falling back to the runner-up answers another question, unless the best
+        # is ruled out by its own words (``requires``/``rejects``), which tell close recipes apart.
+        for item, score in ranked[:2]:
             spec = item.answer
             if spec is None or score < self.threshold:
+                return None
+            if (spec.requires and not any(re.search(r, part, re.I) for r in spec.requires)) or any(
+                re.search(r, part, re.I) for r in spec.rejects
+            ):
+                self.misses.append({"part": part, "recipe": item.id, "why": "its words rule it out"})
                 continue
             filled = fill_slots(part, spec.slots, spec.defaults)
             if filled is None:
                 self.misses.append({"part": part, "recipe": item.id, "why": "a value it needs is not named"})
-                continue
+                return None
             extra = unconsumed(part, filled, " ".join([item.title, *spec.examples]))
             if extra:
                 why = "the question names " + ", ".join(v.text for v in extra)
                 self.misses.append({"part": part, "recipe": item.id, "why": why})
-                continue
+                return None
             command = substitute(spec.command, filled.values)
             if self.policy is not None and _risk(self.policy.check_command(command)) != "read_only":
                 self.misses.append({"part": part, "recipe": item.id, "why": "its command is not read-only"})
-                continue
+                return None
             return Match(part, item.id, item.title, round(score, 3), command, spec.extract, filled.values)
         return None
 

@@ -406,3 +406,7 @@ def _cron_time(out: str, slots: dict[str, str], q: str) -> str:
             days = "every day" if f[2:5] == ["*", "*", "*"] else f"(day {f[2]}, month {f[3]}, weekday {f[4]})"
             return f"At {int(f[1]):02d}:{int(f[0]):02d} {days}: {' '.join(f[5:])}"
     raise NoAnswer("no fixed-time cron line")
+
+
+# Registers the extractors of logs, the network, certificates and containers (kept in their own module).
+from fazai.answers import extract_ops  # noqa: E402, F401

@@ -57,6 +57,7 @@ SLOT_WORDS: dict[str, str] = {
     "package": r"packages?|pacotes?",
     "jail": r"jails?",
     "job": r"cron jobs?|jobs?|cron|tarefas?",
+    "container": r"containers?|cont[eê]iner(?:es)?",
 }
 _NAME = r"[A-Za-z0-9][\w.@+-]*"
 _BAD_NAMES = words_set(
@@ -65,6 +66,10 @@ _BAD_NAMES = words_set(
     "uses used listen listens listening logged configured installed set has have does do member "
     "members"
 )
+
+
+# Capitals that name a protocol or a unit, not what a log line says.
+_ACRONYMS = words_set("TCP UDP HTTP HTTPS SSH DNS CPU RAM UID GID PID IPS NFT API URL TLS SSL DHCP NTP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,24 @@ def _fill_one(question: str, kind: str, found: list[Value], used: set[int]) -> t
         for v in found:
             if v.kind in ("number", "percent") and v.start not in used and v.number is not None:
                 return f"{v.number:g}", v.start
+        return None
+    if kind == "port":
+        for v in found:
+            if v.kind == "number" and v.start not in used and v.number is not None and 0 < v.number < 65536:
+                return f"{int(v.number)}", v.start
+        return None
+    if kind == "host":  # a dotted name that is not a path, an address or a file name in the question
+        for v in found:
+            if v.kind in ("name", "url") and "." in v.norm and v.start not in used and "/" not in v.norm:
+                return v.text.strip("`'\""), v.start
+        return None
+    if kind == "word":  # what a log line contains: a quoted text, or a level written in capitals
+        m = re.search(r"[`'\"]([^`'\"]{2,64})[`'\"]", question)
+        if m:
+            return m.group(1), m.start(1)
+        for m in re.finditer(r"\b[A-Z][A-Z_]{2,15}\b", question):
+            if m.group(0) not in _ACRONYMS and m.start() not in used:
+                return m.group(0), m.start()
         return None
     if kind == "size":  # "larger than 10 MB" → 10 (MiB, for find -size +10M)
         for v in found:

@@ -232,6 +232,10 @@ def extract_values(text: str) -> list[Value]:
             taken[i] = True
         found.append(Value(kind, raw, start, end, number, step, norm))
 
+    for m in _QUOTED.finditer(text):  # `nginx:1.25`, `deploy@web-01`: one name, not a name and a number
+        g = next(i for i in (1, 2, 3) if m.group(i))
+        if re.fullmatch(r"[A-Za-z][\w.-]*[:@][\w.-]+", m.group(g)):
+            claim("name", m.start(g), m.end(g))
     for kind, rx in _PATTERNS:
         for m in rx.finditer(text):
             claim(kind, m.start(), m.end())

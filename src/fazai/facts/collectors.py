@@ -100,12 +100,18 @@ def parse_df(out: str) -> list[dict[str, Any]]:
 _PROC_RE = re.compile(r'\("([^"]+)",pid=(\d+)')
 
 
+_NETIDS = frozenset({"tcp", "udp", "raw", "sctp", "mptcp", "u_str", "u_dgr", "u_seq", "p_raw", "p_dgr", "nl"})
+
+
 def parse_ss(out: str) -> list[dict[str, Any]]:
-    """``ss -H -tulpn`` → [{"proto", "address", "port", "process", "pid"}], sorted, de-duplicated."""
+    """``ss -H -tulpn`` (or ``-tlnp``) → [{"proto", "address", "port", "process", "pid"}], sorted,
+    de-duplicated."""
     seen: set[tuple[str, str, int]] = set()
     rows = []
     for line in out.splitlines():
         p = line.split()
+        if p and p[0] not in _NETIDS:  # `ss -t…` alone prints no Netid column: TCP, one column less
+            p = ["tcp", *p]
         if len(p) < 5:
             continue
         proto, local = p[0], p[4]

@@ -65,6 +65,10 @@ class RecipeAnswer(BaseModel):
     extract: str = Field(min_length=1, description="an extractor of fazai.answers.extract")
     slots: dict[str, str] = Field(default_factory=dict, description="slot -> type (path, user, service…)")
     defaults: dict[str, str] = Field(default_factory=dict)
+    # Words that tell close questions apart where embeddings do not ("installed version" vs "upgraded
+    # to"): the question must match one of ``requires`` (regexes, any case) and none of ``rejects``.
+    requires: list[str] = Field(default_factory=list)
+    rejects: list[str] = Field(default_factory=list)
 
 
 class KBItem(BaseModel):
