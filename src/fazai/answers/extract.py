@@ -204,14 +204,16 @@ def _group_members(out: str, slots: dict[str, str], q: str) -> str:
     _need(lines, "no such group")
     f = lines[0].split(":")
     members = [m for m in (f[3].split(",") if len(f) > 3 else []) if m]
-    return f"Members of {f[0]}: {_list(members)}." if members else f"The group {f[0]} has no listed members."
+    if not members:
+        return f"The group {f[0]} has no listed members."
+    return f"Members of {f[0]}: {_list([f'`{m}`' for m in members])}."
 
 
 @extractor("id_groups")
 def _id_groups(out: str, slots: dict[str, str], q: str) -> str:
     groups = (_lines(out) or [""])[0].split()
     _need(groups, "no groups")
-    return f"{slots.get('user', 'The user')} is in: {_list(groups)}."
+    return f"{slots.get('user', 'The user')} is in: {_list([f'`{g}`' for g in groups])}."
 
 
 @extractor("count")
@@ -384,7 +386,7 @@ def _count_by_first(out: str, slots: dict[str, str], q: str) -> str:
     rows = [r for r in rows if len(r) == 2 and r[0].isdigit()]
     _need(rows, "nothing counted")
     n, value = rows[0]
-    return f"{value.strip()} ({n} times)."
+    return f"`{value.strip()}` is the most frequent: {n} times."
 
 
 @extractor("config_value")

@@ -364,7 +364,8 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
         for i, ev in s.values:
             if ev.kind != "number" or ev.number is None:
                 continue
-            about = short or words_related(s.line_words[i], clause)
+            # A line of bare numbers (`uniq -c`, `wc -l`) is about what its command reads.
+            about = short or words_related(s.line_words[i] or s.command_words, clause)
             if _close(v, ev.number):
                 if about or v.number >= 1000 or (v.unit_step or 1) < 1:
                     return Grounding(v, s.ref, "literal")
