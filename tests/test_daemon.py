@@ -418,7 +418,9 @@ def test_ctrl_c_aborts_the_running_command_and_the_session_stays_resumable(tmp_p
     assert any(e.get("kind") == "aborted" for e in evs[:-1]), errs
     assert evs[-1]["summary"]["status"] == "aborted" and p.returncode == 130
     sid = evs[-1]["summary"]["session"]
-    # The session is kept and continues: the scripted model's next turn finishes it.
+    # The session is kept and continues. A new process starts the script over: it gets only the
+    # model's next turn (else the resumed run would sleep 30 s again).
+    write_config(tmp_path / "cc", [action(action="done", answer="after")], port=port)
     resumed = _fazai(cfg, "agent", "--json", "--resume", sid)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.splitlines()[-1])["summary"]["status"] == "success"
