@@ -30,6 +30,37 @@ def minilm_dir() -> Path:
     return ensure_asset(MINILM, REPO / ".cache" / "assets")
 
 
+QWEN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b.gguf"
+
+
+def write_real_model_config(home: Path, extra: str = "") -> Path:
+    """A config for the packaged 0.5B through the real worker (the embedded CLI; no daemon listens on
+    port 1), with the real KB. The caller stops the worker it auto-starts (``pkill -f home/run``)."""
+    if not QWEN.exists():
+        import pytest
+
+        pytest.fail(f"{QWEN} is missing: run scripts/test-models.sh (make test does it)")
+    cfg = home / "fazai.toml"
+    cfg.write_text(
+        f"""
+[paths]
+state_dir = "{home / "state"}"
+runtime_dir = "{home / "run"}"
+[worker]
+model = "{QWEN}"
+threads = 2
+ctx_size = 4096
+slots = 1
+cache_ram_mib = 256
+[kb]
+embedding_model_dir = "{minilm_dir()}"
+[daemon]
+port = 1
+{extra}"""
+    )
+    return cfg
+
+
 def write_config(
     home: Path, script: list[str], extra: str = "", port: int = 3120, learning: bool = False
 ) -> Path:

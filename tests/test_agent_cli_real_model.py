@@ -10,36 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import minilm_dir
+from daemon_harness import write_real_model_config
 
 REPO = Path(__file__).resolve().parents[1]
-QWEN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b.gguf"
 
 
 @pytest.mark.slow
 def test_agent_uptime_with_real_worker(tmp_path: Path) -> None:
-    if not QWEN.exists():
-        pytest.fail(f"{QWEN} is missing: run scripts/test-models.sh (make test does it)")
-    cfg = tmp_path / "fazai.toml"
-    cfg.write_text(
-        f"""
-[paths]
-state_dir = "{tmp_path / "state"}"
-runtime_dir = "{tmp_path / "run"}"
-[worker]
-model = "{QWEN}"
-threads = 2
-ctx_size = 4096
-slots = 1
-cache_ram_mib = 256
-[agent]
-max_iterations = 6
-[kb]
-embedding_model_dir = "{minilm_dir()}"
-[daemon]
-port = 1
-"""
-    )
+    cfg = write_real_model_config(tmp_path, "[agent]\nmax_iterations = 6\n")
     try:
         p = _run_agent(cfg)
     finally:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import minilm_dir
+from daemon_harness import write_real_model_config
 
 REPO = Path(__file__).resolve().parents[1]
-QWEN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b.gguf"
 
 
 def demo_goal() -> str:
@@ -43,25 +42,7 @@ _UNITS = {"day": r"d|days?|dias?", "hour": r"h|hrs?|hours?|horas?", "minute": r"
 
 @pytest.mark.slow
 def test_demo_goal_is_answered_right(tmp_path: Path) -> None:
-    if not QWEN.exists():
-        pytest.fail(f"{QWEN} is missing: run scripts/test-models.sh (make test does it)")
-    cfg = tmp_path / "fazai.toml"
-    cfg.write_text(
-        f"""
-[paths]
-state_dir = "{tmp_path / "state"}"
-runtime_dir = "{tmp_path / "run"}"
-[worker]
-model = "{QWEN}"
-threads = 2
-ctx_size = 4096
-slots = 1
-[kb]
-embedding_model_dir = "{minilm_dir()}"
-[daemon]
-port = 1
-"""
-    )
+    cfg = write_real_model_config(tmp_path)
     try:
         p = subprocess.run(
             [sys.executable, "-m", "fazai.cli.main", "agent", "--json", demo_goal()],
