@@ -50,7 +50,9 @@ async def _rows(url: str, sql: str, *args: object) -> list[dict]:
 
 
 @pytest.fixture
-def cluster(pg_url: str, nats_server: Nats, tmp_path: Path) -> Iterator[tuple[Callable[[str], FleetDaemon], str, str]]:
+def cluster(
+    pg_url: str, nats_server: Nats, tmp_path: Path
+) -> Iterator[tuple[Callable[[str], FleetDaemon], str, str]]:
     url = create_database(pg_url, f"failover_{os.getpid()}")
     ca_dir = tmp_path / "ca"
     token = asyncio.run(_migrate_and_token(url, ca_dir))
@@ -94,8 +96,7 @@ def test_kill9_of_the_replica_holding_the_agent_mid_command(cluster, tmp_path: P
 
     started, go, marker = tmp_path / "started", tmp_path / "go", tmp_path / "ran"
     cmd = (
-        f"echo start; touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; "
-        f"echo x >> {marker}; echo end"
+        f"echo start; touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; echo x >> {marker}; echo end"
     )
     aid = a.submit("web-01", cmd)
     deadline = time.monotonic() + 60
