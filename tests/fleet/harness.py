@@ -44,7 +44,15 @@ def free_port() -> int:
 class FleetDaemon(Daemon):
     """fazaid with ``[fleet] enabled``; the fleet ports stay fixed across restarts."""
 
-    def __init__(self, home: Path, *, approval: bool = False, extra: str = "", daemon_extra: str = ""):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        approval: bool = False,
+        extra: str = "",
+        daemon_extra: str = "",
+        script: list[str] | None = None,
+    ):
         self.gateway_port = free_port()
         self.enroll_port = free_port()
         fleet = f"""
@@ -58,7 +66,7 @@ heartbeat_s = 2
 {extra}
 """
         # daemon_extra goes in [daemon] (store URL, replica id), extra at the end of [fleet].
-        super().__init__(home, [], extra=daemon_extra + fleet)
+        super().__init__(home, script or [], extra=daemon_extra + fleet)
 
     def start(self, timeout: float = 120.0) -> FleetDaemon:
         # A loaded 2-core machine can take longer than the plain daemon tests allow to import and migrate.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon_harness import action, run_stream
 from fleet.harness import AgentProc, FleetDaemon
 from services import Nats, create_database
 
@@ -58,9 +59,10 @@ def cluster(
     token = asyncio.run(_migrate_and_token(url, ca_dir))
     started: list[FleetDaemon] = []
 
-    def make(name: str) -> FleetDaemon:
+    def make(name: str, script: list[str] | None = None) -> FleetDaemon:
         d = FleetDaemon(
             tmp_path / name,
+            script=script,
             daemon_extra=f'database_url = "{url}"\nreplica_id = "{name}"\n',
             extra=f'ca_dir = "{ca_dir}"\n[bus]\nurl = "{nats_server.url}"\nretry_max_s = 0.5\n',
         )
@@ -77,7 +79,11 @@ def cluster(
 
 def test_kill9_of_the_replica_holding_the_agent_mid_command(cluster, tmp_path: Path) -> None:
     make, url, token = cluster
-    a, b, c = make("a"), make("b"), make("c")
+    session_script = [
+        action(action="shell", command="echo from-node-$((6*7))"),
+        action(action="done", answer="from-node-42", status="success"),
+    ]
+    a, b, c = make("a", session_script), make("b"), make("c")
     agent = AgentProc(tmp_path, "web-01")
     res = agent.enroll(a, token)
     assert res.returncode == 0, res.stderr
@@ -93,6 +99,31 @@ def test_kill9_of_the_replica_holding_the_agent_mid_command(cluster, tmp_path: P
     with a.http() as h:
         agents = h.get("/fleet/agents").json()
     assert agents["routes"] == {"web-01": "b"} and agents["connected"] == []
+
+    # A session on A whose target is the node: its command runs through B, the output comes back
+    # to A and is stored and streamed as A's own exec_log events.
+    with (
+        a.http() as h,
+        h.stream(
+            "POST", "/agent/generate", json={"goal": "say hi from the node", "node": "web-01", "yes": True}
+        ) as resp,
+    ):
+        assert resp.status_code == 200, resp.read()
+        events, end = run_stream(h, resp)
+    assert end is not None and end.get("status") == "done", (end, events[-3:])
+    sid = events[0]["session"]
+    streamed = "".join(e["data"].get("text", "") for e in events if e["kind"] == "exec_log")
+    assert "from-node-42" in streamed, events
+    logged = asyncio.run(_rows(url, "select data from events where session = $1 and kind = 'exec_log'", sid))
+    assert "from-node-42" in "".join(str(r["data"]) for r in logged)
+    ran = asyncio.run(
+        _rows(
+            url,
+            "select node, state from fleet_actions where spec->>'command' = $1",
+            "echo from-node-$((6*7))",
+        )
+    )
+    assert ran == [{"node": "web-01", "state": "done"}]  # one action, on the node
 
     started, go, marker = tmp_path / "started", tmp_path / "go", tmp_path / "ran"
     cmd = (
