@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("fazai.fleet")
 
 POLL_S = 1.0  # how often the origin checks the store for results it still waits for
+DELIVER_CHUNK = 1000  # action ids per delivery request (one store read on the holder each)
 
 
 class Bus(Protocol):
@@ -243,7 +244,12 @@ class Relay:
                     continue  # our own attach is in progress: wait for hub.conns
                 else:
                     by_holder.setdefault(holder, []).append(st)
-            for holder, sts in by_holder.items():
+            chunks = [
+                (holder, all_sts[i : i + DELIVER_CHUNK])
+                for holder, all_sts in by_holder.items()
+                for i in range(0, len(all_sts), DELIVER_CHUNK)
+            ]
+            for holder, sts in chunks:
                 try:
                     answer = await self.bus.ask(
                         self.subject(holder),
