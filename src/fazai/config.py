@@ -343,6 +343,13 @@ class FleetSettings(_Section):
     max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
     max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
     revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+    ca_dir: Path | None = Field(
+        default=None,
+        description="folder of the fleet CA (default <state_dir>/fleet); replicas share one (docs/scale.md)",
+    )
+    relay_wait_s: float = Field(
+        default=60.0, gt=0, description="how long a replica keeps trying to reach the one holding a node"
+    )
 
 
 class BusSettings(_Section):

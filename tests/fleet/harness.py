@@ -24,7 +24,11 @@ _next = [42200 + (os.getpid() % 50) * 4]
 
 
 def free_port() -> int:
-    """A free loopback port in 42200–42399."""
+    """A free loopback port in 42200–42399 (in ``$FAZAI_TEST_PORTS`` when set, see tests/services.py)."""
+    if os.environ.get("FAZAI_TEST_PORTS"):
+        from services import free_port as in_range
+
+        return in_range()
     for _ in range(200):
         port = _next[0]
         _next[0] = 42200 + (port + 1 - 42200) % 200
@@ -40,7 +44,15 @@ def free_port() -> int:
 class FleetDaemon(Daemon):
     """fazaid with ``[fleet] enabled``; the fleet ports stay fixed across restarts."""
 
-    def __init__(self, home: Path, *, approval: bool = False, extra: str = ""):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        approval: bool = False,
+        extra: str = "",
+        daemon_extra: str = "",
+        script: list[str] | None = None,
+    ):
         self.gateway_port = free_port()
         self.enroll_port = free_port()
         fleet = f"""
@@ -53,7 +65,8 @@ revocation_poll_s = 0.2
 heartbeat_s = 2
 {extra}
 """
-        super().__init__(home, [], extra=fleet)
+        # daemon_extra goes in [daemon] (store URL, replica id), extra at the end of [fleet].
+        super().__init__(home, script or [], extra=daemon_extra + fleet)
 
     def start(self, timeout: float = 120.0) -> FleetDaemon:
         # A loaded 2-core machine can take longer than the plain daemon tests allow to import and migrate.

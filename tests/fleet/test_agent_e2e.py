@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fleet.conftest import enrolled
-from fleet.harness import AgentProc, FleetDaemon
+from fleet.harness import AgentProc, FleetDaemon, free_port
 
 
 def test_command_streams_and_exits(fleet: FleetDaemon) -> None:
@@ -31,6 +31,16 @@ def test_forbidden_refused_by_the_node(fleet: FleetDaemon, tmp_path) -> None:
     row = fleet.wait_action(fleet.submit("web-02", "rm -rf --no-preserve-root /"))
     assert row["state"] == "failed"
     assert "safety policy" in row["result"]["refused"] and "forbidden" in row["result"]["refused"]
+
+
+def test_agent_takes_the_next_server_in_its_list(fleet: FleetDaemon) -> None:
+    # Nothing listens on the first URL (a dead replica): the agent goes on to the next one.
+    dead = f"wss://127.0.0.1:{free_port()}"
+    live = f"wss://127.0.0.1:{fleet.gateway_port}"
+    a = enrolled(fleet, "web-05", "--server", dead, "--server", live)
+    assert any(f"disconnected from {dead}" in line and f"reconnecting to {live}" in line for line in a.lines)
+    row = fleet.wait_action(fleet.submit("web-05", "echo via-second"))
+    assert row["state"] == "done" and row["result"]["stdout"] == "via-second\n"
 
 
 def test_revoke_cuts_the_live_connection(fleet: FleetDaemon) -> None:

@@ -83,6 +83,9 @@ class EventBus:
         self._last_warning = -1e9
         self.published = 0
         self._control: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+        # Other core-NATS subscriptions (the fleet relay's), made once connected.
+        self._subs: list[tuple[str, Callable[[Any], Awaitable[None]]]] = []
+        self._subs_live = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -165,6 +168,11 @@ class EventBus:
             if self._control is not None:
                 # The client subscribes again by itself after a reconnect.
                 await self.nc.subscribe(self.control_subject(self.replica), cb=self._on_control)
+            i = 0
+            while i < len(self._subs):  # subscribe() may append while this awaits
+                await self.nc.subscribe(self._subs[i][0], cb=self._subs[i][1])
+                i += 1
+            self._subs_live = True
             log.info("bus_connected", url=self.settings.url, stream=self.settings.stream)
             self._connected.set()
             self._wake.set()
@@ -298,6 +306,34 @@ class EventBus:
                 f"replica {replica} did not answer over NATS: {e or type(e).__name__}"
             ) from e
         return json.loads(msg.data)
+
+    # -- core NATS for other components (the fleet relay between replicas) ---------------
+
+    async def subscribe(self, subject: str, cb: Callable[[Any], Awaitable[None]]) -> None:
+        """Deliver messages on ``subject`` to ``cb`` from now, or from the connection when not up yet."""
+        self._subs.append((subject, cb))
+        if self._subs_live and self.nc is not None:
+            await self.nc.subscribe(subject, cb=cb)
+
+    async def ask(self, subject: str, body: dict[str, Any], wait_s: float = 5.0) -> dict[str, Any]:
+        """A request on ``subject`` and its JSON answer; :class:`BusUnavailable` when none comes."""
+        if not self.connected:
+            raise BusUnavailable(f"NATS at {self.settings.url} is not reachable")
+        try:
+            msg = await self.nc.request(subject, json.dumps(body).encode(), timeout=wait_s)
+        except Exception as e:
+            raise BusUnavailable(f"no answer on {subject}: {e or type(e).__name__}") from e
+        return json.loads(msg.data)
+
+    async def tell(self, subject: str, body: dict[str, Any]) -> bool:
+        """Publish ``body`` on ``subject`` (core NATS, at most once); False when NATS is down."""
+        if not self.connected:
+            return False
+        try:
+            await self.nc.publish(subject, json.dumps(body).encode())
+        except Exception:
+            return False
+        return True
 
     # -- following --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ T = TypeVar("T")
 def _with_registry(fn: Callable[[Any], Awaitable[T]]) -> T:
     from fazai.cli.main import settings_or_exit
     from fazai.fleet.ca import CAError, CertificateAuthority
+    from fazai.fleet.gateway import ca_folder
     from fazai.fleet.registry import EnrollError, Registry
     from fazai.store import Store
 
@@ -33,7 +34,7 @@ def _with_registry(fn: Callable[[Any], Awaitable[T]]) -> T:
     async def run() -> T:
         store = await Store.open(settings.database_url)
         try:
-            ca = CertificateAuthority.load_or_create(settings.paths.state_dir / "fleet")
+            ca = CertificateAuthority.load_or_create(ca_folder(settings))
             return await fn(Registry(store.engine, ca, cert_days=settings.fleet.cert_days))
         finally:
             await store.close()

@@ -71,6 +71,14 @@ class ActionStore:
             row = (await conn.execute(select(fleet_actions).where(fleet_actions.c.id == action))).first()
         return dict(row._mapping) if row else None
 
+    async def get_many(self, actions: list[str]) -> list[dict[str, Any]]:
+        """The rows of ``actions`` that exist."""
+        if not actions:
+            return []
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(fleet_actions).where(fleet_actions.c.id.in_(actions)))).all()
+        return [dict(r._mapping) for r in rows]
+
     async def open_for(self, node: str) -> list[dict[str, Any]]:
         """Actions of ``node`` not finished yet, oldest first (resent when it reconnects)."""
         async with self.engine.connect() as conn:

@@ -32,6 +32,7 @@ from fazai.fleet.actions import ActionStore
 from fazai.fleet.ca import CertificateAuthority
 from fazai.fleet.hub import Hub
 from fazai.fleet.registry import EnrollError, Registry
+from fazai.fleet.relay import Bus, Relay, RouteStore
 
 log = structlog.get_logger("fazai.fleet")
 
@@ -155,6 +156,8 @@ class Fleet:
         )
 
     async def stop(self) -> None:
+        if self.hub.relay is not None:
+            await self.hub.relay.stop()
         for task in (self.watcher, self.writer):
             if task is not None:
                 task.cancel()
@@ -227,11 +230,27 @@ class Fleet:
             await ws.send(wire.frame("enroll.result", result, corr=env.id))
 
 
-async def start_fleet(settings: Settings, engine: AsyncEngine) -> Fleet:
-    """Open the CA (creating it on first use) and start both listeners and the revocation watch."""
-    ca = CertificateAuthority.load_or_create(settings.paths.state_dir / "fleet")
+def ca_folder(settings: Settings) -> Path:
+    """The fleet CA's folder: ``[fleet] ca_dir`` (replicas share one) or ``<state_dir>/fleet``."""
+    return settings.fleet.ca_dir or settings.paths.state_dir / "fleet"
+
+
+async def start_fleet(
+    settings: Settings, engine: AsyncEngine, *, bus: Bus | None = None, replica: str = ""
+) -> Fleet:
+    """Open the CA (creating it on first use) and start both listeners and the revocation watch.
+
+    With ``bus`` (replicas sharing PostgreSQL and NATS) actions for nodes held by another replica are
+    relayed to it (:mod:`fazai.fleet.relay`)."""
+    ca = CertificateAuthority.load_or_create(ca_folder(settings))
     registry = Registry(engine, ca, cert_days=settings.fleet.cert_days)
     hub = Hub(settings.fleet, registry, ActionStore(engine))
+    if bus is not None:
+        stale_s = 3 * settings.daemon.heartbeat_s + 1  # as the session sweep (sessions/replicas.py)
+        hub.relay = Relay(
+            hub, bus, replica, RouteStore(engine), stale_s=stale_s, wait_s=settings.fleet.relay_wait_s
+        )
+        await hub.relay.start()
     fleet = Fleet(settings, ca, registry, hub)
     await fleet.start()
     return fleet

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -25,6 +25,9 @@ from fazai import wire
 from fazai.config import FleetSettings
 from fazai.fleet.actions import ActionStore
 from fazai.fleet.registry import Registry
+
+if TYPE_CHECKING:
+    from fazai.fleet.relay import Relay
 
 log = structlog.get_logger("fazai.fleet")
 
@@ -51,6 +54,7 @@ class ActionState:
     listeners: list[OutputListener] = field(default_factory=list)
     sent: bool = False
     seq: int = 0  # submission order (actions are resent oldest first)
+    origin: str | None = None  # the replica that took the submission (fazai.fleet.relay)
 
 
 class AgentConn:
@@ -98,6 +102,8 @@ class Hub:
         self._seq = 0
         self._check_slots = asyncio.Semaphore(4)
         self._results_wake = asyncio.Event()
+        # Set when replicas share the store and a bus: actions for nodes held elsewhere go there.
+        self.relay: Relay | None = None
         self.counters: dict[str, int] = {
             "connections": 0,
             "refused": 0,
@@ -164,6 +170,9 @@ class Hub:
         log.info("agent_connected", node=node, version=hello.agent_version, pending=hello.pending)
         acker = asyncio.create_task(self._acker(conn))
         try:
+            if self.relay is not None:
+                # Committed before the open actions are read (see fazai.fleet.relay).
+                await self.relay.routes.attach(node, self.relay.replica)
             await self._resume(conn)
             async for raw in ws:
                 try:
@@ -189,6 +198,9 @@ class Hub:
                     st = self.states.get(aid)
                     if st is not None:
                         st.sent = False
+                if self.relay is not None:
+                    with contextlib.suppress(Exception):
+                        await self.relay.routes.detach(node, self.relay.replica)
             log.info("agent_disconnected", node=node, code=ws.close_code, reason=ws.close_reason)
 
     async def _acker(self, conn: AgentConn) -> None:
@@ -321,17 +333,19 @@ class Hub:
                     self._credit(conn, ids)
                     if st is not None:
                         self._untrack(aid)
+                        row = {
+                            "id": aid,
+                            "node": st.node,
+                            "kind": st.kind,
+                            "state": state,
+                            "exit_code": exit_code,
+                            "result": result,
+                        }
                         if not st.done.done():
-                            st.done.set_result(
-                                {
-                                    "id": aid,
-                                    "node": st.node,
-                                    "kind": st.kind,
-                                    "state": state,
-                                    "exit_code": exit_code,
-                                    "result": result,
-                                }
-                            )
+                            st.done.set_result(row)
+                        if self.relay is not None and st.origin not in (None, self.relay.replica):
+                            assert st.origin is not None
+                            await self.relay.notify_done(st.origin, row)
                     pumped[conn.node] = conn
                 await self._pump(*pumped.values())
 
@@ -380,39 +394,98 @@ class Hub:
         await self.actions.create(
             {"id": s.id, "node": s.node, "kind": kind, "spec": body, "session": session} for s in states
         )
+        if self.relay is not None:
+            # The (node, action id) row fixes the id before anything is sent anywhere.
+            await self.relay.routes.dispatched([(s.node, s.id) for s in states], self.relay.replica)
         for st in states:
             self._track(st)
             conn = self.conns.get(st.node)
             if conn is not None:
                 conn.queue.append(st.id)
+        if self.relay is not None:
+            await self.relay.route(states)
         await self._pump(*(c for c in (self.conns.get(n) for n in {s.node for s in states}) if c is not None))
         return states
 
     async def _resume(self, conn: AgentConn) -> None:
         """After a hello: queue the node's open actions, oldest first. The store is read only for nodes
         that had open actions when this process started (a restart's leftovers); the rest are live."""
-        if self.boot_open is None:
-            self.boot_open = await self.actions.nodes_with_open()
-        if conn.node in self.boot_open:
-            for row in await self.actions.open_for(conn.node):
-                if row["id"] not in self.states:
-                    self._track(
-                        ActionState(
-                            id=row["id"],
-                            node=row["node"],
-                            kind=row["kind"],
-                            frame=wire.frame(
-                                row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
-                            ),
-                            done=asyncio.get_running_loop().create_future(),
-                        )
-                    )
-            self.boot_open.discard(conn.node)
+        if self.relay is not None:
+            # Replicas on one store: any of them may have taken actions for this node (or held it
+            # before a failover), so the store is read at every attach.
+            rows = [r for r in await self.actions.open_for(conn.node) if r["id"] not in self.states]
+            origins = await self.relay.routes.origins([r["id"] for r in rows])
+            for row in rows:
+                self.adopt(row, origins.get(row["id"]), queue=False)
+            self.relay.counters["resumed_from_store"] += len(rows)
+        else:
+            if self.boot_open is None:
+                self.boot_open = await self.actions.nodes_with_open()
+            if conn.node in self.boot_open:
+                for row in await self.actions.open_for(conn.node):
+                    if row["id"] not in self.states:
+                        self.adopt(row, None, queue=False)
+                self.boot_open.discard(conn.node)
         queued = set(conn.queue)
         for aid in sorted(self.by_node.get(conn.node, ()), key=lambda a: self.states[a].seq):
             if aid not in queued:
                 conn.queue.append(aid)
         await self._pump(conn)
+
+    def adopt(self, row: dict[str, Any], origin: str | None, *, queue: bool = True) -> ActionState:
+        """Track a stored, open action (a restart's leftover or another replica's submission)."""
+        st = self.states.get(row["id"])
+        if st is None:
+            st = ActionState(
+                id=row["id"],
+                node=row["node"],
+                kind=row["kind"],
+                frame=wire.frame(
+                    row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
+                ),
+                done=asyncio.get_running_loop().create_future(),
+                origin=origin,
+            )
+            self._track(st)
+        if self.relay is not None and origin not in (None, self.relay.replica):
+            assert origin is not None
+            if not st.listeners:
+                st.listeners.append(self.relay.listener(st.id, origin))
+            st.origin = origin
+        if queue:
+            self.queue_local(st, pump=False)
+        return st
+
+    def queue_local(self, st: ActionState, *, pump: bool = True) -> None:
+        """Queue a tracked action on this replica's connection to its node (if any)."""
+        conn = self.conns.get(st.node)
+        if conn is not None and st.id not in conn.queue and st.id not in conn.running:
+            conn.queue.append(st.id)
+            if pump:
+                task = asyncio.ensure_future(self._pump(conn))
+                task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def pump_nodes(self, nodes: set[str]) -> None:
+        """Send what is queued for these nodes' connections here."""
+        await self._pump(*(c for c in (self.conns.get(n) for n in nodes) if c is not None))
+
+    def resolve(self, row: dict[str, Any]) -> None:
+        """An action this replica waits for finished elsewhere (told over the bus, or seen in the store)."""
+        st = self.states.get(row["id"])
+        if st is None or st.done.done():
+            return
+        self._untrack(st.id)
+        st.done.set_result(row)
+
+    async def remote_output(self, action: str, stream: str, data: str) -> None:
+        """Output of an action another replica runs for this one: to its listeners (session events)."""
+        st = self.states.get(action)
+        if st is None:
+            return
+        for fn in list(st.listeners):
+            res = fn(stream, data)
+            if asyncio.iscoroutine(res):
+                await res
 
     def _track(self, st: ActionState) -> None:
         self._seq += 1

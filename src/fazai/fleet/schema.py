@@ -89,3 +89,21 @@ Index("ix_fleet_certs_node", fleet_certs.c.node)
 Index("ix_fleet_certs_revoked_at", fleet_certs.c.revoked_at)
 Index("ix_fleet_actions_node_state", fleet_actions.c.node, fleet_actions.c.state)
 Index("ix_fleet_enrollments_status", fleet_enrollments.c.status)
+
+# Migration 0006_agent_routes: replicas sharing PostgreSQL (fazai.fleet.relay).
+agent_routes = Table(
+    "agent_routes",
+    metadata,
+    Column("node", String(128), primary_key=True),
+    Column("replica", String(128), nullable=False),
+    Column("connected_at", String(32), nullable=False),
+)
+
+agent_dispatch = Table(
+    "agent_dispatch",
+    metadata,
+    Column("node", String(128), primary_key=True),
+    Column("action_id", String(64), primary_key=True),
+    Column("origin", String(128), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)

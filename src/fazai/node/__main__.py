@@ -1,7 +1,7 @@
 """``fazai-agent``: enroll this node, then run the agent (systemd: deploy/systemd/fazai-agent.service).
 
     fazai-agent enroll --server wss://fazai.example:3122 --token fzt1.… [--name web-01]
-    fazai-agent run
+    fazai-agent run [--server wss://replica-a:3121 --server wss://replica-b:3121]
     fazai-agent status
 
 Exit codes: 0 stopped, 2 bad usage or not enrolled, 3 refused by the server (revoked: do not restart).
@@ -62,7 +62,9 @@ def _run(args: argparse.Namespace, state: Path) -> int:
 
     settings = AgentSettings.load(state)
     ident = Identity(state)
-    if not ident.enrolled or not settings.node or not settings.gateway:
+    if args.server:
+        settings.servers = list(args.server)
+    if not ident.enrolled or not settings.node or not settings.gateways():
         print(
             f"fazai-agent: not enrolled (no certificate in {state}): run `fazai-agent enroll --server "
             "wss://HOST:3122 --token TOKEN` first",
@@ -101,6 +103,7 @@ def _status(state: Path) -> int:
         "state_dir": str(state),
         "node": settings.node,
         "gateway": settings.gateway,
+        "servers": settings.gateways(),
         "enrolled": ident.enrolled,
     }
     if ident.enrolled:
@@ -130,6 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--wait", type=float, default=3600, help="seconds to wait for operator approval")
     e.add_argument("--poll", type=float, default=5, help="seconds between approval polls")
     r = sub.add_parser("run", help="connect and serve (what systemd runs)")
+    r.add_argument(
+        "--server",
+        action="append",
+        metavar="URL",
+        help="wss://HOST:PORT of a replica's gateway; repeat or comma-separate for several (failover "
+        "in this order; default: agent.json servers, else its gateway)",
+    )
     r.add_argument("--backoff-max", type=float, help="longest reconnect delay in seconds (default 60)")
     r.add_argument("--backoff-base", type=float, help="first reconnect delay bound in seconds (default 0.5)")
     sub.add_parser("status", help="enrollment, certificate expiry, outbox size")

@@ -71,15 +71,19 @@ class Agent:
         self.sem = asyncio.Semaphore(settings.max_concurrent)
         self.tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self.url = ""  # the gateway of the current (or last) connection
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Connect and serve until ``stop`` is set; raises :class:`Refused` when the server says no."""
         self.runner.recover()
         attempt = 0
+        urls = self.settings.gateways()
+        turn = 0
         while not stop.is_set():
             started = time.monotonic()
+            url = urls[turn % len(urls)]
             try:
-                await self._session(stop)
+                await self._session(stop, url)
                 reason = "connection closed"
             except Refused:
                 raise
@@ -95,17 +99,23 @@ class Agent:
                 reason = f"{type(e).__name__}: {e}"
             if time.monotonic() - started > 10:
                 attempt = 0
-            delay = backoff_delay(attempt, self.settings.backoff_base_s, self.settings.backoff_max_s)
+            # The next server in the list: a dead replica's agents spread over the others. The backoff
+            # grows once per round of the whole list, so a failover is quick and a total outage calm.
+            turn += 1
+            delay = backoff_delay(
+                attempt // len(urls), self.settings.backoff_base_s, self.settings.backoff_max_s
+            )
             attempt += 1
-            log.warning("disconnected (%s); reconnecting in %.2f s", reason, delay)
+            nxt = urls[turn % len(urls)]
+            log.warning("disconnected from %s (%s); reconnecting to %s in %.2f s", url, reason, nxt, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    async def _session(self, stop: asyncio.Event) -> None:
+    async def _session(self, stop: asyncio.Event, url: str) -> None:
         s = self.settings
-        host = urlsplit(s.gateway).hostname
+        host = urlsplit(url).hostname
         async with connect(
-            s.gateway,
+            url,
             ssl=self.ident.client_context(),
             server_hostname=s.server_name or host,
             compression=None,
@@ -134,7 +144,8 @@ class Agent:
             if spec.limits is not None:
                 self.runner.max_output = min(s.max_output_bytes, spec.limits.max_output_bytes)
             self.connections += 1
-            log.info("connected to %s as %s (credit %d)", s.gateway, s.node, self.credits)
+            self.url = url
+            log.info("connected to %s as %s (credit %d)", url, s.node, self.credits)
             sender = asyncio.create_task(self._sender(ws))
             beat = asyncio.create_task(self._heartbeat(ws, spec.heartbeat_s or 15.0))
             stopper = asyncio.create_task(_close_on(stop, ws))

@@ -28,6 +28,10 @@ class AgentSettings(BaseModel):
 
     node: str = ""
     gateway: str = Field(default="", description="wss://host:port of the fleet gateway")
+    servers: list[str] = Field(
+        default_factory=list,
+        description="wss://host:port of every replica's gateway, tried in turn (default: [gateway])",
+    )
     server_name: str | None = Field(default=None, description="TLS name to verify (default: the host)")
     capabilities: list[str] = Field(default_factory=lambda: list(wire.ACTION_KINDS))
     # Highest risk class the agent runs when the server asks; forbidden never runs.
@@ -39,6 +43,11 @@ class AgentSettings(BaseModel):
     backoff_max_s: float = Field(default=60.0, gt=0)
     renew_fraction: float = Field(default=1 / 3, gt=0, lt=1, description="renew with this much life left")
     tools_dir: Path | None = None
+
+    def gateways(self) -> list[str]:
+        """The gateway URLs to dial, in order: ``servers`` (comma lists split), else ``gateway``."""
+        urls = [u.strip() for item in self.servers for u in item.split(",") if u.strip()]
+        return urls or ([self.gateway] if self.gateway else [])
 
     @classmethod
     def load(cls, state_dir: Path) -> AgentSettings:

@@ -127,7 +127,11 @@ def create_app(
         if settings.fleet.enabled:
             from fazai.fleet.gateway import start_fleet
 
-            app.state.fleet = await start_fleet(settings, store.engine)
+            # Replicas on one PostgreSQL with a bus relay actions to the replica holding each node.
+            relay_bus = bus if bus is not None and manager.shared_store else None
+            app.state.fleet = await start_fleet(
+                settings, store.engine, bus=relay_bus, replica=manager.replica
+            )
             # `--node NAME` / `--nodes SELECTOR` reach enrolled agents through the hub.
             from fazai.targets.agent import AgentTarget
 

@@ -33,16 +33,27 @@ def router() -> APIRouter:
     @r.get("/agents")
     async def agents(request: Request) -> dict[str, Any]:
         fleet = _fleet(request)
-        return {
+        out: dict[str, Any] = {
             "enrolled": await fleet.registry.agents(),
             "connected": fleet.hub.snapshot(),
             "counters": fleet.hub.counters,
         }
+        if fleet.hub.relay is not None:
+            relay = fleet.hub.relay
+            out["replica"] = relay.replica
+            out["relay"] = relay.counters
+            out["routes"] = await relay.routes.holders(None, relay.stale_s)
+        return out
 
     @r.post("/actions", status_code=202)
     async def submit(body: SubmitAction, request: Request) -> list[dict[str, str]]:
         hub = _fleet(request).hub
-        nodes = sorted(hub.conns) if body.nodes == ["*"] else body.nodes
+        if body.nodes == ["*"]:
+            nodes = set(hub.conns)
+            if hub.relay is not None:  # replicas: every node connected to any live replica
+                nodes |= set(await hub.relay.routes.holders(None, hub.relay.stale_s))
+            body.nodes = sorted(nodes)
+        nodes = body.nodes
         try:
             states = await hub.submit(nodes, body.kind, body.spec, session=body.session)
         except (HubError, ValueError) as e:
