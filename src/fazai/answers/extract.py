@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from fazai.answers.question import wants
 from fazai.facts.collectors import (
     parse_cpu,
     parse_df,
@@ -70,6 +71,12 @@ def _need(cond: object, why: str) -> None:
 
 def _list(items: list[str]) -> str:
     return ", ".join(items)
+
+
+def _counted(items: list[str], one: str, many: str) -> str:
+    """A listing that answers "how many": the count, then the items it counts ("One" in words: a
+    count of one item is not a derivation the gate accepts)."""
+    return (f"One {one}: " if len(items) == 1 else f"{len(items)} {many}: ") + _list(items) + "."
 
 
 # --- system facts (the collectors' parsers) -----------------------------------------------------
@@ -147,6 +154,8 @@ def _listening(out: str, slots: dict[str, str], q: str) -> str:
     rows = parse_ss(out)
     _need(rows, "nothing listening in the ss output")
     ports = sorted({(r["port"], r["process"] or "?") for r in rows})
+    if wants(q) == "number":
+        return _counted([f"{p} ({name})" for p, name in ports], "port listening", "ports listening")
     return "Listening: " + _list([f"{p} ({name})" for p, name in ports]) + "."
 
 
@@ -162,7 +171,11 @@ def _process_port(out: str, slots: dict[str, str], q: str) -> str:
 @extractor("failed_units")
 def _failed_units(out: str, slots: dict[str, str], q: str) -> str:
     units = [u["unit"] for u in parse_failed_units(out)]
-    return ("Failed units: " + _list(units) + ".") if units else "No systemd unit has failed."
+    if not units:
+        return "No systemd unit has failed."
+    if wants(q) == "number":
+        return _counted(units, "unit has failed", "units have failed")
+    return "Failed units: " + _list(units) + "."
 
 
 @extractor("service_state")
