@@ -50,10 +50,16 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks since boot
 
 
+_mark: tuple[int, str] | None = None
+
+
 def owner_mark() -> str:
     """This process's mark: ``<pid>:<start time>`` (a reused pid has another start time)."""
+    global _mark
     pid = os.getpid()
-    return f"{pid}:{_start_time(pid) or 0}"
+    if _mark is None or _mark[0] != pid:  # read once per process (a fork has a new pid)
+        _mark = (pid, f"{pid}:{_start_time(pid) or 0}")
+    return _mark[1]
 
 
 def _libc() -> ctypes.CDLL | None:
