@@ -10,6 +10,7 @@ The embedded store takes an exclusive lock on its folder: one process per store 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 import warnings
@@ -110,6 +111,7 @@ class VectorStore(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def point_uuid(item_id: str) -> str:
     """The Qdrant point id (UUIDv5) for a caller's string id."""
     return str(uuid.uuid5(_NS, item_id))
@@ -258,8 +260,9 @@ class EdgeStore:
         if idx is not None and idx.can_filter(filters):
             with idx.lock:
                 best = idx.search(np.asarray(_vec(vector, self.dim), np.float32), k, filters)
-            payloads = {p.id: p.payload for p in self.get([i for i, _ in best])}
-            return [ScoredPoint(i, score, payloads[i]) for i, score in best if i in payloads]
+            if best is not None:
+                payloads = {p.id: p.payload for p in self.get([i for i, _ in best])}
+                return [ScoredPoint(i, score, payloads[i]) for i, score in best if i in payloads]
         req = qe.QueryRequest(
             limit=k,
             query=qe.Query.Nearest(_vec(vector, self.dim)),
