@@ -61,7 +61,9 @@ def new_generation(store_path: Path) -> str:
     gen = uuid.uuid4().hex
     path = gen_path(store_path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(gen)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # like the rest of the state dir
+    with os.fdopen(fd, "w") as f:
+        f.write(gen)
     os.replace(tmp, path)
     return gen
 
