@@ -36,10 +36,13 @@ def test_nothing_imports_cli_or_server() -> None:
 
 
 def test_protocol_and_config_import_no_outer_layer() -> None:
-    allowed = {"fazai", "fazai.protocol", "fazai.config"}
+    # config_sources is config's stdlib-only half (file locations, FAZAI_* merging), read by the CLI's
+    # fast paths without pydantic: part of the config layer, and it imports nothing of FazAI.
+    allowed = {"fazai", "fazai.protocol", "fazai.config", "fazai.config_sources"}
     for name in ("protocol.py", "config.py"):
         outer = _imports(SRC / name) - allowed
         assert not outer, f"{name} imports {sorted(outer)}"
+    assert not _imports(SRC / "config_sources.py")
 
 
 def test_safety_is_an_inner_layer() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,61 @@ def test_edge_store_rejects_other_dimension(tmp_path: Path) -> None:
     a.close()
     with pytest.raises(StoreError, match="8-dim"):
         EdgeStore(tmp_path / "kb", 4)
+
+
+# --------------------------------------------------------------------------- the edge store's matrix
+
+
+def test_edge_matrix_agrees_with_qdrant_after_writes(tmp_path: Path) -> None:
+    """The in-memory matrix follows upserts, replacements and deletes: same answers as Qdrant's scan."""
+    s = EdgeStore(tmp_path / "kb", DIM, indexed=["tags", "status"])
+    try:
+        vecs = _fill(s, 60)
+        rng = np.random.default_rng(3)
+        q = _unit(rng)
+        s.search(q, 5)  # builds the matrix
+        s.delete(["item-1", "item-2"])
+        s.upsert(
+            [("item-3", -vecs["item-3"], {"tags": ["even"], "status": "s"}), ("new", q, {"tags": ["odd"]})]
+        )
+        s.close()
+        plain = EdgeStore(tmp_path / "kb", DIM, indexed=["tags", "status"], matrix=False)
+        try:
+            for flt in ([], [FieldMatch.of("tags", "even")], [FieldMatch.of("tags", "odd", "mod3-0")]):
+                want = [(h.id, round(h.score, 5), h.payload) for h in plain.search(q, 10, flt)]
+                plain.close()
+                s = EdgeStore(tmp_path / "kb", DIM, indexed=["tags", "status"])
+                got = [(h.id, round(h.score, 5), h.payload) for h in s.search(q, 10, flt)]
+                s.close()
+                assert got == want
+                plain = EdgeStore(tmp_path / "kb", DIM, indexed=["tags", "status"], matrix=False)
+            assert "item-1" not in {h.id for h in plain.search(vecs["item-1"], 60)}
+        finally:
+            plain.close()
+    finally:
+        s.close()
+
+
+def test_edge_matrix_sees_writes_made_without_it(tmp_path: Path) -> None:
+    """A write through another store object (another process: `fazai kb` from a shell) changes the
+    generation; the cached matrix is then not trusted, and the new item is found."""
+    a = EdgeStore(tmp_path / "kb", DIM)
+    _fill(a, 10)
+    a.search(np.eye(DIM, dtype=np.float32)[0], 3)  # matrix cached for this folder
+    a.close()
+    # Another process writes (the store's lock is free again once `a` is closed).
+    code = (
+        "import sys, numpy as np; from pathlib import Path; from fazai.knowledge.store import EdgeStore; "
+        f"s = EdgeStore(Path(sys.argv[1]), {DIM}); "
+        f"s.upsert([('fresh', np.eye({DIM}, dtype=np.float32)[7], {{'tags': ['t']}})]); s.close()"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "kb")], check=True, timeout=60)
+    target = np.eye(DIM, dtype=np.float32)[7]
+    c = EdgeStore(tmp_path / "kb", DIM)
+    try:
+        hits = c.search(target, 1)
+        assert hits[0].id == "fresh" and hits[0].payload == {"tags": ["t"]}
+        # A filter on a field the matrix does not index is answered by Qdrant.
+        assert [h.id for h in c.search(target, 3, [FieldMatch.of("tags", "t")])] == ["fresh"]
+    finally:
+        c.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from fazai.cli.client_types import ClientError, End, Lagged
 
@@ -291,38 +289,10 @@ def sessions_cmd(
     except ClientError as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(3) from e
-    if json_mode:
-        print(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        err.print('no sessions yet: fazai agent "…" starts one')
-        return
-    t = Table(box=None, pad_edge=False)
-    # Ids must stay whole and copyable (`fazai replay ID`) whatever the terminal width: the id column
-    # never shrinks below the longest id; goal and summary give way instead.
-    id_width = max(len(r["id"]) for r in rows) if rows else 2
-    t.add_column("id", no_wrap=True, min_width=id_width, overflow="fold")
-    for name in ("status", "updated"):
-        t.add_column(name, no_wrap=True)
-    t.add_column("goal", overflow="ellipsis", no_wrap=True, max_width=50)
-    t.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=50)
-    colors = {
-        "done": "green",
-        "failed": "red",
-        "running": "cyan",
-        "interrupted": "yellow",
-        "aborted": "yellow",
-    }
-    for r in rows:
-        st = r["status"]
-        t.add_row(
-            r["id"],
-            f"[{colors.get(st, 'white')}]{st}[/]",
-            r["updated_at"][:19].replace("T", " "),
-            (r["goal"] or "")[:50],
-            (r.get("summary") or "")[:50].replace("\n", " "),
-        )
-    Console().print(t)
+    from fazai.cli.fast import print_sessions
+
+    # The same table as the fast path's (fazai.cli.fast): ids whole, goal and summary give way.
+    print_sessions(rows, json_mode)
 
 
 def replay_cmd(

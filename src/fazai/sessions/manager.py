@@ -23,6 +23,7 @@ from fazai.bus import EventBus
 from fazai.config import Settings
 from fazai.protocol import Event
 from fazai.safety.policy import yes_may_approve
+from fazai.sessions.coalesce import TokenCoalescer
 from fazai.sessions.errors import RunnerError
 from fazai.sessions.hub import Hub
 from fazai.sessions.metrics import AgentMetrics, RunTracker
@@ -88,6 +89,8 @@ class Run:
     # Set when its events cannot be written: the run stops, its command is killed (see _drive).
     failure: str | None = None
     failed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Merges the tokens that arrive while the previous event is being written (see coalesce.py).
+    tokens: TokenCoalescer | None = None
 
     def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
         """Register a reply this run waits for (idempotent)."""
@@ -353,6 +356,9 @@ class SessionManager(ReplicaMixin):
         assert goal is not None
         run = Run(session_id=rec.id, goal=goal, options=options)
         run.redact = StreamRedactor(self.writer.redactor)
+        run.tokens = TokenCoalescer(
+            lambda ev: self._submit(run, ev), limit=self.settings.agent.max_event_chars
+        )
         run.next_seq = (prior[-1].seq + 1) if prior else 1
         self.runs[rec.id] = run
         self._trackers[rec.id] = self.metrics.run_tracker()
@@ -432,6 +438,8 @@ class SessionManager(ReplicaMixin):
         if run.redact is not None:
             for out in run.redact.flush():
                 await self._store_one(run, out, wait=False)
+        if run.tokens is not None:
+            run.tokens.flush()
 
     def _bound(self, ev: Event) -> None:
         # One huge string (a 100 MB line of output, a runaway answer) must not become one huge row.
@@ -446,16 +454,15 @@ class SessionManager(ReplicaMixin):
     ) -> None:
         ev.session = run.session_id
         self._bound(ev)
-        ev.seq = run.next_seq
-        run.next_seq += 1
-        if ev.kind == "approval_required" and not run.options.yes:
-            run.expect(ev.data.get("action"), "approval")
-        elif ev.kind == "ask" and not run.options.yes:
-            run.expect(ev.data.get("action"), "ask", ev.data.get("default"))
         tracker = self._trackers.get(run.session_id)
         if tracker:
-            tracker.observe(ev)
-        fut = self.writer.submit(ev)
+            tracker.observe(ev)  # every token counts, merged or not
+        if run.tokens is None:
+            fut = self._submit(run, ev)
+        elif run.tokens.hold(ev):
+            return  # merged into a token that goes once the write before it is done
+        else:
+            fut = run.tokens.submit(ev)
         # The writer stores in order, so awaiting one event makes everything before it durable too.
         # The loop waits only where something irreversible follows: an action before its command
         # runs (its earlier output and observations with it), a question before a human answers,
@@ -476,6 +483,16 @@ class SessionManager(ReplicaMixin):
         if run.failure is not None:
             raise _LogWriteFailed(run.failure)
         await fut
+
+    def _submit(self, run: Run, ev: Event) -> asyncio.Future[None]:
+        """Give ``ev`` the run's next ``seq`` and queue it for the writer."""
+        ev.seq = run.next_seq
+        run.next_seq += 1
+        if ev.kind == "approval_required" and not run.options.yes:
+            run.expect(ev.data.get("action"), "approval")
+        elif ev.kind == "ask" and not run.options.yes:
+            run.expect(ev.data.get("action"), "ask", ev.data.get("default"))
+        return self.writer.submit(ev)
 
     async def _drive(self, run: Run, prior: list[Event]) -> str:
         sid = run.session_id
@@ -534,6 +551,8 @@ class SessionManager(ReplicaMixin):
                 last = await self._emit(run, "error", {"message": f"internal error: {e}", "fatal": True})
             status = "failed"
         finally:
+            if run.tokens is not None:
+                run.tokens.flush()  # accepted tokens are stored, interrupted or not
             summary = None
             if status != "interrupted" and last is not None:
                 last = self.writer.redactor.event(last)

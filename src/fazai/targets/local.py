@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from fazai.targets.base import ExecResult, OutputCallback, Stream, TargetError
-from fazai.targets.reaper import OWNER_VAR, REAPER, die_with_parent, owner_mark
+from fazai.targets.childwatch import use_pidfd_watcher
+from fazai.targets.reaper import OWNER_VAR, REAPER, die_with_parent, owner_mark, pdeathsig_prefix
 
 # Non-interactive defaults: a pager or a prompt would hang a command that has no terminal.
 _QUIET_ENV = {
@@ -104,8 +105,11 @@ class LocalTarget:
     ) -> ExecResult:
         """Run ``command`` in bash in its own process group (see ``Target.run``)."""
         start = time.monotonic()
+        use_pidfd_watcher()
+        prefix = pdeathsig_prefix()
         try:
             proc = await asyncio.create_subprocess_exec(
+                *(prefix or ()),
                 *shell_argv(command),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -113,7 +117,8 @@ class LocalTarget:
                 start_new_session=True,
                 cwd=self.cwd,
                 env=self._env,
-                preexec_fn=die_with_parent,  # only prctl(): safe between fork and exec
+                # Only without setpriv: a preexec_fn forks the whole process (see pdeathsig_prefix).
+                preexec_fn=None if prefix else die_with_parent,
             )
         except OSError as e:
             raise TargetError(f"cannot start bash on {self.name}: {e}") from e
