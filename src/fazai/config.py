@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 
 def _is_root() -> bool:
@@ -343,6 +343,15 @@ class FleetSettings(_Section):
     max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
     max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
     revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+    org_max_concurrent: int = Field(
+        default=0, ge=0, description="actions running at once per organisation, all its nodes; 0 = no cap"
+    )
+    org_limits: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="per-organisation caps overriding org_max_concurrent"
+    )
+    org_max_queued: int = Field(
+        default=0, ge=0, description="actions waiting per organisation before more are refused; 0 = no cap"
+    )
 
 
 class BusSettings(_Section):

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from fazai import wire
 from fazai.config import FleetSettings
 from fazai.fleet.actions import ActionStore
+from fazai.fleet.limits import OrgLimiter
 from fazai.fleet.registry import Registry
 
 log = structlog.get_logger("fazai.fleet")
@@ -98,6 +99,7 @@ class Hub:
         self._seq = 0
         self._check_slots = asyncio.Semaphore(4)
         self._results_wake = asyncio.Event()
+        self.limiter = OrgLimiter(settings)
         self.counters: dict[str, int] = {
             "connections": 0,
             "refused": 0,
@@ -185,10 +187,13 @@ class Hub:
                 del self.conns[node]
                 # Actions sent on this connection go back to the queue: resent at the next hello
                 # (the agent's executed-id memory keeps that from running them twice).
+                freed: list[str] = []
                 for aid in conn.running:
                     st = self.states.get(aid)
                     if st is not None:
                         st.sent = False
+                    freed += self.limiter.release(node, aid)
+                await self._pump_nodes(freed)
             log.info("agent_disconnected", node=node, code=ws.close_code, reason=ws.close_reason)
 
     async def _acker(self, conn: AgentConn) -> None:
@@ -319,6 +324,9 @@ class Hub:
                     if not new:
                         self.counters["redelivered"] += 1
                     self._credit(conn, ids)
+                    for other in self.limiter.release(conn.node, aid):
+                        if (c := self.conns.get(other)) is not None:
+                            pumped[other] = c
                     if st is not None:
                         self._untrack(aid)
                         if not st.done.done():
@@ -363,6 +371,9 @@ class Hub:
         if kind not in wire.ACTION_KINDS:
             raise HubError(f"unknown action kind {kind!r}: one of {', '.join(wire.ACTION_KINDS)}")
         body = wire.SPECS[kind].model_validate(spec).model_dump(mode="json")
+        if self.limiter.enabled:
+            await self.limiter.refresh(self.actions.engine, nodes)
+            self.limiter.check_submit(nodes, (st.node for st in self.states.values() if not st.sent))
         loop = asyncio.get_running_loop()
         states = []
         for node in nodes:
@@ -421,6 +432,7 @@ class Hub:
         self.by_node.setdefault(st.node, set()).add(st.id)
 
     def _untrack(self, aid: str) -> ActionState | None:
+        self.limiter.forget(aid)
         st = self.states.pop(aid, None)
         if st is not None:
             ids = self.by_node.get(st.node)
@@ -435,12 +447,15 @@ class Hub:
         batch: list[tuple[AgentConn, ActionState]] = []
         for conn in conns:
             while conn.queue and len(conn.running) < conn.max_concurrent:
-                aid = conn.queue.popleft()
-                st = self.states.get(aid)
+                st = self.states.get(conn.queue[0])
                 if st is None or st.sent:
+                    conn.queue.popleft()
                     continue
+                if not self.limiter.admit(conn.node, st.id):
+                    break  # its organisation is at its cap: pumped again when a slot frees
+                conn.queue.popleft()
                 st.sent = True
-                conn.running.add(aid)
+                conn.running.add(st.id)
                 batch.append((conn, st))
         if not batch:
             return
@@ -450,6 +465,13 @@ class Hub:
                 await conn.send(st.frame)
             except ConnectionClosed:
                 st.sent = False
+
+    async def _pump_nodes(self, nodes: list[str]) -> None:
+        await self._pump(*(c for c in (self.conns.get(n) for n in dict.fromkeys(nodes)) if c is not None))
+
+    def waiting(self, action: str) -> str | None:
+        """Why a live action is still queued (an organisation at its cap), or None."""
+        return self.limiter.held.get(action)
 
     async def wait(self, action: str, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
         """The finished action row (waits while it runs); the stored row when it is not live here."""
@@ -496,6 +518,7 @@ class Hub:
                         self.counters["cut"] += 1
                         n = await self.actions.fail_open(node, f"node {node} was revoked")
                         for aid in list(conn.running) + list(conn.queue):
+                            await self._pump_nodes(self.limiter.release(node, aid))
                             st = self._untrack(aid)
                             if st is not None and not st.done.done():
                                 st.done.set_exception(HubError(f"node {node} was revoked"))
