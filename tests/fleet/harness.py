@@ -43,7 +43,9 @@ def free_port() -> int:
 class FleetDaemon(Daemon):
     """fazaid with ``[fleet] enabled``; the fleet ports stay fixed across restarts."""
 
-    def __init__(self, home: Path, *, approval: bool = False, extra: str = ""):
+    def __init__(
+        self, home: Path, *, approval: bool = False, extra: str = "", script: list[str] | None = None
+    ):
         self.gateway_port = free_port()
         self.enroll_port = free_port()
         fleet = f"""
@@ -56,7 +58,7 @@ revocation_poll_s = 0.2
 heartbeat_s = 2
 {extra}
 """
-        super().__init__(home, [], extra=fleet)
+        super().__init__(home, script or [], extra=fleet)
 
     def start(self, timeout: float = 120.0) -> FleetDaemon:
         # A loaded 2-core machine can take longer than the plain daemon tests allow to import and migrate.

@@ -52,6 +52,8 @@ class ActionState:
     listeners: list[OutputListener] = field(default_factory=list)
     sent: bool = False
     seq: int = 0  # submission order (actions are resent oldest first)
+    cancel: str | None = None  # why it was cancelled (command.cancel follows each send of it)
+    tried: bool = False  # sent at least once (so it may be running on the node)
 
 
 class AgentConn:
@@ -290,6 +292,7 @@ class Hub:
                 "timed_out": spec.timed_out,
                 "truncated": spec.truncated or bool(st and st.truncated),
                 "refused": spec.refused,
+                "cancelled": bool(st and st.cancel is not None),
             }
             state = (
                 "done" if spec.refused is None and spec.exit_code == 0 and not spec.timed_out else "failed"
@@ -416,6 +419,7 @@ class Hub:
                                 row["kind"], row["spec"], id=row["id"], node=row["node"], corr=row["session"]
                             ),
                             done=asyncio.get_running_loop().create_future(),
+                            tried=True,  # a restart's leftover: it may have reached the node
                         )
                     )
             self.boot_open.discard(conn.node)
@@ -454,7 +458,7 @@ class Hub:
                 if not self.limiter.admit(conn.node, st.id):
                     break  # its organisation is at its cap: pumped again when a slot frees
                 conn.queue.popleft()
-                st.sent = True
+                st.sent = st.tried = True
                 conn.running.add(st.id)
                 batch.append((conn, st))
         if not batch:
@@ -463,8 +467,46 @@ class Hub:
         for conn, st in batch:
             try:
                 await conn.send(st.frame)
+                if st.cancel is not None:  # cancelled while its node was away: it may be running there
+                    await self._send_cancel(conn, st)
             except ConnectionClosed:
                 st.sent = False
+
+    async def _send_cancel(self, conn: AgentConn, st: ActionState) -> bool:
+        if "command.cancel" not in conn.hello.capabilities:
+            return False  # an agent older than wire revision 2: it lets the command finish
+        spec = wire.CommandCancel(action=st.id, reason=st.cancel or "")
+        await conn.send(wire.frame("command.cancel", spec, node=st.node))
+        return True
+
+    async def cancel(self, action: str, reason: str = "cancelled") -> str:
+        """Stop a command: ``dequeued`` (never sent, now failed as cancelled), ``sent`` (the node kills
+        its process group; its exit follows), ``pending`` (its node is away: sent on its return),
+        ``unsupported`` (an older agent, or not a command: it finishes), ``finished`` (too late)."""
+        st = self.states.get(action)
+        if st is None:
+            return "finished"
+        if st.kind != "command.exec":
+            return "unsupported"
+        st.cancel = reason
+        conn = self.conns.get(st.node)
+        if not st.tried:
+            # Still waiting here (offline node, node or organisation at its cap): never on the node.
+            if conn is not None and action in conn.queue:
+                conn.queue.remove(action)
+            result = {"cancelled": True, "error": f"cancelled before it was sent: {reason}"}
+            await self.actions.finish(action, "failed", None, result)
+            self._untrack(action)
+            if not st.done.done():
+                st.done.set_result({"id": action, "node": st.node, "kind": st.kind, "state": "failed",
+                                    "exit_code": None, "result": result})  # fmt: skip
+            return "dequeued"
+        if conn is None or not st.sent:
+            return "pending"
+        try:
+            return "sent" if await self._send_cancel(conn, st) else "unsupported"
+        except ConnectionClosed:
+            return "pending"
 
     async def _pump_nodes(self, nodes: list[str]) -> None:
         await self._pump(*(c for c in (self.conns.get(n) for n in dict.fromkeys(nodes)) if c is not None))
