@@ -235,7 +235,7 @@ async def fanout(http: httpx.AsyncClient, agents: list[SimAgent]) -> tuple[list[
     r.raise_for_status()
     ids = {row["node"]: row["id"] for row in r.json()}
     by_name = {a.name: a for a in agents}
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + max(120, len(agents) * 0.05)
     while time.monotonic() < deadline:
         if all(ids[n] in by_name[n].acked_at for n in ids):
             break
@@ -373,6 +373,8 @@ credits = 64
             single += lat
         one_ms = statistics.median(single) * 1000
         b50, b99, bmax, bgot = await fan(agents[:nb])
+        if not bgot:
+            raise SystemExit("no fan-out result came back: see fazaid.log in " + str(home))
         print(
             f"baseline fan-out of `true`: 1 node {one_ms:.1f} ms; {bgot}/{nb} nodes p50 {b50:.0f} ms "
             f"p99 {b99:.0f} ms all in {bmax:.0f} ms"
@@ -389,6 +391,8 @@ credits = 64
             f"{per_conn:.1f} KiB per connection ({per_conn / base['kib_per_conn']:.2f}x the baseline's)"
         )
         f50, f99, fmax, fgot = await fan(agents)
+        if not fgot:
+            raise SystemExit("no fan-out result came back: see fazaid.log in " + str(home))
         print(
             f"fan-out of `true` to {fgot}/{n} nodes: p50 {f50:.0f} ms, p99 {f99:.0f} ms, "
             f"all in {fmax:.0f} ms "

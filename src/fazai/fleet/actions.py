@@ -78,7 +78,11 @@ class ActionStore:
             if rows:
                 await conn.execute(
                     update(fleet_actions)
-                    .where(fleet_actions.c.id == bindparam("b_id"), fleet_actions.c.state.not_in(FINAL))
+                    # Not `not_in`: an expanding IN cannot be part of an executemany.
+                    .where(
+                        fleet_actions.c.id == bindparam("b_id"),
+                        *(fleet_actions.c.state != f for f in FINAL),
+                    )
                     .values(
                         state=bindparam("b_state"),
                         exit_code=bindparam("b_exit"),
