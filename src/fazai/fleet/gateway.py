@@ -155,6 +155,7 @@ class Fleet:
         )
 
     async def stop(self) -> None:
+        self.hub.stop_flush()
         for task in (self.watcher, self.writer):
             if task is not None:
                 task.cancel()

@@ -102,6 +102,7 @@ class Hub:
         self._check_slots = asyncio.Semaphore(4)
         self._results_wake = asyncio.Event()
         self.limiter = OrgLimiter(settings)
+        self._flushers: list[asyncio.Task[None]] = []
         self.counters: dict[str, int] = {
             "connections": 0,
             "refused": 0,
@@ -542,10 +543,15 @@ class Hub:
         since = _now_iso()  # from now: earlier revocations were refused at their handshakes
         with contextlib.suppress(asyncio.CancelledError):
             self.valid = await self.registry.valid_serials()
+            flusher: asyncio.Task[None] | None = None
             while True:
                 await asyncio.sleep(self.settings.revocation_poll_s)
+                # Seen-writes run beside the watch: a backlog of hellos (thousands of new nodes at
+                # once) must not delay a revocation past revocation_poll_s.
+                if flusher is None or flusher.done():
+                    flusher = asyncio.create_task(self._flush_logged())
+                    self._flushers = [flusher]  # cancelled with the watch (see stop_flush)
                 try:
-                    await self.flush_seen()
                     revoked, since = await self.registry.revoked_since(since)
                 except Exception as e:  # the store is briefly unavailable: try again next tick
                     log.warning("revocation_poll_failed", error=str(e))
@@ -566,6 +572,17 @@ class Hub:
                                 st.done.set_exception(HubError(f"node {node} was revoked"))
                         log.info("actions_failed", node=node, count=n)
                         await conn.ws.close(1008, "certificate revoked")
+
+    def stop_flush(self) -> None:
+        """Cancel a seen-write still running (fazaid is stopping)."""
+        for t in self._flushers:
+            t.cancel()
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush_seen()
+        except Exception as e:  # the store is briefly unavailable: the next tick writes them
+            log.warning("seen_not_stored", error=str(e))
 
     async def flush_seen(self) -> None:
         """Write the hellos and heartbeats seen since the last flush (last_seen, hello) in one go."""

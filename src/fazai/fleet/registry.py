@@ -384,15 +384,19 @@ class Registry:
         hellos = [n for n, h in seen.items() if h is not None and self._hellos.get(n) != _same(h)]
         fresh = set(hellos)
         beats = [n for n in seen if n not in fresh]
-        async with self.engine.begin() as conn:
-            for node in hellos:
-                values = {"last_seen": now, "hello": seen[node]}
-                await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
-            sites: dict[str, str | None] = {}
-            for i in range(0, len(hellos), 500):  # bound the bind parameters per statement
+        sites: dict[str, str | None] = {}
+        # 200 hellos per transaction: a backlog of thousands (a 10,000-node ramp on a busy host) must
+        # not hold SQLite's write lock past other writers' busy timeout (10 s: "database is locked").
+        for i in range(0, len(hellos), 200):
+            async with self.engine.begin() as conn:
+                for node in hellos[i : i + 200]:
+                    values = {"last_seen": now, "hello": seen[node]}
+                    q = update(fleet_agents).where(fleet_agents.c.name == node).values(**values)
+                    await conn.execute(q)
                 q = select(fleet_agents.c.name, fleet_agents.c.site)
-                rows = await conn.execute(q.where(fleet_agents.c.name.in_(hellos[i : i + 500])))
+                rows = await conn.execute(q.where(fleet_agents.c.name.in_(hellos[i : i + 200])))
                 sites.update({name: site for name, site in rows.all()})
+        async with self.engine.begin() as conn:
             for i in range(0, len(beats), 500):
                 chunk = beats[i : i + 500]
                 await conn.execute(
