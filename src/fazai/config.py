@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 # Where files live and how FAZAI_* variables map to keys: stdlib only, so the CLI's fast paths
 # (fazai.cli.fast) read the few keys they need without pydantic.
@@ -334,6 +334,15 @@ class FleetSettings(_Section):
     )
     relay_wait_s: float = Field(
         default=60.0, gt=0, description="how long a replica keeps trying to reach the one holding a node"
+    )
+    org_max_concurrent: int = Field(
+        default=0, ge=0, description="actions running at once per organisation, all its nodes; 0 = no cap"
+    )
+    org_limits: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="per-organisation caps overriding org_max_concurrent"
+    )
+    org_max_queued: int = Field(
+        default=0, ge=0, description="actions waiting per organisation before more are refused; 0 = no cap"
     )
 
 

@@ -12,7 +12,10 @@ command streams ``command.output`` chunks and ends with ``command.exit``; the ot
 one ``result``. Agent → server data frames spend one credit each; the server's ``ack`` returns credit
 (``credit``) and lists the frames it has stored durably (``ids``), which the agent may then forget.
 
-Extend kinds, never repurpose them; a change of meaning bumps :data:`VERSION`.
+Extend kinds, never repurpose them; a change of meaning bumps :data:`VERSION`. Kinds added to v1
+later carry the :data:`REVISION` they came with (:data:`ADDED_IN`): a peer uses one only when the
+other side announced it (the agent lists the control kinds it understands in ``hello.capabilities``;
+an older server ignores them, an older agent is never sent them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 VERSION = 1
+# Compatible additions to v1 (new kinds only; no field of an existing kind changes meaning).
+REVISION = 2
+ADDED_IN: dict[str, int] = {"command.cancel": 2}
 # Largest frame either side accepts; a command's output is chunked well below it.
 MAX_FRAME_BYTES = 1 << 20
 # Output bytes carried by one command.output frame.
@@ -89,6 +95,15 @@ class CommandExec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0, le=86400)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+
+
+class CommandCancel(_Spec):
+    """Server → agent (revision 2): stop the running ``command.exec`` ``action``. The agent kills the
+    command's whole process group; the command ends with its usual ``command.exit`` (signal exit code,
+    e.g. -15). A command not started yet is not started; an unknown or finished one is ignored."""
+
+    action: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="", max_length=500)
 
 
 class CommandOutput(_Spec):
@@ -206,6 +221,7 @@ SPECS: dict[str, type[_Spec]] = {
     "heartbeat": Heartbeat,
     "telemetry.push": TelemetryPush,
     "command.exec": CommandExec,
+    "command.cancel": CommandCancel,
     "command.output": CommandOutput,
     "command.exit": CommandExit,
     "file.diff": FileDiff,
@@ -224,6 +240,9 @@ SPECS: dict[str, type[_Spec]] = {
 
 # Actions the server sends; each is one capability the agent may or may not allow.
 ACTION_KINDS = ("command.exec", "file.diff", "file.apply", "file.read", "tool.run")
+# Server → agent control frames about a running action (not actions themselves); an agent announces
+# the ones it understands in hello.capabilities.
+CONTROL_KINDS = ("command.cancel",)
 # Agent → server frames that cost a credit (and sit in the agent's outbox until acked).
 DATA_KINDS = ("command.output", "command.exit", "result", "telemetry.push")
 

@@ -20,7 +20,9 @@ import httpx
 
 from daemon_harness import REPO, Daemon
 
-_next = [42200 + (os.getpid() % 50) * 4]
+# FAZAI_TEST_FLEET_PORTS=LO-HI moves the range (several checkouts testing at once on one machine).
+_LO, _HI = (int(x) for x in os.environ.get("FAZAI_TEST_FLEET_PORTS", "42200-42399").split("-"))
+_next = [_LO + (os.getpid() % 50) * 4 % (_HI - _LO + 1)]
 
 
 def free_port() -> int:
@@ -29,16 +31,17 @@ def free_port() -> int:
         from services import free_port as in_range
 
         return in_range()
-    for _ in range(200):
+    span = _HI - _LO + 1
+    for _ in range(span):
         port = _next[0]
-        _next[0] = 42200 + (port + 1 - 42200) % 200
+        _next[0] = _LO + (port + 1 - _LO) % span
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 42200-42399")
+    raise RuntimeError(f"no free port in {_LO}-{_HI}")
 
 
 class FleetDaemon(Daemon):

@@ -238,8 +238,17 @@ def agent_cmd(
         None, "--embedded/--daemon", help="force the in-process runner / require the daemon (default: auto)"
     ),
     node: str = typer.Option(None, "--node", help="run on this inventory node (fazai nodes list)"),
+    nodes: str = typer.Option(
+        None, "--nodes", help="run on every node this selector picks, e.g. 'site=sp,tag=web' (a session each)"
+    ),
+    concurrency: int = typer.Option(None, "--concurrency", min=1, help="with --nodes: nodes at once"),
 ) -> None:
-    """Run a goal with the agent, streaming every token, command and result live."""
+    """Run a goal with the agent, streaming every token, command and result live.
+
+    With ``--nodes`` the goal runs on each selected node as its own session (bounded concurrency) and
+    a row per node is printed at the end; nobody is asked per node, so approvals are given by
+    ``--yes`` (within policy) or denied.
+    """
     if session and resume:
         err.print("[red]error:[/] give --session (new goal) or --resume (same goal), not both")
         raise typer.Exit(2)
@@ -251,6 +260,25 @@ def agent_cmd(
     if not goal and not resume:
         err.print('[red]error:[/] say what to do: fazai agent "how much disk is free?"')
         raise typer.Exit(2)
+    if nodes and (node or session or resume):
+        err.print(
+            "[red]error:[/] --nodes SELECTOR starts a new session on each node: "
+            "not with --node, --session or --resume"
+        )
+        raise typer.Exit(2)
+    if concurrency and not nodes:
+        err.print("[red]error:[/] --concurrency goes with --nodes SELECTOR")
+        raise typer.Exit(2)
+    if nodes:
+        from fazai.cli.fanout import run_fanout
+
+        code = asyncio.run(
+            run_fanout(
+                goal, nodes, mode="agent", model=model, json_mode=json_mode, embedded=embedded,
+                concurrency=concurrency, yes=yes, max_iterations=max_iterations,
+            )
+        )  # fmt: skip
+        raise typer.Exit(code)
     from fazai.sessions.manager import RunOptions
 
     options = RunOptions(yes=yes, max_iterations=max_iterations, model=model, node=node)

@@ -43,6 +43,8 @@ async def run_fanout(
     json_mode: bool,
     embedded: bool | None,
     concurrency: int | None = None,
+    yes: bool = False,
+    max_iterations: int | None = None,
 ) -> int:
     """Run the fan-out through the daemon (or embedded); 0 when every node answered."""
     from fazai.cli.agent import _settings
@@ -58,7 +60,8 @@ async def run_fanout(
         err.print(f"[red]error:[/] {e}")
         return 3
     try:
-        report = await client.fanout(goal, selector, RunOptions(mode=mode, model=model), concurrency)
+        opts = RunOptions(mode=mode, model=model, yes=yes, max_iterations=max_iterations)
+        report = await client.fanout(goal, selector, opts, concurrency)
     except ClientError as e:
         err.print(f"[red]error:[/] {e}")
         return 2 if "selector" in str(e) else 3

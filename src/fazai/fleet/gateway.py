@@ -158,6 +158,7 @@ class Fleet:
     async def stop(self) -> None:
         if self.hub.relay is not None:
             await self.hub.relay.stop()
+        self.hub.stop_flush()
         for task in (self.watcher, self.writer):
             if task is not None:
                 task.cancel()

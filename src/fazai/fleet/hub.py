@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from fazai import wire
 from fazai.config import FleetSettings
 from fazai.fleet.actions import ActionStore
+from fazai.fleet.limits import OrgLimiter
 from fazai.fleet.registry import Registry
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class ActionState:
     sent: bool = False
     seq: int = 0  # submission order (actions are resent oldest first)
     origin: str | None = None  # the replica that took the submission (fazai.fleet.relay)
+    cancel: str | None = None  # why it was cancelled (command.cancel follows each send of it)
+    tried: bool = False  # sent at least once (so it may be running on the node)
 
 
 class AgentConn:
@@ -104,6 +107,8 @@ class Hub:
         self._results_wake = asyncio.Event()
         # Set when replicas share the store and a bus: actions for nodes held elsewhere go there.
         self.relay: Relay | None = None
+        self.limiter = OrgLimiter(settings)
+        self._flushers: list[asyncio.Task[None]] = []
         self.counters: dict[str, int] = {
             "connections": 0,
             "refused": 0,
@@ -194,13 +199,16 @@ class Hub:
                 del self.conns[node]
                 # Actions sent on this connection go back to the queue: resent at the next hello
                 # (the agent's executed-id memory keeps that from running them twice).
+                freed: list[str] = []
                 for aid in conn.running:
                     st = self.states.get(aid)
                     if st is not None:
                         st.sent = False
+                    freed += self.limiter.release(node, aid)
                 if self.relay is not None:
                     with contextlib.suppress(Exception):
                         await self.relay.routes.detach(node, self.relay.replica)
+                await self._pump_nodes(freed)
             log.info("agent_disconnected", node=node, code=ws.close_code, reason=ws.close_reason)
 
     async def _acker(self, conn: AgentConn) -> None:
@@ -297,6 +305,7 @@ class Hub:
                 "timed_out": spec.timed_out,
                 "truncated": spec.truncated or bool(st and st.truncated),
                 "refused": spec.refused,
+                "cancelled": bool(st and st.cancel is not None),
             }
             state = (
                 "done" if spec.refused is None and spec.exit_code == 0 and not spec.timed_out else "failed"
@@ -331,6 +340,9 @@ class Hub:
                     if not new:
                         self.counters["redelivered"] += 1
                     self._credit(conn, ids)
+                    for other in self.limiter.release(conn.node, aid):
+                        if (c := self.conns.get(other)) is not None:
+                            pumped[other] = c
                     if st is not None:
                         self._untrack(aid)
                         row = {
@@ -377,6 +389,9 @@ class Hub:
         if kind not in wire.ACTION_KINDS:
             raise HubError(f"unknown action kind {kind!r}: one of {', '.join(wire.ACTION_KINDS)}")
         body = wire.SPECS[kind].model_validate(spec).model_dump(mode="json")
+        if self.limiter.enabled:
+            await self.limiter.refresh(self.actions.engine, nodes)
+            self.limiter.check_submit(nodes, (st.node for st in self.states.values() if not st.sent))
         loop = asyncio.get_running_loop()
         states = []
         for node in nodes:
@@ -445,6 +460,7 @@ class Hub:
                 ),
                 done=asyncio.get_running_loop().create_future(),
                 origin=origin,
+                tried=True,  # stored and open: it may have reached the node already
             )
             self._track(st)
         if self.relay is not None and origin not in (None, self.relay.replica):
@@ -494,6 +510,7 @@ class Hub:
         self.by_node.setdefault(st.node, set()).add(st.id)
 
     def _untrack(self, aid: str) -> ActionState | None:
+        self.limiter.forget(aid)
         st = self.states.pop(aid, None)
         if st is not None:
             ids = self.by_node.get(st.node)
@@ -508,12 +525,15 @@ class Hub:
         batch: list[tuple[AgentConn, ActionState]] = []
         for conn in conns:
             while conn.queue and len(conn.running) < conn.max_concurrent:
-                aid = conn.queue.popleft()
-                st = self.states.get(aid)
+                st = self.states.get(conn.queue[0])
                 if st is None or st.sent:
+                    conn.queue.popleft()
                     continue
-                st.sent = True
-                conn.running.add(aid)
+                if not self.limiter.admit(conn.node, st.id):
+                    break  # its organisation is at its cap: pumped again when a slot frees
+                conn.queue.popleft()
+                st.sent = st.tried = True
+                conn.running.add(st.id)
                 batch.append((conn, st))
         if not batch:
             return
@@ -521,8 +541,53 @@ class Hub:
         for conn, st in batch:
             try:
                 await conn.send(st.frame)
+                if st.cancel is not None:  # cancelled while its node was away: it may be running there
+                    await self._send_cancel(conn, st)
             except ConnectionClosed:
                 st.sent = False
+
+    async def _send_cancel(self, conn: AgentConn, st: ActionState) -> bool:
+        if "command.cancel" not in conn.hello.capabilities:
+            return False  # an agent older than wire revision 2: it lets the command finish
+        spec = wire.CommandCancel(action=st.id, reason=st.cancel or "")
+        await conn.send(wire.frame("command.cancel", spec, node=st.node))
+        return True
+
+    async def cancel(self, action: str, reason: str = "cancelled") -> str:
+        """Stop a command: ``dequeued`` (never sent, now failed as cancelled), ``sent`` (the node kills
+        its process group; its exit follows), ``pending`` (its node is away: sent on its return),
+        ``unsupported`` (an older agent, or not a command: it finishes), ``finished`` (too late)."""
+        st = self.states.get(action)
+        if st is None:
+            return "finished"
+        if st.kind != "command.exec":
+            return "unsupported"
+        st.cancel = reason
+        conn = self.conns.get(st.node)
+        if not st.tried:
+            # Still waiting here (offline node, node or organisation at its cap): never on the node.
+            if conn is not None and action in conn.queue:
+                conn.queue.remove(action)
+            result = {"cancelled": True, "error": f"cancelled before it was sent: {reason}"}
+            await self.actions.finish(action, "failed", None, result)
+            self._untrack(action)
+            if not st.done.done():
+                st.done.set_result({"id": action, "node": st.node, "kind": st.kind, "state": "failed",
+                                    "exit_code": None, "result": result})  # fmt: skip
+            return "dequeued"
+        if conn is None or not st.sent:
+            return "pending"
+        try:
+            return "sent" if await self._send_cancel(conn, st) else "unsupported"
+        except ConnectionClosed:
+            return "pending"
+
+    async def _pump_nodes(self, nodes: list[str]) -> None:
+        await self._pump(*(c for c in (self.conns.get(n) for n in dict.fromkeys(nodes)) if c is not None))
+
+    def waiting(self, action: str) -> str | None:
+        """Why a live action is still queued (an organisation at its cap), or None."""
+        return self.limiter.held.get(action)
 
     async def wait(self, action: str, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
         """The finished action row (waits while it runs); the stored row when it is not live here."""
@@ -551,10 +616,15 @@ class Hub:
         since = _now_iso()  # from now: earlier revocations were refused at their handshakes
         with contextlib.suppress(asyncio.CancelledError):
             self.valid = await self.registry.valid_serials()
+            flusher: asyncio.Task[None] | None = None
             while True:
                 await asyncio.sleep(self.settings.revocation_poll_s)
+                # Seen-writes run beside the watch: a backlog of hellos (thousands of new nodes at
+                # once) must not delay a revocation past revocation_poll_s.
+                if flusher is None or flusher.done():
+                    flusher = asyncio.create_task(self._flush_logged())
+                    self._flushers = [flusher]  # cancelled with the watch (see stop_flush)
                 try:
-                    await self.flush_seen()
                     revoked, since = await self.registry.revoked_since(since)
                 except Exception as e:  # the store is briefly unavailable: try again next tick
                     log.warning("revocation_poll_failed", error=str(e))
@@ -569,11 +639,23 @@ class Hub:
                         self.counters["cut"] += 1
                         n = await self.actions.fail_open(node, f"node {node} was revoked")
                         for aid in list(conn.running) + list(conn.queue):
+                            await self._pump_nodes(self.limiter.release(node, aid))
                             st = self._untrack(aid)
                             if st is not None and not st.done.done():
                                 st.done.set_exception(HubError(f"node {node} was revoked"))
                         log.info("actions_failed", node=node, count=n)
                         await conn.ws.close(1008, "certificate revoked")
+
+    def stop_flush(self) -> None:
+        """Cancel a seen-write still running (fazaid is stopping)."""
+        for t in self._flushers:
+            t.cancel()
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush_seen()
+        except Exception as e:  # the store is briefly unavailable: the next tick writes them
+            log.warning("seen_not_stored", error=str(e))
 
     async def flush_seen(self) -> None:
         """Write the hellos and heartbeats seen since the last flush (last_seen, hello) in one go."""

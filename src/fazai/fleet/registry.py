@@ -69,6 +69,8 @@ class Registry:
         self.engine = engine
         self.ca = ca
         self.cert_days = cert_days
+        # The hello last written per node: an unchanged one (a reconnect) is written like a heartbeat.
+        self._hellos: dict[str, dict[str, Any]] = {}
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -377,21 +379,29 @@ class Registry:
         from fazai.store.inventory_schema import inv_nodes
 
         now = utcnow_iso()
-        async with self.engine.begin() as conn:
-            for node, hello in seen.items():
-                values: dict[str, Any] = {"last_seen": now}
-                if hello is not None:
-                    values["hello"] = hello
-                await conn.execute(update(fleet_agents).where(fleet_agents.c.name == node).values(**values))
-            hellos = [n for n, h in seen.items() if h is not None]
-            sites: dict[str, str | None] = {}
-            for i in range(0, len(hellos), 500):  # bound the bind parameters per statement
+        # A reconnect storm of thousands repeats hellos already written: those (and heartbeats) are one
+        # statement per 500 nodes; only a new or changed hello costs its own writes (bench_fleet.py).
+        hellos = [n for n, h in seen.items() if h is not None and self._hellos.get(n) != _same(h)]
+        fresh = set(hellos)
+        beats = [n for n in seen if n not in fresh]
+        sites: dict[str, str | None] = {}
+        # 200 hellos per transaction: a backlog of thousands (a 10,000-node ramp on a busy host) must
+        # not hold SQLite's write lock past other writers' busy timeout (10 s: "database is locked").
+        for i in range(0, len(hellos), 200):
+            async with self.engine.begin() as conn:
+                for node in hellos[i : i + 200]:
+                    values = {"last_seen": now, "hello": seen[node]}
+                    q = update(fleet_agents).where(fleet_agents.c.name == node).values(**values)
+                    await conn.execute(q)
                 q = select(fleet_agents.c.name, fleet_agents.c.site)
-                rows = await conn.execute(q.where(fleet_agents.c.name.in_(hellos[i : i + 500])))
+                rows = await conn.execute(q.where(fleet_agents.c.name.in_(hellos[i : i + 200])))
                 sites.update({name: site for name, site in rows.all()})
-            beats = [n for n, h in seen.items() if h is None]
-            for i in range(0, len(beats), 500):  # bound the bind parameters per statement
+        async with self.engine.begin() as conn:
+            for i in range(0, len(beats), 500):
                 chunk = beats[i : i + 500]
+                await conn.execute(
+                    update(fleet_agents).where(fleet_agents.c.name.in_(chunk)).values(last_seen=now)
+                )
                 await conn.execute(
                     update(inv_nodes).where(inv_nodes.c.name.in_(chunk)).values(last_heartbeat=now)
                 )
@@ -400,10 +410,16 @@ class Registry:
             hello = seen[node] or {}
             await inv.upsert_node(node, transport="agent", site=sites.get(node),
                                   version=hello.get("agent_version"), heartbeat_at=now)  # fmt: skip
+            self._hellos[node] = _same(hello)
 
     async def touch(self, node: str, hello: dict[str, Any] | None = None) -> None:
         """Record that ``node`` was seen now (and its hello): :meth:`touch_many` for one node."""
         await self.touch_many({node: hello})
+
+
+def _same(hello: dict[str, Any]) -> dict[str, Any]:
+    """What makes a hello new: all of it but the outbox count, which changes on every reconnect."""
+    return {k: v for k, v in hello.items() if k != "pending"}
 
 
 def _csr_name(csr: str) -> str:

@@ -127,9 +127,11 @@ class Agent:
             close_timeout=2,
         ) as ws:
             facts = host_facts()
+            # The control kinds this agent understands go with its allowed actions (wire.ADDED_IN).
+            controls = [k for k in wire.CONTROL_KINDS if "command.exec" in s.capabilities]
             hello = wire.Hello(
                 agent_version=__version__,
-                capabilities=s.capabilities,
+                capabilities=[*s.capabilities, *controls],
                 pending=self.journal.pending(),
                 limits=wire.Limits(max_concurrent=s.max_concurrent, max_output_bytes=s.max_output_bytes),
                 **facts,
@@ -169,6 +171,8 @@ class Agent:
             self.journal.ack(spec.ids)
             self.credits += spec.credit
             self._wake.set()
+        elif env.kind == "command.cancel":
+            self.runner.cancel(spec.action, spec.reason)
         elif env.kind in wire.ACTION_KINDS:
             task = asyncio.create_task(self._run(env, spec))
             self.tasks.add(task)

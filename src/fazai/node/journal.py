@@ -53,6 +53,12 @@ class Journal:
             )
             return None
 
+    def state(self, action: str) -> str | None:
+        """``running`` / ``done`` for an action this agent started, None for one it never started."""
+        with self._lock:
+            row = self._db.execute("SELECT state FROM executed WHERE id=?", (action,)).fetchone()
+        return row[0] if row else None
+
     def put(self, frame_id: str, action: str | None, frame: str) -> int:
         """Append a frame to the outbox; returns its sequence number."""
         with self._lock:

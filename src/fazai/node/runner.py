@@ -11,6 +11,7 @@ import base64
 import difflib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -25,6 +26,7 @@ from fazai.safety import Risk, SafetyPolicy
 from fazai.targets.local import LocalTarget
 
 Wake = Callable[[], None]
+log = logging.getLogger("fazai.agent")
 
 
 class Runner:
@@ -40,6 +42,23 @@ class Runner:
         self.target = LocalTarget(name=node)
         self.max_output = settings.max_output_bytes
         self.executions = 0  # commands actually started (tests and the bench read it)
+        self.cancels: dict[str, asyncio.Event] = {}  # running commands: set = kill the process group
+        # Cancelled before they started (waiting for a slot): not started at all. Bounded.
+        self.cancelled_early: dict[str, str] = {}
+
+    def cancel(self, action: str, reason: str = "") -> bool:
+        """``command.cancel``: stop ``action`` (True when it was running or waiting to run here)."""
+        ev = self.cancels.get(action)
+        if ev is not None:
+            log.info("cancelling %s (%s)", action, reason or "asked by the server")
+            ev.set()
+            return True
+        if self.journal.state(action) is None:  # not received to run yet, or still waiting
+            self.cancelled_early[action] = reason
+            while len(self.cancelled_early) > 1024:
+                self.cancelled_early.pop(next(iter(self.cancelled_early)))
+            return True
+        return False  # finished already: its result stands
 
     def emit(self, kind: str, spec: Any, action: str | None, *, final: bool = False) -> None:
         fid = wire.new_id("m")
@@ -73,6 +92,9 @@ class Runner:
                 self.wake()
             return
         refusal = self._refusal(env.kind, spec)
+        if aid in self.cancelled_early:
+            why = self.cancelled_early.pop(aid) or "asked by the server"
+            refusal = f"cancelled before it started ({why})"
         if refusal is not None:
             if env.kind == "command.exec":
                 self.emit(
@@ -156,9 +178,12 @@ class Runner:
         target = self.target
         if spec.cwd or spec.env:
             target = LocalTarget(name=self.node, cwd=spec.cwd, env=spec.env)
+        # command.cancel sets this: the local target kills the command's whole process group.
+        self.cancels[aid] = cancel = asyncio.Event()
         try:
-            res = await target.run(spec.command, timeout=spec.timeout_s, on_output=on_output)
+            res = await target.run(spec.command, timeout=spec.timeout_s, on_output=on_output, cancel=cancel)
         finally:
+            self.cancels.pop(aid, None)
             for t in timer:
                 t.cancel()
         flush()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from fazai.fleet.gateway import Fleet
 from fazai.fleet.hub import HubError
+from fazai.fleet.limits import LimitError
 
 
 class SubmitAction(BaseModel):
@@ -37,6 +38,7 @@ def router() -> APIRouter:
             "enrolled": await fleet.registry.agents(),
             "connected": fleet.hub.snapshot(),
             "counters": fleet.hub.counters,
+            "orgs": fleet.hub.limiter.snapshot(),
         }
         if fleet.hub.relay is not None:
             relay = fleet.hub.relay
@@ -56,6 +58,8 @@ def router() -> APIRouter:
         nodes = body.nodes
         try:
             states = await hub.submit(nodes, body.kind, body.spec, session=body.session)
+        except LimitError as e:  # an organisation's queue is full: try again later
+            raise HTTPException(429, str(e)) from e
         except (HubError, ValueError) as e:
             raise HTTPException(422, str(e)) from e
         return [{"id": s.id, "node": s.node} for s in states]
@@ -76,6 +80,8 @@ def router() -> APIRouter:
             raise HTTPException(404, str(e)) from e
         if row is None:
             raise HTTPException(404, f"no action {action}")
+        if (why := hub.waiting(action)) is not None:
+            row = {**row, "waiting": why}
         return row
 
     @r.post("/revoked")

@@ -101,13 +101,27 @@ def _norm(text: str | None) -> str:
     return re.sub(r"\s+", " ", (text or "").strip()).lower()
 
 
+async def _deny_approvals(manager: SessionManager, session_id: str) -> None:
+    """Nobody answers a fan-out's runs one by one: an approval they wait for is denied (--yes gives
+    those within policy instead), so a run on many nodes never hangs on a question."""
+    while (run := manager.runs.get(session_id)) is not None:
+        for p in list(run.pending.values()):
+            if not p.future.done():
+                p.future.set_result(False if p.kind == "approval" else p.default)
+        await asyncio.sleep(0.1)
+
+
 async def _one(manager: SessionManager, node: str, goal: str, options: RunOptions) -> NodeResult:
     t0 = time.monotonic()
     try:
         run = await manager.start_run(goal=goal, options=replace(options, node=node, target=None))
     except RunnerError as e:
         return NodeResult(node, e.reason or "error", error=str(e), duration_s=time.monotonic() - t0)
-    status = await manager.wait(run.session_id)
+    denier = asyncio.ensure_future(_deny_approvals(manager, run.session_id))
+    try:
+        status = await manager.wait(run.session_id)
+    finally:
+        denier.cancel()
     res = NodeResult(node, status, session=run.session_id, duration_s=time.monotonic() - t0)
     for ev in reversed(await manager.store.events(run.session_id)):
         if ev.kind == "done":

@@ -37,17 +37,30 @@ class ActionRouter(Protocol):
 
     async def wait(self, action: str, timeout: float | None = None) -> dict[str, Any]: ...  # noqa: ASYNC109
 
+    # Optional (wire revision 2): ``async def cancel(action, reason) -> str`` stops a command on its
+    # node; a router without it leaves a cancelled command to finish there.
+
 
 class AgentTarget:
     """Runs commands on node ``node`` through ``router``."""
 
-    def __init__(self, router: ActionRouter, node: str, *, session: str | None = None, grace_s: float = 30.0):
+    def __init__(
+        self,
+        router: ActionRouter,
+        node: str,
+        *,
+        session: str | None = None,
+        grace_s: float = 30.0,
+        cancel_wait_s: float = 10.0,
+    ):
         self.router = router
         self.node = node
         self.name = node
         self.session = session
         # Time on top of a command's own timeout for it to reach the node and its result to come back.
         self.grace_s = grace_s
+        # After a cancel, how long to wait for the node to confirm the command is gone (its exit).
+        self.cancel_wait_s = cancel_wait_s
         self.last_action: str | None = None
 
     async def _submit(self, kind: str, spec: dict[str, Any], listener: Any = None) -> str:
@@ -94,12 +107,16 @@ class AgentTarget:
             if canceller is not None:
                 canceller.cancel()
         if waiter not in done:
-            # No remote cancel in protocol v1: the node finishes (or times out) on its own; its result is
-            # still stored under the action id.
-            waiter.cancel()
-            with contextlib.suppress(BaseException):
-                await waiter
-            return ExecResult(-15, "", "", time.monotonic() - start, cancelled=True)
+            row = await self._cancel(aid, waiter)
+            res = (row or {}).get("result") or {}
+            code = (row or {}).get("exit_code")
+            return ExecResult(
+                -15 if code is None else int(code),
+                res.get("stdout", ""),
+                res.get("stderr", ""),
+                time.monotonic() - start,
+                cancelled=True,
+            )
         row = waiter.result()
         res = row.get("result") or {}
         if res.get("refused"):
@@ -113,6 +130,26 @@ class AgentTarget:
             duration_s=float(res.get("duration_s") or time.monotonic() - start),
             timed_out=bool(res.get("timed_out")),
         )
+
+    async def _cancel(self, aid: str, waiter: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        """Stop ``aid`` on the node (``command.cancel``: its process group is killed) and wait a little
+        for its exit; None when the node cannot confirm (older agent, offline: it finishes there)."""
+        cancel = getattr(self.router, "cancel", None)
+        how = None
+        if cancel is not None:
+            try:
+                how = await cancel(aid, "the run was aborted")
+            except Exception:  # the hub is going away: nothing more to stop
+                how = None
+        row = None
+        if how in ("sent", "dequeued"):
+            with contextlib.suppress(BaseException):
+                row = await asyncio.wait_for(asyncio.shield(waiter), self.cancel_wait_s)
+        if not waiter.done():
+            waiter.cancel()
+        with contextlib.suppress(BaseException):
+            await waiter
+        return row
 
     async def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` on the node (atomic, previous content kept as a backup)."""
