@@ -76,10 +76,12 @@ def proc_stats(pid: int) -> tuple[int, float]:
 class SimAgent:
     """One simulated agent: real TLS, real frames, credits, executed ids and an outbox."""
 
-    def __init__(self, name: str, ctx: ssl.SSLContext, url: str):
+    def __init__(self, name: str, ctx: ssl.SSLContext, url: str, *, more_urls: list[str] | None = None):
         self.name = name
         self.ctx = ctx
         self.url = url
+        self.urls = [url, *(more_urls or [])]  # dialled in turn when a connection fails (replicas)
+        self.turn = 0
         self.executed: dict[str, int] = {}
         self.outbox: dict[str, str] = {}  # frame id -> frame, insertion-ordered
         self.acked_at: dict[str, float] = {}  # action -> when the server acked its exit
@@ -104,8 +106,10 @@ class SimAgent:
                 pass
             if self.stop:
                 return
-            # Full jitter, as the real agent.
-            await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))
+            self.turn += 1
+            self.url = self.urls[self.turn % len(self.urls)]
+            # Full jitter growing once per round of the list, as fazai-agent (node/conn.py).
+            await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2 ** (attempt // len(self.urls)))))
             attempt += 1
 
     async def _open(self) -> tuple[object, float, float]:

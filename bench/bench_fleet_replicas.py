@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import resource
 import ssl
 import statistics
@@ -43,50 +42,23 @@ sys.path.insert(0, str(REPO / "bench"))
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 from bench_fleet import SimAgent, fanout, issue_certs, pct  # noqa: E402
-from websockets.exceptions import ConnectionClosed, WebSocketException  # noqa: E402
 
-from fazai import wire  # noqa: E402
 from fazai.store import Store  # noqa: E402
 from fleet.harness import FleetDaemon  # noqa: E402
 from services import Nats, Postgres, create_database  # noqa: E402
 
 
-class FailoverAgent(SimAgent):
-    """A simulated agent that dials the next gateway of its list when a connection fails."""
-
-    def __init__(self, name: str, ctx: ssl.SSLContext, urls: list[str]):
-        super().__init__(name, ctx, urls[0])
-        self.urls = urls
-        self.turn = 0
-
-    async def run(self) -> None:
-        attempt = 0
-        while not self.stop:
-            try:
-                await self._session()
-                attempt = 0
-            except (OSError, ConnectionClosed, WebSocketException, TimeoutError, wire.WireError):
-                pass
-            if self.stop:
-                return
-            self.turn += 1
-            self.url = self.urls[self.turn % len(self.urls)]
-            # Full jitter growing once per round of the list, as fazai-agent (node/conn.py).
-            await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2 ** (attempt // len(self.urls)))))
-            attempt += 1
-
-
-def _agents(names: list[str], certs: Path, ca: Path, urls_of: list[list[str]]) -> list[FailoverAgent]:
+def _agents(names: list[str], certs: Path, ca: Path, urls_of: list[list[str]]) -> list[SimAgent]:
     out = []
     for i, name in enumerate(names):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cafile=str(ca))
         ctx.load_cert_chain(certs / f"{name}.crt", certs / f"{name}.key")
-        out.append(FailoverAgent(name, ctx, urls_of[i % len(urls_of)]))
+        out.append(SimAgent(name, ctx, urls_of[i % len(urls_of)][0], more_urls=urls_of[i % len(urls_of)][1:]))
     return out
 
 
-async def _connect(agents: list[FailoverAgent]) -> tuple[list[asyncio.Task[None]], float]:
+async def _connect(agents: list[SimAgent]) -> tuple[list[asyncio.Task[None]], float]:
     t = time.monotonic()
     tasks = []
     for a in agents:
@@ -96,7 +68,7 @@ async def _connect(agents: list[FailoverAgent]) -> tuple[list[asyncio.Task[None]
     return tasks, time.monotonic() - t
 
 
-async def _disconnect(agents: list[FailoverAgent], tasks: list[asyncio.Task[None]]) -> None:
+async def _disconnect(agents: list[SimAgent], tasks: list[asyncio.Task[None]]) -> None:
     for a in agents:
         a.stop = True
         a.drop()
@@ -115,9 +87,7 @@ async def _held(replicas: list[FleetDaemon]) -> list[int]:
     return out
 
 
-async def _fanout_stats(
-    http: httpx.AsyncClient, agents: list[FailoverAgent]
-) -> tuple[float, float, float, int]:
+async def _fanout_stats(http: httpx.AsyncClient, agents: list[SimAgent]) -> tuple[float, float, float, int]:
     single = []
     for _ in range(5):
         lat, _ = await fanout(http, agents[:1])
