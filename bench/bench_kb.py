@@ -23,7 +23,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from fazai.knowledge import approx as approx_mod  # noqa: E402
+from fazai.knowledge import matrix as matrix_mod  # noqa: E402
 from fazai.knowledge.kb import INDEXED_FIELDS  # noqa: E402
+from fazai.knowledge.matrix import MatrixIndex  # noqa: E402
 from fazai.knowledge.store import EdgeStore, FieldMatch  # noqa: E402
 
 DIM = 384
@@ -41,6 +44,37 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+class Clustered:
+    """Synthetic embeddings with topic structure, shaped after MiniLM embeddings of the starter KB.
+
+    Measured on the 133 starter recipes (all-MiniLM-L6-v2): mean pairwise cosine 0.17, a recipe's
+    nearest other recipe 0.62 on average, an operator question's best recipe 0.62 (top 5: 0.38).
+    Here: a shared direction (cosine 0.17 between any two items), 200 areas of 10 topics each,
+    items of one topic at cosine ~0.55 and of one area at ~0.30, the rest isotropic noise. Queries are
+    drawn the same way (a question is about some topic). Not real text: docs/performance.md says so.
+    """
+
+    AREAS, TOPICS = 200, 10
+    W_SHARED, W_AREA, W_TOPIC, W_NOISE = 0.17, 0.13, 0.25, 0.45
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.shared = unit_vectors(rng, 1)[0]
+        self.areas = unit_vectors(rng, self.AREAS)
+        self.topics = unit_vectors(rng, self.AREAS * self.TOPICS)
+
+    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        t = self.rng.integers(0, len(self.topics), n)
+        noise = self.rng.standard_normal((n, DIM), dtype=np.float32) / np.sqrt(DIM)
+        v = (
+            np.sqrt(self.W_SHARED) * self.shared
+            + np.sqrt(self.W_AREA) * self.areas[t // self.TOPICS]
+            + np.sqrt(self.W_TOPIC) * self.topics[t]
+            + np.sqrt(self.W_NOISE) * noise
+        )
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
 def payload(i: int) -> dict[str, object]:
     return {
         "title": f"item {i}",
@@ -51,11 +85,19 @@ def payload(i: int) -> dict[str, object]:
     }
 
 
-def bench_store(n: int, queries: int, rng: np.random.Generator, hnsw: bool) -> None:
-    vecs = unit_vectors(rng, n)
-    qs = unit_vectors(rng, queries)
+def recall(want: list[list[str]], got: list[list[str]], k: int) -> float:
+    """Mean recall@k of ``got`` against ``want`` (exact answers), query by query."""
+    pairs = zip(want, got, strict=True)
+    return statistics.mean(len(set(w[:k]) & set(g[:k])) / max(1, len(w[:k])) for w, g in pairs)
+
+
+def bench_store(n: int, queries: int, rng: np.random.Generator, hnsw: bool, data: str, old: bool) -> None:
+    gen = Clustered(rng) if data == "clustered" else unit_vectors
+    vecs = gen(rng, n)
+    qs = gen(rng, queries)
     with tempfile.TemporaryDirectory() as d:
-        store = EdgeStore(Path(d) / "kb", DIM, indexed=INDEXED_FIELDS)
+        path = Path(d) / "kb"
+        store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS)
         # Bulk upsert in batches of 1000 (how import / starter load write).
         batch_times = []
         for start in range(0, n, 1000):
@@ -66,7 +108,7 @@ def bench_store(n: int, queries: int, rng: np.random.Generator, hnsw: bool) -> N
         bulk_rate = n / sum(batch_times)
         # Single-item upserts (how `commit` writes), into the full store.
         single = []
-        extra = unit_vectors(rng, 200)
+        extra = gen(rng, 200)
         for j in range(200):
             t = time.perf_counter()
             store.upsert([(f"new-{j}", extra[j], payload(j))])
@@ -79,85 +121,177 @@ def bench_store(n: int, queries: int, rng: np.random.Generator, hnsw: bool) -> N
 
         # A tag (one item in five: selective) and the KB's default status filter (every item: broad).
         status_any = [FieldMatch.of("status", "verified", "unverified")]
+        answers: dict[str, list[list[str]]] = {}
 
-        def run_searches(filtered: bool | str) -> list[float]:
+        def run_searches(filtered: bool | str, name: str = "", k: int = 10) -> list[float]:
             lat = []
             flt = status_any if filtered == "status" else [FieldMatch.of("tags", "nginx")] if filtered else []
+            got = answers.setdefault(f"{name}/{filtered}", [])
             for q in qs:
                 t = time.perf_counter()
-                store.search(q, 10, flt)
+                hits = store.search(q, k, flt)
                 lat.append(time.perf_counter() - t)
+                got.append([h.id for h in hits])
             return lat
 
-        # The old path first (Qdrant's own exact scan), then the matrix (built on its first search).
+        runs: list[tuple[str, list[float], list[float] | None]] = []
         store.close()
-        store = EdgeStore(Path(d) / "kb", DIM, indexed=INDEXED_FIELDS, matrix=False)
-        qdrant = run_searches(False)
-        qdrant_f = run_searches(True)
-        qdrant_s = run_searches("status")
-        store.close()
-        store = EdgeStore(Path(d) / "kb", DIM, indexed=INDEXED_FIELDS)
+        qdrant: list[float] | None = None
+        if old:  # the old path first (Qdrant's own exact scan)
+            store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS, matrix=False)
+            qdrant = run_searches(False)
+            runs += [
+                ("search old path (Qdrant exact scan)", qdrant, None),
+                ("search old path + tag filter", run_searches(True), None),
+                ("search old path + status filter (KB default)", run_searches("status"), None),
+            ]
+            store.close()
+        # Exact: the matrix (built on its first search) with the codes off.
+        store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS, approx=False)
         t = time.perf_counter()
         store.search(qs[0], 10)
         build_s = time.perf_counter() - t
-        exact = run_searches(False)
-        exact_f = run_searches(True)
-        exact_s = run_searches("status")
+        exact = run_searches(False, "exact")
+        runs += [
+            ("search exact (matrix, codes off)", exact, qdrant),
+            ("search exact + tag filter (selective: Qdrant)", run_searches(True, "exact"), None),
+            ("search exact + status filter (broad: matrix)", run_searches("status", "exact"), None),
+        ]
+        store.close()
+        # The codes' first stage, forced on at every size (approx_min_rows=1): fitted in the background
+        # on its first search (which the exact scan answers meanwhile), then every search uses it.
+        store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS, approx_min_rows=1)
+        t = time.perf_counter()
+        store.search(qs[0], 10)
+        first_s = time.perf_counter() - t
+        idx = matrix_mod.cached(path)
+        assert idx is not None
+        used = idx.wait_approx(600)
+        assert idx.codes is not None, "the codes were not built"
+        check = idx.codes.recall or 0.0
+        codes_build = idx.build_seconds or 0.0
+        label = f"codes ({approx_mod.CODE_DIM} dims, {approx_mod.CANDIDATES} re-ranked)"
+        if not used:
+            label += f" [not used: self-check recall {check:.2f}; these are exact scans]"
+        coded = run_searches(False, "codes")
+        runs += [
+            (f"search {label}", coded, exact),
+            ("search codes + status filter", run_searches("status", "codes"), None),
+        ]
+        store.close()
+        # The default: exact below APPROX_MIN_ROWS, the codes from there on (fitted above).
+        store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS)
+        default = run_searches(False, "default")
+        which = "codes" if n + 200 >= matrix_mod.APPROX_MIN_ROWS else "exact"
+        runs.append((f"search default ({which} at this size)", default, exact))
         approx: list[tuple[str, list[float]]] = []
-        opt_s = recall = None
+        opt_s = None
         if hnsw:
             t = time.perf_counter()
             store.optimize()  # build the HNSW index (the embedded engine runs optimizers on request)
             opt_s = time.perf_counter() - t
             store.close()
-            store = EdgeStore(Path(d) / "kb", DIM, indexed=INDEXED_FIELDS, exact=False, hnsw_ef=128)
+            store = EdgeStore(path, DIM, indexed=INDEXED_FIELDS, exact=False, hnsw_ef=128)
             approx = [
-                ("search HNSW ef=128", run_searches(False)),
-                ("search HNSW ef=128 + filter", run_searches(True)),
+                ("search HNSW ef=128", run_searches(False, "hnsw")),
+                ("search HNSW ef=128 + filter", run_searches(True, "hnsw")),
             ]
-        # Baseline: brute-force numpy over the same vectors.
+        store.close()
+        # Baseline: brute-force numpy over the same vectors; and the exact answers, to check the matrix.
         allv = np.vstack([vecs, extra])
+        names = [f"id-{i}" for i in range(n)] + [f"new-{j}" for j in range(200)]
         brute = []
+        truth = []
         for q in qs:
             t = time.perf_counter()
             scores = allv @ q
             top = np.argpartition(-scores, 10)[:10]
-            top[np.argsort(-scores[top])]
+            top = top[np.argsort(-scores[top])]
             brute.append(time.perf_counter() - t)
-        # Recall@10 of what the store returns against the exact answer.
-        rec = []
-        for q in qs[:50]:
-            want = set(np.argsort(-(allv @ q))[:10].tolist())
-            got = {
-                int(h.id.split("-")[1]) + (n if h.id.startswith("new-") else 0) for h in store.search(q, 10)
-            }
-            rec.append(len(want & got) / 10)
-        recall = statistics.mean(rec)
-        store.close()
+            truth.append([names[i] for i in top])
 
     b50, b99 = pct(brute, 50), pct(brute, 99)
-    print(f"\n## {n:,} items (dim {DIM})")
+    print(f"\n## {n:,} items (dim {DIM}, {data} data)")
     print(f"upsert bulk: {bulk_rate:,.0f} items/s; batch of 1000 p50 {pct(batch_times, 50):.1f} ms "
           f"p99 {pct(batch_times, 99):.1f} ms  (numpy copy of 1000: {np_batch * 1000:.3f} ms)")  # fmt: skip
     print(f"upsert one item: p50 {pct(single, 50):.2f} ms  p99 {pct(single, 99):.2f} ms")
     print(f"search baseline (numpy brute force): p50 {b50:.2f} ms  p99 {b99:.2f} ms")
-    runs = [
-        ("search old path (Qdrant exact scan)", qdrant, None),
-        ("search old path + tag filter", qdrant_f, None),
-        ("search old path + status filter (KB default)", qdrant_s, None),
-        ("search exact (default: matrix)", exact, qdrant),
-        ("search exact + tag filter (selective: Qdrant)", exact_f, qdrant_f),
-        ("search exact + status filter (broad: matrix)", exact_s, qdrant_s),
-        *((label, lat, None) for label, lat in approx),
-    ]
-    for label, lat, old in runs:
+    for label, lat, ref in runs + [(label, lat, None) for label, lat in approx]:
         p50, p99 = pct(lat, 50), pct(lat, 99)
-        vs = f"; p99 x{p99 / pct(old, 99):.2f} of the old path" if old else ""
+        vs = f"; p99 x{p99 / pct(ref, 99):.2f} of exact" if ref is exact and ref else ""
+        vs = f"; p99 x{p99 / pct(ref, 99):.2f} of the old path" if ref is qdrant and ref else vs
         print(f"{label}: p50 {p50:.2f} ms  p99 {p99:.2f} ms  (p50 x{p50 / b50:.2f} of numpy{vs})")
-    print(f"matrix build (first search of a process): {build_s * 1000:.0f} ms")
+    print(f"matrix build (first search of a process, a scroll of every vector): {build_s * 1000:.0f} ms")
+    print(f"codes build (background thread; the search that started it took {first_s * 1000:.1f} ms): "
+          f"{codes_build:.2f} s; self-check recall@10 {check:.3f}, "
+          f"{'used' if used else 'not used'}")  # fmt: skip
     if opt_s is not None:
         print(f"optimize (HNSW build): {opt_s:.2f} s")
-    print(f"recall@10 of the store's answers vs exact numpy: {recall:.3f}")
+    ex = answers["exact/False"]
+    print(f"exact matrix vs numpy: recall@10 {recall(truth, ex, 10):.3f}")
+    for name in ("codes", "default", "hnsw"):
+        if f"{name}/False" in answers:
+            got = answers[f"{name}/False"]
+            line = f"recall {name} vs exact, same run: @5 {recall(ex, got, 5):.3f}"
+            line += f"  @10 {recall(ex, got, 10):.3f}"
+            if f"{name}/status" in answers:
+                r5 = recall(answers["exact/status"], answers[f"{name}/status"], 5)
+                line += f"; + status filter @5 {r5:.3f}"
+            print(line)
+
+
+def bench_real(queries: int) -> None:
+    """The codes on real MiniLM embeddings: the one-line descriptions of this machine's man pages."""
+    import subprocess
+
+    from fazai.knowledge.assets import MINILM, ensure_asset
+    from fazai.knowledge.embeddings import MiniLMEmbedder
+
+    out = subprocess.run(["man", "-k", "."], capture_output=True, text=True, check=False).stdout
+    lines = sorted({ln.split(" - ", 1)[1].strip() for ln in out.splitlines() if " - " in ln})
+    lines = [ln for ln in lines if ln and "unknown subject" not in ln]
+    if len(lines) < 2000:
+        print(f"\n## real embeddings: skipped (only {len(lines)} man-page descriptions here)")
+        return
+    cache = REPO / ".cache" / "bench" / f"whatis-{len(lines)}.npy"
+    if cache.exists():
+        emb_all = np.load(cache)
+    else:
+        emb = MiniLMEmbedder(ensure_asset(MINILM, REPO / ".cache" / "assets"), blas_threads=1)
+        print(f"(embedding {len(lines)} man-page descriptions once, cached in {cache})", flush=True)
+        emb_all = emb.embed(lines)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, emb_all)
+    sys.path.insert(0, str(REPO / "tests" / "knowledge"))
+    from retrieval_questions import QUESTIONS
+
+    rng = np.random.default_rng(1)
+    held = rng.choice(len(lines), min(queries, len(lines) // 10), replace=False)
+    keep = np.setdiff1d(np.arange(len(lines)), held)
+    emb = MiniLMEmbedder(ensure_asset(MINILM, REPO / ".cache" / "assets"), blas_threads=1)
+    qs = np.vstack([emb.embed([q for q, _ in QUESTIONS]), emb_all[held]])
+    idx = MatrixIndex(DIM, (), "bench")
+    idx.upsert((f"m-{i}", emb_all[i], {}) for i in keep)
+    idx.search(qs[0], 5, min_rows=1)
+    used = idx.wait_approx(600)
+    exact, approx, lat_e, lat_a = [], [], [], []
+    for q in qs:
+        t = time.perf_counter()
+        exact.append([i for i, _ in idx.search(q, 10, approx=False) or []])
+        lat_e.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        approx.append([i for i, _ in idx.search(q, 10, min_rows=1) or []])
+        lat_a.append(time.perf_counter() - t)
+    nq = len(QUESTIONS)
+    check = idx.codes.recall if idx.codes else None
+    print(f"\n## real embeddings: {len(keep):,} man-page descriptions (MiniLM), codes forced on "
+          f"(self-check recall@10 {check}, {'used' if used else 'NOT used'})")  # fmt: skip
+    print(f"exact p50 {pct(lat_e, 50):.2f} ms "
+          f"p99 {pct(lat_e, 99):.2f} ms; codes p50 {pct(lat_a, 50):.2f} ms "
+          f"p99 {pct(lat_a, 99):.2f} ms")  # fmt: skip
+    print(f"recall vs exact, {nq} operator questions: @5 {recall(exact[:nq], approx[:nq], 5):.3f}; "
+          f"{len(held)} held-out descriptions: @5 {recall(exact[nq:], approx[nq:], 5):.3f}  "
+          f"@10 {recall(exact[nq:], approx[nq:], 10):.3f}")  # fmt: skip
 
 
 def bench_embeddings() -> None:
@@ -197,6 +331,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-embeddings", action="store_true")
+    ap.add_argument("--data", default="clustered,uniform", help="clustered (topic structure) and/or uniform")
+    ap.add_argument("--skip-old", action="store_true", help="skip the old path (Qdrant's own scan)")
+    ap.add_argument("--skip-real", action="store_true", help="skip the man-page (real embeddings) check")
     ap.add_argument(
         "--hnsw", action="store_true", help="also build the HNSW index (minutes at 100k) and time it"
     )
@@ -208,8 +345,11 @@ def main() -> None:
     set_blas_threads(1)
     rng = np.random.default_rng(0)
     print("# bench_kb: embedded Qdrant (qdrant-edge) vs brute-force numpy; MiniLM embedding throughput")
-    for n in (int(x) for x in a.sizes.split(",")):
-        bench_store(n, a.queries, rng, a.hnsw)
+    for data in a.data.split(","):
+        for n in (int(x) for x in a.sizes.split(",")):
+            bench_store(n, a.queries, rng, a.hnsw, data, not a.skip_old)
+    if not a.skip_real:
+        bench_real(a.queries)
     if not a.skip_embeddings:
         bench_embeddings()
 

@@ -1,4 +1,9 @@
-"""The same contract for every VectorStore: embedded qdrant-edge and qdrant-client (local mode)."""
+"""The same contract for every VectorStore: embedded qdrant-edge and qdrant-client (local mode).
+
+``edge-approx`` is the embedded store answering through its approximate first stage from the first
+row on (``fazai.knowledge.approx``: codes scanned, then only ``k`` candidates re-ranked), fitted in
+the search that asks for it. Codes of 8-dim vectors keep all 8 axes, so its answers must be exact.
+"""
 
 from __future__ import annotations
 
@@ -30,13 +35,30 @@ def _unit(rng: np.random.Generator) -> np.ndarray:
 def _open(kind: str, path: Path) -> VectorStore:
     if kind == "edge":
         return EdgeStore(path / "edge", DIM, indexed=["tags", "status"])
+    if kind == "edge-approx":
+        return EdgeStore(path / "edge", DIM, indexed=["tags", "status"], approx_min_rows=1)
     from qdrant_client import QdrantClient
 
     return QdrantServerStore(QdrantClient(path=str(path / "qc")), "kb", DIM, indexed=["tags", "status"])
 
 
-@pytest.fixture(params=["edge", "qdrant-client"])
+@pytest.fixture
+def approx_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codes are fitted inside the search that asks, and only k candidates are re-ranked."""
+    from fazai.knowledge import approx, matrix
+
+    monkeypatch.setattr(matrix, "BUILD_IN_THREAD", False)
+    monkeypatch.setattr(approx, "CANDIDATES", 1)
+    monkeypatch.setattr(approx, "RERANK_PER_K", 1)
+
+
+KINDS = ["edge", "edge-approx", "qdrant-client"]
+
+
+@pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    if request.param == "edge-approx":
+        request.getfixturevalue("approx_inline")
     s = _open(request.param, tmp_path)
     yield s
     s.close()
@@ -122,8 +144,10 @@ def test_wrong_dimension_is_a_clear_error(store: VectorStore) -> None:
         store.upsert([("x", [1.0, 2.0], {})])
 
 
-@pytest.mark.parametrize("kind", ["edge", "qdrant-client"])
-def test_persists_across_reopen(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_persists_across_reopen(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if kind == "edge-approx":
+        request.getfixturevalue("approx_inline")
     s = _open(kind, tmp_path)
     vecs = _fill(s)
     s.close()

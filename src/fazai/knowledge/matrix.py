@@ -11,18 +11,32 @@ store (``<store>.gen``), rewritten before every write by any process, says wheth
 behind this process's back (``fazai kb verify`` from a shell, a crash half-way through a write):
 then the matrix is built again. Filters on the indexed payload fields use per-value row sets; any
 other filter is left to Qdrant (:meth:`MatrixIndex.can_filter`).
+
+From :data:`APPROX_MIN_ROWS` rows on, a search scans short codes of the rows first and scores only
+the best candidates exactly (:mod:`.approx`); below it (and until the codes are ready) it scans every
+row. The projection is fitted in a background thread, never while a search waits, and the codes
+follow every write.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fazai.knowledge import approx as approx_mod
+
+# Below this many live rows the exact scan costs about what the codes' scan does (bench/bench_kb.py),
+# and its recall is 1; from here on the codes answer.
+APPROX_MIN_ROWS = 20_000
+RETRY_BUILD_S = 60.0  # after a failed build of the codes
+BUILD_IN_THREAD = True  # tests set it False to have the codes fitted inside the search that asks
 
 # Process-wide: folder → its matrix (the store objects come and go, see the module docstring).
 _INDEXES: dict[str, MatrixIndex] = {}
@@ -71,11 +85,14 @@ def new_generation(store_path: Path) -> str:
 class MatrixIndex:
     """Rows of unit vectors with their ids and indexed payload values; exact top-k by cosine."""
 
-    def __init__(self, dim: int, fields: Sequence[str], generation: str):
+    def __init__(
+        self, dim: int, fields: Sequence[str], generation: str, *, store_path: Path | None = None
+    ) -> None:
         self.dim = dim
+        self.store_path = store_path  # where the projection is kept (None: not kept)
         self.fields = tuple(fields)
         self.generation = generation
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entrant: a build in the caller's thread (tests) takes it
         self._vecs = np.zeros((0, dim), np.float32)
         self._n = 0  # rows in use (live or free)
         self._alive = np.zeros(0, bool)
@@ -86,6 +103,12 @@ class MatrixIndex:
         self._post: dict[str, dict[object, set[int]]] = {f: {} for f in self.fields}
         self._arr: dict[tuple[str, object], np.ndarray] = {}
         self._vals: list[dict[str, list[object]]] = []
+        # The codes (None until fitted), and the rows written while a build runs (coded at its end).
+        self.codes: approx_mod.Codes | None = None
+        self._journal: set[int] | None = None
+        self._builder: threading.Thread | None = None
+        self._build_failed_at = 0.0
+        self.build_seconds: float | None = None  # how long the last build of the codes took (the bench)
 
     def __len__(self) -> int:
         return len(self._row)
@@ -99,6 +122,7 @@ class MatrixIndex:
 
     def upsert(self, points: Iterable[tuple[str, np.ndarray, dict[str, Any]]]) -> None:
         """Insert or replace ``(id, vector, payload)`` rows (vectors need not be normalized)."""
+        touched: list[int] = []
         for pid, vec, payload in points:
             row = self._row.get(pid)
             if row is None:
@@ -117,18 +141,35 @@ class MatrixIndex:
                 for value in vs:
                     self._post[f].setdefault(value, set()).add(row)
                     self._arr.pop((f, value), None)
+            touched.append(row)
+        self._codes_follow(touched, [])
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove these ids (unknown ones are ignored)."""
+        gone: list[int] = []
         for pid in ids:
             row = self._row.pop(pid, None)
             if row is None:
                 continue
+            gone.append(row)
             self._unpost(row)
             self._alive[row] = False
             self._ids[row] = None
             self._vecs[row] = 0.0
             self._free.append(row)
+        self._codes_follow([], gone)
+
+    def _codes_follow(self, placed: list[int], removed: list[int]) -> None:
+        # The codes follow written rows at once, so they are never behind the matrix; a build under
+        # way codes them again when it ends (its snapshot may predate or tear these rows). Deleted
+        # rows keep a stale code: searches skip rows that are not alive.
+        if self._journal is not None:
+            self._journal.update(placed)
+            self._journal.update(removed)
+        if self.codes is not None and placed:
+            rows = np.asarray(sorted(set(placed)), np.int64)
+            rows = rows[self._alive[rows]]
+            self.codes.set(rows, self._vecs[rows])
 
     def _append_row(self) -> int:
         if self._n == len(self._vecs):
@@ -178,9 +219,19 @@ class MatrixIndex:
         return mask
 
     def search(
-        self, vector: np.ndarray, k: int, filters: Sequence[Any] = ()
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Sequence[Any] = (),
+        *,
+        approx: bool = True,
+        min_rows: int = APPROX_MIN_ROWS,
     ) -> list[tuple[str, float]] | None:
         """The ``k`` best ``(id, cosine)`` among rows matching every filter, best first.
+
+        With ``approx`` and at least ``min_rows`` live rows, only the candidates of the codes' scan are
+        scored (once the codes are fitted; the first such search starts the fit, in the background,
+        and scans everything meanwhile). The scores are exact either way.
 
         ``None`` for a selective filter (under a quarter of the rows): Qdrant's payload index scores
         only those rows, faster than a gather of them here (``bench/bench_kb.py``: 4.6 vs 8.6 ms at
@@ -193,20 +244,40 @@ class MatrixIndex:
         norm = float(np.linalg.norm(q))
         if norm > 0:
             q = q / norm
+        mask = None
+        live = len(self._row)
         if filters:
-            rows = np.flatnonzero(self._mask(filters))
-            if len(rows) == 0:
+            mask = self._mask(filters)
+            live = int(np.count_nonzero(mask))
+            if live == 0:
                 return []
-            if len(rows) * 4 < n:
+            if live * 4 < n:
                 return None
+        k = min(k, live)
+        if k == 0:
+            return []
+        if approx and len(self._row) >= min_rows:
+            self._start_build_if_due()
+            codes = self.codes
+            if codes is not None and codes.usable:
+                keep = mask if mask is not None else (self._alive[:n] if len(self._row) < n else None)
+                count = max(approx_mod.CANDIDATES, approx_mod.RERANK_PER_K * k)
+                rows = codes.candidates(q, n, keep, count)
+                return self._top(self._vecs[rows] @ q, rows, k)
+        elif approx and self.codes is not None and len(self._row) * 2 < min_rows:
+            self.codes = None  # the store shrank: the scan is as fast, stop following writes
+        if mask is not None:
+            rows = np.flatnonzero(mask)
             scores = (self._vecs[:n] @ q)[rows]
         else:
             scores = self._vecs[:n] @ q
             rows = None
             if len(self._row) < n:  # deleted rows never win
                 scores[~self._alive[:n]] = -np.inf
-        live = len(scores) if rows is not None else len(self._row)
-        k = min(k, live)
+        return self._top(scores, rows, k)
+
+    def _top(self, scores: np.ndarray, rows: np.ndarray | None, k: int) -> list[tuple[str, float]]:
+        k = min(k, len(scores))
         if k == 0:
             return []
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
@@ -218,6 +289,64 @@ class MatrixIndex:
             if pid is not None:
                 out.append((pid, float(scores[i])))
         return out
+
+    # -- the codes' (re)build, in a background thread -------------------------------------------
+
+    def _start_build_if_due(self) -> None:
+        """Start fitting the codes when there are none or their axes aged (called under ``lock``)."""
+        if self._builder is not None or (self.codes is not None and not self.codes.stale(len(self._row))):
+            return
+        if time.monotonic() - self._build_failed_at < RETRY_BUILD_S:
+            return
+        alive = np.flatnonzero(self._alive[: self._n])
+        self._journal = set()
+        first = self.codes is None
+        self._builder = threading.Thread(
+            target=self._build, args=(self._vecs, alive, first), name="fazai-kb-codes", daemon=True
+        )
+        if BUILD_IN_THREAD:
+            self._builder.start()
+        else:
+            self._build(self._vecs, alive, first)
+
+    def _build(self, vecs: np.ndarray, rows: np.ndarray, first: bool) -> None:
+        # Reads the matrix without the lock: rows written meanwhile are in the journal and are coded
+        # again, from the matrix as it is then, under the lock at the end.
+        t0 = time.perf_counter()
+        try:
+            kept = None
+            if first and self.store_path is not None:
+                kept = approx_mod.load_axes(self.store_path, self.dim)
+            if kept is None:
+                rng = np.random.default_rng(len(rows))
+                sample = np.sort(rng.choice(rows, min(len(rows), approx_mod.SAMPLE), replace=False))
+                kept = approx_mod.train(vecs[sample])
+                if self.store_path is not None:
+                    approx_mod.save_axes(self.store_path, *kept)
+            codes = approx_mod.Codes(*kept, capacity=len(vecs))
+            codes.fill(vecs, rows)
+            codes.check(vecs, rows, np.random.default_rng(7))
+            with self.lock:
+                again = np.asarray(sorted(self._journal or ()), np.int64)
+                again = again[again < self._n]
+                again = again[self._alive[again]]
+                codes.set(again, self._vecs[again])
+                codes.changes = 0
+                self.codes = codes
+                self.build_seconds = time.perf_counter() - t0
+        except Exception:  # never let a build take the process down; the exact scan still answers
+            self._build_failed_at = time.monotonic()
+        finally:
+            with self.lock:
+                self._journal = None
+                self._builder = None
+
+    def wait_approx(self, timeout: float | None = None) -> bool:
+        """Wait for a running build of the codes; whether codes are in place (tests, the benchmark)."""
+        builder = self._builder
+        if builder is not None and builder.is_alive():
+            builder.join(timeout)
+        return self.codes is not None and self.codes.usable
 
 
 def cached(path: Path) -> MatrixIndex | None:

@@ -138,8 +138,12 @@ class EdgeStore:
     ``indexed`` payload fields get a keyword index so filtered search stays fast as the store grows.
     Search is exact by default, over an in-memory matrix kept per process (:mod:`.matrix`: one
     matrix-vector product instead of Qdrant's scan, ~1.5x faster at 100k items, more with a filter;
-    ``matrix=False`` asks Qdrant). The HNSW index built by :meth:`optimize` had poor recall in
-    ``bench/bench_kb.py``; ``exact=False`` with ``hnsw_ef`` trades recall for speed (and skips the matrix).
+    ``matrix=False`` asks Qdrant). From ``approx_min_rows`` items on (default
+    :data:`fazai.knowledge.matrix.APPROX_MIN_ROWS`), the matrix answers through a first stage
+    (:mod:`.approx`: short codes of every row scanned, the best candidates scored exactly);
+    ``approx=False`` keeps every search exact. The HNSW index built by :meth:`optimize` had poor
+    recall in ``bench/bench_kb.py``; ``exact=False`` with ``hnsw_ef`` trades recall for speed (and
+    skips the matrix).
     """
 
     def __init__(
@@ -151,9 +155,13 @@ class EdgeStore:
         exact: bool = True,
         hnsw_ef: int | None = None,
         matrix: bool = True,
+        approx: bool = True,
+        approx_min_rows: int = matrix_mod.APPROX_MIN_ROWS,
     ) -> None:
         import qdrant_edge as qe
 
+        self._approx = approx
+        self._approx_min_rows = approx_min_rows
         self._qe = qe
         self._indexed = tuple(indexed)
         self._use_matrix = matrix and exact
@@ -211,7 +219,7 @@ class EdgeStore:
             return idx
         if not gen:  # written by a FazAI without the matrix: from now on, writes are tracked
             gen = new_generation(self.path)
-        idx = MatrixIndex(self.dim, self._indexed, gen)
+        idx = MatrixIndex(self.dim, self._indexed, gen, store_path=self.path)
         rows = ((p.id, p.vector, p.payload) for p in self.scroll(batch=1024, with_vectors=True))
         idx.upsert((i, np.asarray(v or np.zeros(self.dim), np.float32), pl) for i, v, pl in rows)
         matrix_mod.remember(self.path, idx)
@@ -259,7 +267,13 @@ class EdgeStore:
         idx = self._matrix()
         if idx is not None and idx.can_filter(filters):
             with idx.lock:
-                best = idx.search(np.asarray(_vec(vector, self.dim), np.float32), k, filters)
+                best = idx.search(
+                    np.asarray(_vec(vector, self.dim), np.float32),
+                    k,
+                    filters,
+                    approx=self._approx,
+                    min_rows=self._approx_min_rows,
+                )
             if best is not None:
                 payloads = {p.id: p.payload for p in self.get([i for i, _ in best])}
                 return [ScoredPoint(i, score, payloads[i]) for i, score in best if i in payloads]
