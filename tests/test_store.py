@@ -101,6 +101,62 @@ async def test_writer_stores_before_publishing_in_order(store: Store) -> None:
     assert all(stored >= q for q, stored in seen)
 
 
+async def test_writer_commits_non_urgent_events_with_the_next_urgent_one(store: Store) -> None:
+    """Output and tokens (nothing waits for them) share the commit of the action that follows; a
+    lone one is still stored, after at most the linger; an urgent one never waits."""
+    s = await store.create_session("g")
+    published: list[int] = []
+    w = EventWriter(
+        store, lambda evs: published.extend(e.seq for e in evs), urgent_kinds=frozenset({"action"})
+    )
+    w.start()
+    try:
+        futs = [w.submit(ev(s.id, 1, "exec_end")), w.submit(ev(s.id, 2, "observe"))]
+        await asyncio.sleep(0)  # the writer takes them and lingers
+        futs.append(w.submit(ev(s.id, 3, "action")))
+        await asyncio.gather(*futs)
+        assert w.commits == 1 and published == [1, 2, 3]
+        # A lone non-urgent event goes after the linger (nothing else comes).
+        t = asyncio.get_running_loop().time()
+        await w.submit(ev(s.id, 4, "token", text="x"))
+        assert w.commits == 2 and asyncio.get_running_loop().time() - t < 1.0
+        # An urgent one at once, without lingering; hurry() makes a queued batch urgent.
+        w.linger_s = 30.0
+        await asyncio.wait_for(w.submit(ev(s.id, 5, "action")), 5)
+        fut = w.submit(ev(s.id, 6, "token", text="y"))
+        await asyncio.sleep(0)
+        w.hurry()
+        await asyncio.wait_for(fut, 5)
+        assert [e.seq for e in await store.events(s.id)] == [1, 2, 3, 4, 5, 6]
+    finally:
+        await w.stop()
+
+
+async def test_sqlite_appends_take_one_thread_and_keep_the_rules(tmp_path: Path) -> None:
+    """A SQLite file's appends run on the appender's thread: visible to the async engine at once,
+    a duplicate seq is the same IntegrityError (the writer's retry relies on it), an unknown status
+    rolls the whole transaction back."""
+    from sqlalchemy.exc import IntegrityError
+
+    from fazai.store.store import StatusUpdate
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'fazai.db'}", migrate=True)
+    try:
+        s = await store.create_session("g")
+        await store.append_events([ev(s.id, 1), ev(s.id, 2)], [StatusUpdate(s.id, "running", None)])
+        assert store._appender is not None  # the one-hop path was taken
+        assert [e.seq for e in await store.events(s.id)] == [1, 2]
+        assert (await store.get_session(s.id)).status == "running"  # type: ignore[union-attr]
+        with pytest.raises(IntegrityError):
+            await store.append_events([ev(s.id, 2)])
+        with pytest.raises(StoreError, match="unknown session status"):
+            await store.append_events([ev(s.id, 3)], [StatusUpdate(s.id, "exploded", None)])
+        assert await store.last_seq(s.id) == 2
+    finally:
+        await store.close()
+    assert store._appender is None
+
+
 async def test_migrations_are_idempotent(store: Store) -> None:
     again = await Store.open(store.url)
     await again.close()

@@ -177,7 +177,11 @@ class SessionManager(ReplicaMixin):
         # Replicas share the store only on PostgreSQL; SQLite is one process's own.
         self.shared_store = store.url.startswith("postgresql")
         self.writer = EventWriter(
-            store, self._publish, redactor=build_redactor(settings), on_failure=self._on_write_failure
+            store,
+            self._publish,
+            redactor=build_redactor(settings),
+            on_failure=self._on_write_failure,
+            urgent_kinds=_DURABLE_BEFORE_GOING_ON,
         )
         # Events sent to followers of other replicas' sessions, by where they came from.
         self.followed = {"bus": 0, "store": 0}
@@ -469,6 +473,7 @@ class SessionManager(ReplicaMixin):
         # and the end of a run. Waiting on every event cost ~15 ms per iteration (one commit each).
         if not (wait or ev.kind in _DURABLE_BEFORE_GOING_ON):
             return
+        self.writer.hurry()  # this run waits for the write: no lingering for more events
         if bound_s is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(fut), bound_s)

@@ -43,7 +43,8 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    """Set the pragmas every FazAI connection to a SQLite store uses."""
     # WAL lets readers (SSE replays, `fazai sessions`) run while the writer commits; NORMAL is
     # durable across process crashes (kill -9), which is what the log needs.
     cur = dbapi_conn.cursor()
@@ -68,7 +69,7 @@ def create_engine(url: str) -> AsyncEngine:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
             secure_sqlite(path)
         engine = create_async_engine(url, connect_args={"timeout": 10})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
 

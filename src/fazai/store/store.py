@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fazai.protocol import Event, utcnow_iso
 from fazai.store import db
+from fazai.store.appender import SQLiteAppender
 from fazai.store.files import FileModeError, sqlite_path
 from fazai.store.reserve import DiskReserve
 from fazai.store.schema import SESSION_STATUSES, events, replicas, sessions
@@ -81,6 +83,8 @@ class Store:
         self.url = url
         # Ballast given up when the disk fills, so a failing session can still record why it stopped.
         self.reserve = reserve
+        self._appender: SQLiteAppender | None = None  # made on the first append (SQLite files only)
+        self._no_appender = False
 
     @classmethod
     async def open(cls, url: str, *, reserve_bytes: int = 0, migrate: bool | None = None) -> Store:
@@ -123,6 +127,9 @@ class Store:
 
     async def close(self) -> None:
         """Release the connections."""
+        if self._appender is not None:
+            appender, self._appender = self._appender, None
+            await appender.close()
         await self.engine.dispose()
 
     # -- sessions ---------------------------------------------------------------------------
@@ -241,23 +248,43 @@ class Store:
     # -- events -----------------------------------------------------------------------------
 
     async def append_events(self, batch: Iterable[Event], updates: Iterable[StatusUpdate] = ()) -> None:
-        """Append events (their ``seq`` already assigned), then apply ``updates``, in one transaction."""
+        """Append events (their ``seq`` already assigned), then apply ``updates``, in one transaction.
+
+        On a SQLite file the transaction runs in one hop on the appender's thread (:mod:`.appender`).
+        """
         rows = [
             {"session": e.session, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data} for e in batch
         ]
         ups = list(updates)
         if not rows and not ups:
             return
-        async with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> None:
             if rows:
-                await conn.execute(insert(events), rows)
+                conn.execute(insert(events), rows)
             for u in ups:
                 if u.status not in SESSION_STATUSES:
                     raise StoreError(f"unknown session status {u.status!r}")
                 values: dict[str, Any] = {"status": u.status, "updated_at": utcnow_iso()}
                 if u.summary is not None:
                     values["summary"] = u.summary
-                await conn.execute(update(sessions).where(sessions.c.id == u.session).values(**values))
+                conn.execute(update(sessions).where(sessions.c.id == u.session).values(**values))
+
+        appender = self._appender_for_writes()
+        if appender is not None:
+            await appender.transaction(write)
+            return
+        async with self.engine.begin() as conn:
+            await conn.run_sync(write)
+
+    def _appender_for_writes(self) -> SQLiteAppender | None:
+        if self._appender is None and not self._no_appender:
+            path = sqlite_path(self.url)
+            if path is None:  # PostgreSQL, or an in-memory SQLite (one connection sees it)
+                self._no_appender = True
+            else:
+                self._appender = SQLiteAppender(path)
+        return self._appender
 
     async def events(self, session_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The session's events with ``seq > after_seq``, in order."""

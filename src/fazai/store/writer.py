@@ -1,8 +1,13 @@
 """Group-committing event writer: events are stored, then published, in order.
 
 One writer per store (the store is single-writer). Whatever has queued up while a commit runs goes
-into the next transaction, so a burst of tokens costs one commit instead of hundreds, while a lone
-event is committed at once (no timer, no added latency).
+into the next transaction, so a burst of tokens costs one commit instead of hundreds. An *urgent*
+event (one a run waits for before it goes on: an action before its command runs, a question, the
+end of a run, a status) is committed at once. A batch of only non-urgent events (tokens, output, an
+observation) waits up to ``linger_s`` (2 ms) for more, or until an urgent one arrives: in the agent
+loop a command's end, its observation and the next turn's tokens then share the commit of the next
+action, one commit an iteration instead of two (``bench/bench_agent.py``). The wait only delays
+when those events are stored and published, never what a run does: nothing waits on them.
 
 A failed write loses nothing: the batch stays at the head of the queue and is written again (after
 giving up the store's disk reserve, when it has one) until it passes, and ``on_failure`` is told
@@ -34,6 +39,7 @@ MAX_BATCH = 1000
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 STOP_WAIT_S = 5.0
+LINGER_S = 0.002
 
 _Item = Event | StatusUpdate
 
@@ -49,6 +55,8 @@ class EventWriter:
         redactor: Redactor | None = None,
         on_failure: OnFailure | None = None,
         retry_max_s: float = RETRY_MAX_S,
+        urgent_kinds: frozenset[str] = frozenset(),
+        linger_s: float = LINGER_S,
     ):
         self._store = store
         self.retry_max_s = retry_max_s  # the longest wait between two tries of a failing write
@@ -57,6 +65,10 @@ class EventWriter:
         self.redactor = redactor or Redactor()
         self.on_failure = on_failure
         self._queue: asyncio.Queue[tuple[_Item, asyncio.Future[None]]] = asyncio.Queue()
+        self.urgent_kinds = urgent_kinds  # kinds committed at once (see the module docstring)
+        self.linger_s = linger_s  # 0: every batch at once
+        self._urgent = asyncio.Event()  # set when an urgent item is queued
+        self.commits = 0  # transactions written (for tests and the benchmark)
         self._task: asyncio.Task[None] | None = None
         self.failure: str | None = None  # why the batch at the head cannot be written, while it cannot
         self.last_failure: str | None = None
@@ -87,24 +99,44 @@ class EventWriter:
             await self._task
         self._task = None
 
-    def submit(self, event: Event) -> asyncio.Future[None]:
-        """Queue ``event`` (its ``seq`` assigned); the future resolves once it is stored and published."""
-        return self._put(event)
+    def submit(self, event: Event, *, urgent: bool | None = None) -> asyncio.Future[None]:
+        """Queue ``event`` (its ``seq`` assigned); the future resolves once it is stored and published.
+
+        ``urgent``: commit without lingering (default: whether its kind is in ``urgent_kinds``).
+        """
+        return self._put(event, event.kind in self.urgent_kinds if urgent is None else urgent)
+
+    def hurry(self) -> None:
+        """Something now waits for what is queued: commit it without lingering."""
+        self._urgent.set()
 
     def submit_status(self, session: str, status: str, summary: str | None = None) -> asyncio.Future[None]:
         """Queue a session's final status: written after the events before it, retried like them."""
-        return self._put(StatusUpdate(session, status, summary))
+        return self._put(StatusUpdate(session, status, summary), True)
 
-    def _put(self, item: _Item) -> asyncio.Future[None]:
+    def _put(self, item: _Item, urgent: bool = True) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, fut))
+        if urgent:
+            self._urgent.set()
         return fut
+
+    def _drain(self, batch: list[tuple[_Item, asyncio.Future[None]]]) -> None:
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            self._drain(batch)
+            if self.linger_s > 0 and not self._urgent.is_set() and len(batch) < MAX_BATCH:
+                # Only events nothing waits for: give the run a moment to add the one it will wait for.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self.linger_s)
+                self._drain(batch)
+            self._urgent.clear()
+            if not self._queue.empty():
+                self._urgent.set()  # what is left (past MAX_BATCH) may hold an urgent item: no lingering
             try:
                 await self._write(batch)
             finally:
@@ -120,6 +152,7 @@ class EventWriter:
             attempts += 1
             try:
                 await self._store.append_events(events, updates)
+                self.commits += 1
                 break
             except asyncio.CancelledError:
                 raise
