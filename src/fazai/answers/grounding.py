@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from fazai.answers.values import (
     content_words,
     duration_seconds,
     extract_values,
+    parse_timestamp,
     short_answer_names,
     words_related,
 )
@@ -38,6 +40,8 @@ _PT_EN = {
     "regra": "rule", "grupo": "group", "linha": "line", "tamanho": "size", "espaço": "space disk",
 }  # fmt: skip
 _MAX_PAIR_NUMBERS = 120  # numbers considered for sums/differences (pairs grow quadratically)
+_MAX_PAIR_SIZES = 40
+_DATED = re.compile(r"not ?after|not ?before|expir|valid|since|until|modif|change|birth|creat|last", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +312,33 @@ def _find_measure(v: Value, sources: list[Source]) -> Grounding | None:
             nums = [x.number for _, x in _line_values(s, i) if x.kind == "number" and x.number is not None]
             if g := _derive_measure(v, s, ln, nums):
                 return g
+        if v.kind == "size" and (g := _size_difference(v, s)):
+            return g
+    if v.kind == "duration":
+        return _until_or_since_now(v, sources)
+    return None
+
+
+def _size_difference(v: Value, s: Source) -> Grounding | None:
+    """Used = total - available: the difference of two sizes one output gives (MemTotal, MemAvailable)."""
+    sizes = [x for _, x in s.values if x.kind == "size" and x.number is not None][:_MAX_PAIR_SIZES]
+    for a, b in itertools.permutations(sizes, 2):
+        if a.number > b.number and _close(v, a.number - b.number, (a.unit_step or 0) + (b.unit_step or 0)):  # type: ignore[operator]
+            return Grounding(v, s.ref, f"difference {a.text} - {b.text}")
+    return None
+
+
+def _until_or_since_now(v: Value, sources: list[Source]) -> Grounding | None:
+    """Days until a certificate's ``notAfter`` (or since a date): a date in the output and the clock."""
+    now = time.time()
+    for s in sources:
+        for ln in s.lines:
+            # Only a date that says what it is (an expiry, a change time): any log line's date is not.
+            when = parse_timestamp(ln) if _DATED.search(ln) else None
+            if when is not None and _close(v, abs(when - now)):
+                return Grounding(
+                    v, s.ref, f"{'until' if when > now else 'since'} {ln.strip()[:60]!r} from now"
+                )
     return None
 
 
@@ -346,6 +377,10 @@ def _derive_measure(v: Value, s: Source, line: str, nums: list[float]) -> Ground
         for n in nums:
             if n >= 60 and _close(v, n):
                 return Grounding(v, s.ref, f"converted from {n:g} seconds")
+        if (step := re.search(r"(?<!\S)\*/(\d+)\s+(\S+)", line)) and _close(
+            v, int(step.group(1)) * (60 if step.group(2) == "*" else 3600)
+        ):  # a cron step: `*/15 *` runs every 15 minutes, `0 */6` every 6 hours
+            return Grounding(v, s.ref, f"cron step {step.group(0)!r}")
         d = duration_seconds(line)
         if d and _close(v, d[0]):
             return Grounding(v, s.ref, f"converted from {line.strip()[:40]!r}")
