@@ -108,8 +108,8 @@ def snapshot(sim: Simulator) -> dict[str, Any]:
 
 def register(sim: Simulator, add: Callable[..., None]) -> None:
     """Add the system-operation endpoints (``add(path, fn, lo, hi, since, until)``)."""
-    ops: OpsState = sim.ops
 
+    # sim.ops is read per request: reset() replaces it, and the route table is built once.
     def check_write(req: Req) -> None:
         if req.key.readonly:
             raise UserException(f"User {req.key.user} denied for write access (user-config-readonly set)")
@@ -117,10 +117,10 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
     # ------------------------------------------------------------------ CARP / virtual IPs
     def vip_status(req: Req) -> Any:
         records = []
-        for vip in ops.vips:
+        for vip in sim.ops.vips:
             if not vip.get("vhid"):
                 continue
-            live = ops.carp_state.get(vip["vhid"]) if ops.carp_allow else None
+            live = sim.ops.carp_state.get(vip["vhid"]) if sim.ops.carp_allow else None
             iface = vip.get("interface", "")
             rec = {
                 "interface": {"wan": "WAN", "lan": "LAN", "opt1": "DMZ"}.get(iface, iface.upper()),
@@ -138,9 +138,9 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
         modes = req.post.get("mode")
         if modes:
             records = [r for r in records if r["mode"] in modes]
-        carps = any(v.get("mode") == "carp" for v in ops.vips)
+        carps = any(v.get("mode") == "carp" for v in sim.ops.vips)
         msg = ""
-        if not ops.carp_maintenance and ops.carp_demotion:
+        if not sim.ops.carp_maintenance and sim.ops.carp_demotion:
             msg = (
                 "CARP has detected a problem and this unit has been demoted to BACKUP status.<br />"
                 "Check link status on all interfaces with configured CARP VIPs."
@@ -150,9 +150,9 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
         return {
             **search_records(req, records),
             "carp": {
-                "demotion": str(ops.carp_demotion),
-                "allow": str(ops.carp_allow),
-                "maintenancemode": ops.carp_maintenance,
+                "demotion": str(sim.ops.carp_demotion),
+                "allow": str(sim.ops.carp_allow),
+                "maintenancemode": sim.ops.carp_maintenance,
                 "status_msg": msg,
             },
         }
@@ -168,14 +168,14 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
             "product_arch": "amd64",
             "product_series": sim.version_text,
             "product_mirror": "https://pkg.opnsense.org/FreeBSD:14:amd64/" + sim.version_text,
-            "product_check": ops.product_check,
+            "product_check": sim.ops.product_check,
         }
 
     def run_check() -> None:
-        avail = ops.available or {}
+        avail = sim.ops.available or {}
         pkgs = list(avail.get("packages") or [])
         kind = avail.get("kind", "update")
-        ops.product_check = {
+        sim.ops.product_check = {
             "connection": "ok",
             "repository": "ok",
             "last_check": "Thu Dec  3 10:00:00 UTC 2026",
@@ -195,38 +195,38 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
         }
 
     def start(kind: str, lines: list[str]) -> dict[str, Any]:
-        if ops.job:  # flock -n fails: the launcher exits, the running job's log stays
+        if sim.ops.job:  # flock -n fails: the launcher exits, the running job's log stays
             return {"msg_uuid": new_uuid(), "status": "ok"}
-        ops.job_kind = kind
-        ops.log = [lines[0]]
-        ops.job = lines[1:]
+        sim.ops.job_kind = kind
+        sim.ops.log = [lines[0]]
+        sim.ops.job = lines[1:]
         return {"msg_uuid": new_uuid(), "status": "ok"}
 
     def advance() -> None:
         """One poll's worth of progress; the job's end runs its effect."""
-        if not ops.job or ops.hang:
+        if not sim.ops.job or sim.ops.hang:
             return
-        ops.log.append(ops.job.pop(0))
-        if ops.job:
+        sim.ops.log.append(sim.ops.job.pop(0))
+        if sim.ops.job:
             return
-        if ops.job_kind == "check":
+        if sim.ops.job_kind == "check":
             run_check()
         else:
-            ops.updates_run.append(ops.job_kind)
-            ops.available = None  # installed: the mirror has nothing newer
-            if ops.log[-1] == "***REBOOT***":
-                ops.reboots += 1
+            sim.ops.updates_run.append(sim.ops.job_kind)
+            sim.ops.available = None  # installed: the mirror has nothing newer
+            if sim.ops.log[-1] == "***REBOOT***":
+                sim.ops.reboots += 1
 
     def fw_check(req: Req) -> Any:
         if not req.is_post:
             return {"status": "failure"}
-        ops.product_check = None  # check.sh removes /tmp/pkg_upgrade.json first
+        sim.ops.product_check = None  # check.sh removes /tmp/pkg_upgrade.json first
         return start("check", CHECK_LOG)
 
     def fw_status(req: Req) -> Any:
-        if req.is_post and not ops.job:  # a synchronous probe first
+        if req.is_post and not sim.ops.job:  # a synchronous probe first
             run_check()
-        check = ops.product_check
+        check = sim.ops.product_check
         if check is None:
             return {
                 "product": product(),
@@ -265,8 +265,8 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
         def fn(req: Req) -> Any:
             if not req.is_post:
                 return {"status": "failure"}
-            ops.product_check = None  # `firmware flush`
-            avail = ops.available or {}
+            sim.ops.product_check = None  # `firmware flush`
+            avail = sim.ops.available or {}
             pkgs = list(avail.get("packages") or [])
             reboot = kind == "upgrade" or avail.get("needs_reboot") == "1"
             return start(kind, update_log(kind, pkgs, reboot))
@@ -275,7 +275,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
 
     def fw_upgradestatus(req: Req) -> Any:
         advance()
-        text = "\n".join(ops.log)
+        text = "\n".join(sim.ops.log)
         if not text:
             return {"status": "error", "log": ""}
         status = "done" if "***DONE***" in text else "reboot" if "***REBOOT***" in text else "running"
@@ -285,7 +285,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
     add("core/firmware/status", fw_status)
     add("core/firmware/update", fw_action("update"))
     add("core/firmware/upgrade", fw_action("upgrade"))
-    add("core/firmware/running", lambda req: {"status": "busy" if ops.job else "ready"})
+    add("core/firmware/running", lambda req: {"status": "busy" if sim.ops.job else "ready"})
     add("core/firmware/upgradestatus", fw_upgradestatus)
 
     # ------------------------------------------------------------------ configuration history
@@ -303,7 +303,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
             }
             for bid, (t, xml) in zip(history_ids(sim), sim.backups, strict=True)
         ]
-        return {"items": sorted(items, key=lambda i: float(i["time"].split("_")[0]), reverse=True)}
+        return {"items": items[::-1]}  # newest first (saved in time order; the test clock may stand still)
 
     def download(req: Req, host: str, backupfile: str | None = None) -> Any:
         if host != "this":
@@ -323,7 +323,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
         ids = history_ids(sim)
         if backup not in ids:
             return {"status": "not_found"}
-        state = ops.backup_state[ids.index(backup)]
+        state = sim.ops.backup_state[ids.index(backup)]
         for name, items in state["cols"].items():
             sim.cols[name].items = copy.deepcopy(items)
         sim.dnsbl_legacy = dict(state["dnsbl_legacy"])
@@ -345,7 +345,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
     def restart(req: Req, name: str, sid: str = "") -> Any:
         if not req.is_post:
             return {"result": "failed"}
-        ops.restarts.append((name, sid))  # configd `service restart`: no check that it exists
+        sim.ops.restarts.append((name, sid))  # configd `service restart`: no check that it exists
         if name == "pf":  # pf's restart is `filter reload`: every staged rule edit goes live
             sim.filter_reload(aliases=True)
         return {"result": "ok"}
