@@ -297,3 +297,24 @@ def test_cli_backup_revert_and_service_restart(cli):
     assert sim.ops.restarts == [("unbound", ""), ("pf", "")]
     r = go("opnsense", "carp")
     assert "no CARP virtual IPs" in r.stdout
+
+
+async def test_an_approved_update_streams_its_progress_and_is_verified(firewall):
+    sim, settings = firewall
+    checked(sim)  # a pending update that needs a reboot
+    operator = ScriptedInteraction(approve_result=True)
+    call = act("use_tool", name="opnsense.firmware_update", args={"wait_s": 20})
+    events = await run(settings, [call, act("done", answer="ok")], SafetyPolicy(settings.safety), operator)
+    (approval,) = of(events, "approval_required")
+    assert "REBOOTS" in approval["summary"] and approval["operator_only"] is True
+    obs = tool_obs(events)[-1]
+    assert obs["status"] == "ok", obs["text"]
+    assert obs["result"]["verification"] == {
+        "ok": True,
+        "method": "the update job's end (and, after a reboot, the API answering on a new connection)",
+        "status": "reboot",
+        "api_back": True,
+    }
+    logged = " ".join(d.get("text", "") for d in of(events, "exec_log"))
+    assert "Upgrading opnsense from 26.1 to 26.1.2" in logged and "***REBOOT***" in logged
+    assert sim.ops.updates_run == ["update"] and sim.ops.reboots == 1

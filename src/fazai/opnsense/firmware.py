@@ -90,6 +90,7 @@ async def _wait(
     shown = 0
     seen = False
     lines: list[str] = []
+    delay = min(0.1, poll_s)  # quick first polls (a check often ends in seconds), then every poll_s
     while True:
         reply = await fw.client.get("core/firmware/upgradestatus")
         reply = reply if isinstance(reply, dict) else {}
@@ -113,7 +114,8 @@ async def _wait(
                 "still be working on the firewall: do not power it off; follow it with `fazai opnsense "
                 "firmware progress` (tool opnsense.firmware_progress) or System → Firmware → Updates."
             )
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(delay)
+        delay = min(poll_s, delay * 1.5)
 
 
 async def _ready(fw: Firewall) -> None:
