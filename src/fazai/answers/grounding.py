@@ -60,6 +60,7 @@ class Verdict:
     grounded: list[Grounding] = field(default_factory=list)
     ungrounded: list[Value] = field(default_factory=list)
     unrelated: dict[str, str] = field(default_factory=dict)  # value text -> the line it was seen on
+    weak: dict[str, str] = field(default_factory=dict)  # value text -> why its only source proves nothing
     contradictions: list[Contradiction] = field(default_factory=list)
     unanswered: str | None = None  # why the answer does not answer the question, if it does not
 
@@ -72,7 +73,9 @@ class Verdict:
         out = []
         for v in self.ungrounded:
             seen = self.unrelated.get(v.text)
-            if seen is not None:
+            if v.text in self.weak:
+                out.append(f"{v.text!r} comes only from {self.weak[v.text]}: check the filter on its input")
+            elif seen is not None:
                 out.append(f"{v.text!r} appears only in unrelated output ({seen.strip()[:80]!r})")
             else:
                 out.append(f"{v.text!r} ({v.kind}) is not in any command output or the facts")
@@ -200,11 +203,15 @@ def _close(v: Value, other: float | None, other_step: float = 0.0) -> bool:
         return abs(v.number - other) <= step / 2 + 1e-9 if step < 1 else v.number == round(other, 6)
     if v.kind == "percent":
         return abs(v.number - other) <= max(1.0, step)
+    if v.kind in ("size", "duration") and (v.number == 0) != (other == 0):
+        return False  # "0 days" is not 3 hours rounded: a zero measure must be read as zero
     if v.kind == "size":
         return abs(v.number - other) <= step * 0.5 + 0.03 * max(abs(v.number), abs(other)) + other_step / 2
     if v.kind == "duration":
         drift = 300.0 if other >= 600 else 2.0  # the clock moves between the command and the answer
-        return abs(v.number - other) <= step + drift
+        # Written to its unit, a duration is rounded ("2 days" for 1.6) or cut ("up 1 day" for 1.9),
+        # never off by a whole unit the other way ("1 day" is not 3 hours).
+        return -step / 2 - drift <= other - v.number <= step + drift
     return False
 
 
@@ -360,6 +367,10 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
     assert v.number is not None
     related: list[tuple[Source, float, str]] = []
     for s in sources:
+        if v.number == 0 and _empty_filter_count(s):
+            why = f"a count of 0 printed by a filter that matched nothing ({s.command[:60]!r})"
+            verdict.weak.setdefault(v.text, why)
+            continue
         short = len(s.lines) <= 2 and len(s.values) <= 2  # `wc -l`, `grep -c`, `nproc`: the value itself
         for i, ev in s.values:
             if ev.kind != "number" or ev.number is None:
@@ -384,6 +395,15 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
         if g := _count(v, s, clause):
             return g
     return _sum_or_difference(v, related, verdict)
+
+
+_COUNTING_FILTER = re.compile(r"\bgrep\b[^|]*\|\s*wc\s+-l\b|\bgrep\s+(?:-\w*c\w*|--count)\b|\bawk\b.*\bc\+\+")
+
+
+def _empty_filter_count(s: Source) -> bool:
+    """``… | grep X | wc -l`` printing 0 says the filter matched nothing, which is as likely a wrong
+    filter as a true zero (``dpkg -l | grep '^security'``): it is no evidence for a zero count."""
+    return bool(_COUNTING_FILTER.search(s.command)) and [ln.strip() for ln in s.lines if ln.strip()] == ["0"]
 
 
 def _count(v: Value, s: Source, clause: set[str]) -> Grounding | None:
