@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fazai.answers.values import Value, content_words, extract_values, words_set
 
 _QUESTION_WORDS = (
-    r"how|what|which|who|whose|when|where|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|"
+    r"how|what|which|who|whose|when|where|why|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|por ?que|"
     r"quando|onde|como|h[aá]|est[aá]|existe"
 )
 _SPLIT = re.compile(rf"\?\s*|;\s*|,?\s+(?:and|e)\s+(?=(?:{_QUESTION_WORDS})\b)", re.I)
@@ -180,11 +180,14 @@ def _fill_one(question: str, kind: str, found: list[Value], used: set[int]) -> t
     if words is None:
         raise ValueError(f"unknown slot type {kind!r}")
     candidates: list[tuple[str, int]] = []
-    for rx in (
+    patterns = [
         r"[`'\"]([^`'\"\s]{2,64})[`'\"]",
         rf"\b(?:{words})\s+(?:named\s+|called\s+|chamad[oa]\s+)?[`'\"]?({_NAME})",
         rf"(?:\bthe\s+|\bo\s+|\ba\s+)?[`'\"]?({_NAME})[`'\"]?\s+(?:{words})\b",
-    ):
+    ]
+    if kind == "service":  # "why did nginx fail?": what failed is a service without the word
+        patterns.append(rf"\b(?:did|does|is|do|has)\s+(?:the\s+)?({_NAME})\s+(?:fail|crash|die|stop)")
+    for rx in patterns:
         for m in re.finditer(rx, question, re.I):
             name = m.group(1).rstrip(".,?")
             if name.lower() in _BAD_NAMES or m.start(1) in used:
