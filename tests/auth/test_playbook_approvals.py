@@ -15,6 +15,8 @@ import pytest
 import pytest_asyncio
 from app_env import OTHER, OWN, ROLES, open_env
 
+from fazai.web.render import dom_id
+
 ALLOWED = {  # (role the step names, where the run is) -> users that may answer
     ("approver", "own"): {"approver", "admin"},
     ("admin", "own"): {"admin"},
@@ -100,8 +102,12 @@ async def test_approver_role_matrix(env, role: str, where: str) -> None:
             if where == "own" and who in ("viewer", "operator", "approver"):
                 # The console's view of the same approval: no buttons, and the request refused.
                 page = await c.get("/console/approvals")
-                assert page.status_code == 200 and f"pending-{sid}-{aid}" in page.text
-                assert f"decide-{sid}-{aid}" not in page.text and f"waiting for an {role}" in page.text
+                assert page.status_code == 200 and f"pending-{sid}-{dom_id(aid)}" in page.text
+                decide = f"decide-{sid}-{dom_id(aid)}"
+                assert decide not in page.text and f"waiting for an {role}" in page.text
+                runs = await c.get("/console/playbooks")
+                assert f"run-{sid}" in runs.text and f"waits for an {role}" in runs.text
+                assert decide not in runs.text
                 r = await c.post(f"/console/sessions/{sid}/reply", data={"action": aid, "approved": "true"})
                 assert r.status_code == 403 and role in r.text
         recs = await env.access.audit.recent(5, actor=user, action="session.approve")
@@ -121,7 +127,9 @@ async def test_approver_role_matrix(env, role: str, where: str) -> None:
             sid, aid = await _start(env, role, where)
         async with env.client(env.tokens[f"r-{who}"]) as c:
             page = await c.get("/console/approvals")
-            assert f"decide-{sid}-{aid}" in page.text, who
+            assert f"decide-{sid}-{dom_id(aid)}" in page.text, who
+            runs = await c.get("/console/playbooks")
+            assert f"decide-{sid}-{dom_id(aid)}" in runs.text, who
             r = await c.post("/agent/reply", json={"session": sid, "action": aid, "approved": True})
             assert r.status_code == 200, (who, r.text)
         assert await _status(env, sid) == "done", who
