@@ -147,3 +147,36 @@ async def test_agent_approvals_keep_the_plain_rule(env) -> None:
     assert authorize(user, "session.approve", Scope.parse(OWN)).allowed
     assert not authorize(user, "session.approve", Scope.parse(OWN), at_least=Role.admin).allowed
     assert approval_role(None) is None and approval_role("secops") is Role.admin
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_reply_for_another_replica_is_authorised_before_it_is_forwarded(env) -> None:
+    """A session another replica runs (here: stored, not running in this process): the role comes
+    from the stored log, and only an allowed reply is handed on (tests/scale runs the real relay)."""
+    from fazai.protocol import Event
+
+    m = env.app.state.manager
+    sid = env.sessions["own"]
+    data = {"action": "probe#1", "summary": "true [on here]", "risk": "read_only", "role": "admin"}
+    seq = await m.store.last_seq(sid) + 1
+    ev = Event(session=sid, seq=seq, kind="approval_required", data=data)  # type: ignore[arg-type]
+    await m.store.append_events([ev])
+    sent: list[dict] = []
+
+    async def forward(session_id: str, body: dict) -> dict:  # the other replica's answer
+        sent.append(body)
+        return {"accepted": True, "replica": "b"}
+
+    real, m.forward = m.forward, forward
+    try:
+        body = {"session": sid, "action": "probe#1", "approved": True}
+        async with env.client(env.tokens["r-approver"]) as c:
+            r = await c.post("/agent/reply", json=body)
+        assert r.status_code == 403 and "needs admin" in r.text and sent == []
+        async with env.client(env.tokens["r-admin"]) as c:
+            r = await c.post("/agent/reply", json=body)
+        assert r.status_code == 200 and r.json()["replica"] == "b" and len(sent) == 1
+    finally:
+        m.forward = real
+    rec = (await env.access.audit.recent(1, actor="r-admin", action="approval"))[0]
+    assert rec.detail == {"role": "admin", "replica": "b"} and rec.target == f"{sid}#probe#1"
