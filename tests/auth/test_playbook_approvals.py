@@ -180,3 +180,22 @@ async def test_a_reply_for_another_replica_is_authorised_before_it_is_forwarded(
         m.forward = real
     rec = (await env.access.audit.recent(1, actor="r-admin", action="approval"))[0]
     assert rec.detail == {"role": "admin", "replica": "b"} and rec.target == f"{sid}#probe#1"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_starting_a_playbook_by_hand_needs_run_rights_on_its_site(env) -> None:
+    body = {"context": {"summary": "by hand"}}
+    async with env.client(env.tokens["r-operator"]) as c:
+        other = await c.post("/playbooks/needs-approver-globex-berlin/run", json=body)
+        assert other.status_code == 403 and f"session.run needs operator on {OTHER}" in other.text
+        own = await c.post("/playbooks/needs-approver-acme-paris/run", json=body)
+        assert own.status_code == 201, own.text
+    async with env.client(env.tokens["r-viewer"]) as c:
+        assert (await c.post("/playbooks/needs-approver-acme-paris/run", json=body)).status_code == 403
+    sid = own.json()["session"]
+    async with env.admin() as c:
+        for _ in range(500):
+            if (await c.get(f"/agent/sessions/{sid}")).json().get("waiting_for"):
+                break
+            await asyncio.sleep(0.02)
+        await c.post("/agent/abort", json={"session": sid})
