@@ -123,3 +123,18 @@ def test_sparkline_shapes() -> None:
     assert many.split('<polyline points="')[1].split('"')[0].count(" ") == MAX_POINTS - 1
     band = str(svg([Point(0, 1.0, 0.0, 4.0), Point(60, 2.0, 1.0, 3.0)]))
     assert '<polygon class="band"' in band
+
+
+def test_audit_page_says_what_the_anchor_found() -> None:
+    from fazai.audit import VerifyResult
+
+    missing = VerifyResult(False, 3, 4, "records after #3 are missing (anchor says #6): …", 6)
+    out = render.page("audit.html", who=None, csrf="", records=[], verify=missing)
+    assert "Chain broken at record 4: records after #3 are missing (anchor says #6)" in out
+    altered = VerifyResult(False, 0, None, f"the anchor file {HOSTILE} was altered")
+    out = render.page("audit.html", who=None, csrf="", records=[], verify=altered)
+    assert "Chain broken: the anchor file" in out and "<script>" not in out
+    ok = VerifyResult(True, 6, anchor=6, note=None)
+    assert "Chain intact: 6 records, anchored at record 6." in render.page(
+        "audit.html", who=None, csrf="", records=[], verify=ok
+    )
