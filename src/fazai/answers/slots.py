@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from fazai.answers.values import Value, content_words, extract_values, words_set
 
 _QUESTION_WORDS = (
-    r"how|what|which|who|whose|when|where|why|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|por ?que|"
-    r"quando|onde|como|h[aá]|est[aá]|existe"
+    r"how|what|which|who|whose|when|where|why|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|"
+    r"por ?que|quando|onde|como|h[aá]|est[aá]|existe"
 )
 _SPLIT = re.compile(rf"\?\s*|;\s*|,?\s+(?:and|e)\s+(?=(?:{_QUESTION_WORDS})\b)", re.I)
 
