@@ -270,3 +270,19 @@ async def test_knowledge_hits_are_left_out_of_questions_unless_kb_context() -> N
         base = AgentDeps(provider=provider, policy=SafetyPolicy(SafetySettings()), knowledge=kn, kb_limit=3)
         await run(ask_deps(base, AskSettings(kb_context=on), None), "how many cores?")
         assert kn.searched == (["how many cores?"] if on else [])
+
+
+async def test_a_command_repeated_in_one_question_leaves_the_model_only_done() -> None:
+    # Seen on the ops bench: a failed recipe command re-issued five times until the time limit.
+    cmd = "grep -rh backup /etc/no-such-cron 2>/dev/null"
+    script = [act("shell", command=cmd), act("shell", command=cmd), done("no backup job found")]
+    provider = RecordingProvider(ScriptedProvider(script, chunk_size=5), supports_grammar=True)
+    base = AgentDeps(provider=provider, policy=SafetyPolicy(SafetySettings(), assume_yes=True))
+    deps = ask_deps(base, AskSettings(), CommandCache(ttl_s=300))
+    events = await run(deps)
+    observes = of(events, "observe")
+    assert [o.data["status"] for o in observes] == ["partial", "repeated"]
+    assert of(events, "done")[0].data["answer"] == "no backup job found"
+    assert len(provider.calls) == 3
+    grammars = [c["constraint"].grammar for c in provider.calls]  # the third turn may only answer
+    assert "act-shell" in grammars[1] and "act-shell" not in grammars[2] and "act-done" in grammars[2]

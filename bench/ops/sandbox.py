@@ -74,6 +74,15 @@ def run_case(
             src.write_text(content)
             if Path(path).exists():
                 args += ["--ro-bind", str(src), path]
+            elif Path(path).parent.is_dir():
+                # The read-only root has no file to bind over (no cron on this host): bind a copy of
+                # the directory with the file added, so the case sees the same state on every host.
+                copy = overlays / f"dir{i}"
+                shutil.copytree(Path(path).parent, copy, symlinks=True)
+                shutil.copy(src, copy / Path(path).name)
+                args += ["--ro-bind", str(copy), str(Path(path).parent)]
+            else:
+                raise RuntimeError(f"overlay {path}: its directory does not exist on this host")
         args += ["--ro-bind", str(fakes), "/usr/local/sbin"]
         for b in binds:
             args += ["--bind", str(b), str(b)]

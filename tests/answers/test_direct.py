@@ -167,6 +167,6 @@ async def test_a_question_a_recipe_answers_ends_without_a_model_turn(embedder) -
 async def test_a_question_no_recipe_answers_goes_to_the_model(embedder) -> None:
     answer = json.dumps({"action": "done", "answer": "no idea", "status": "failed"})
     deps, provider = _loop_deps(embedder, [answer])
-    events = await _run(deps, "Why is nginx failing to start?")
+    events = await _run(deps, "Which nginx worker handled the most requests since Monday?")
     assert not any(e.data.get("source") == "recipe" for e in events if e.kind == "action")
     assert provider._pos == 1

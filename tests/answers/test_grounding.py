@@ -174,3 +174,28 @@ def test_the_real_pairs_cover_right_and_wrong_answers() -> None:
     # The point of the module: right answers pass, most wrong ones are caught.
     assert sum(p["label"] == "grounded" for p in right) / len(right) >= 0.9
     assert sum(p["label"] == "ungrounded" for p in wrong) / len(wrong) >= 0.6
+
+
+def test_a_zero_count_from_a_filter_that_matched_nothing_is_not_evidence() -> None:
+    # A real bench answer that shipped as success: the filter was wrong, not the count zero.
+    q = "How many of the upgradable packages come from the security repository?"
+    ev = evidence(q, ("dpkg-query -l | grep '^security' | wc -l", "0\n"))
+    v = ground("0 upgradable packages from the security repository.", ev)
+    assert not v.ok and [u.text for u in v.ungrounded] == ["0"]
+    assert "filter that matched nothing" in v.problems()[0]
+    # The same pipeline counting something is evidence, and so is a zero the tool states itself.
+    assert ground("5", evidence(q, ("apt list --upgradable | grep -c security", "5\n"))).ok
+    failed = ("systemctl --failed --no-legend | wc -l", "0\n")
+    assert ground("0 units have failed.", evidence("How many systemd units have failed?", failed)).ok
+
+
+def test_a_zero_or_a_whole_unit_off_duration_is_not_a_conversion() -> None:
+    q = "In how many days does the certificate /srv/certs/www.pem expire?"
+    facts = FACTS.replace("up 5h 16m", "up 3h 1m")
+    for wrong in ("0 days", "1 day"):
+        v = ground(wrong, evidence(q, facts=facts))
+        assert not v.ok, wrong
+    # Rounded or cut to the unit stays grounded: 1 day 20 h is "1 day" or "2 days".
+    up = FACTS.replace("up 5h 16m", "up 1d 20h")
+    assert ground("Up 1 day.", evidence(DEMO, facts=up)).grounded
+    assert ground("Up 2 days.", evidence(DEMO, facts=up)).grounded

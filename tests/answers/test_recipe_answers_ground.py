@@ -70,6 +70,22 @@ Nov 23 08:03:10 ops-01 sshd[905]: Invalid user admin from 198.51.100.23 port 400
 Nov 23 08:03:12 ops-01 sshd[905]: Failed password for invalid user admin from 198.51.100.23 port 40022 ssh2
 """
 APT_ONE = "openssl/stable-security 3.0.16-1~deb12u1 amd64 [upgradable from: 3.0.15-1~deb12u1]\n"
+NGINX_JOURNAL = """\
+Nov 23 09:00:01 ops-01 postfix/smtp[811]: error: connect to relay.example.net[192.0.2.10]:587: Connection timed out
+Nov 23 09:12:44 ops-01 nginx[640]: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)
+Nov 23 09:12:44 ops-01 systemd[1]: nginx.service: Failed with result 'exit-code'.
+"""
+F2B_JAILS = """Status for the jail: sshd
+|- Filter
+`- Actions
+   |- Currently banned:\t3
+   `- Banned IP list:\t203.0.113.7 198.51.100.23 192.0.2.45
+Status for the jail: asterisk
+`- Actions
+   |- Currently banned:\t1
+   `- Banned IP list:\t203.0.113.99
+"""
+MEMINFO = "MemTotal:       24683664 kB\nMemFree:        20983068 kB\nMemAvailable:   23181936 kB\n"
 
 
 def _evidence(question: str, command: str, out: str) -> Evidence:
@@ -135,6 +151,32 @@ def _evidence(question: str, command: str, out: str) -> Evidence:
         ("How many TCP ports are listening on this machine?", "listening_ports", "ss -H -tlnp", SS, {}, "2 ports"),
         ("How many ERROR lines are in /var/log/app/app.log?", "count", "grep -c -w -- ERROR /var/log/app/app.log",
          "13\n", {"word": "ERROR", "path": "/var/log/app/app.log"}, "13"),
+        ("Why did nginx fail?", "service_failure", "journalctl -u nginx -b -n 50 --no-pager -o short",
+         NGINX_JOURNAL, {"service": "nginx"}, "Address already in use"),
+        ("Is password authentication enabled for SSH?", "sshd_setting",
+         "grep -hiE '^[[:space:]]*'PasswordAuthentication'[[:space:]]' /etc/ssh/sshd_config",
+         "PasswordAuthentication no\n", {"setting": "PasswordAuthentication"}, "No"),
+        ("What is MaxAuthTries set to in the SSH server config?", "sshd_setting",
+         "grep -hiE '^[[:space:]]*'MaxAuthTries'[[:space:]]' /etc/ssh/sshd_config", "MaxAuthTries 3\n",
+         {"setting": "MaxAuthTries"}, "3"),
+        ("Is 192.0.2.45 banned by fail2ban?", "fail2ban_ip", "for j in sshd asterisk; do fail2ban-client status $j; done",
+         F2B_JAILS, {"ip": "192.0.2.45"}, "Yes"),
+        ("Is 10.1.1.1 banned by fail2ban?", "fail2ban_ip", "for j in sshd asterisk; do fail2ban-client status $j; done",
+         F2B_JAILS, {"ip": "10.1.1.1"}, "No"),
+        ("Which source network does the nftables input chain drop?", "nft_input", "nft list ruleset", NFT, {},
+         "198.51.100.0/24"),
+        ("How many of the upgradable packages come from the security repository?", "apt_upgradable",
+         "apt list --upgradable 2>/dev/null", APT, {}, "2 upgradable"),
+        ("In how many days does the certificate /srv/certs/www.pem expire?", "cert_days",
+         "openssl x509 -enddate -noout -in /srv/certs/www.pem", "notAfter=Mar  3 12:00:00 2037 GMT\n",
+         {"path": "/srv/certs/www.pem"}, "days"),
+        ("How much RAM does this machine have?", "meminfo", "cat /proc/meminfo", MEMINFO, {}, "in use"),
+        ("At what time does the backup cron job run?", "cron_time", "grep -rhi backup /etc/cron.d",
+         "30 2 * * * root /usr/local/sbin/backup.sh >/dev/null 2>&1\n", {"job": "backup"}, "02:30"),
+        ("When does the cleanup cron job run?", "cron_time", "grep -rhi cleanup /etc/cron.d",
+         "*/15 * * * * www-data /usr/bin/php /var/www/cleanup.php\n", {"job": "cleanup"}, "15 minutes"),
+        ("When does the report cron job run?", "cron_time", "grep -rhi report /etc/cron.d",
+         "@daily root /usr/local/bin/report\n", {"job": "report"}, "midnight"),
     ],
 )  # fmt: skip
 def test_a_recipe_answer_passes_the_gate_on_its_own_output(

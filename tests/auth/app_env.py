@@ -42,10 +42,11 @@ class AppEnv:
 
 
 @contextlib.asynccontextmanager
-async def open_env(home: Path, script: list[str] | None = None) -> AsyncIterator[AppEnv]:
-    """The app with users r-<role> (that role on OWN), 'nobody' (no role), and one session per site."""
+async def open_env(home: Path, script: list[str] | None = None, extra: str = "") -> AsyncIterator[AppEnv]:
+    """The app with users r-<role> (that role on OWN), 'nobody' (no role), and one session per site
+    (``extra``: more settings, TOML)."""
     script = script or [action(action="done", answer="ok", status="success")] * 50
-    cfg = write_config(home, script)
+    cfg = write_config(home, script, extra)
     settings = load_settings(cfg)
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -62,6 +62,8 @@ def _verify(home: Path) -> tuple[int, dict]:
         "records": res.count,
         "bad_seq": res.bad_seq,
         "problem": res.problem,
+        "anchor": res.anchor,
+        "note": res.note,
     }
 
 
@@ -72,7 +74,9 @@ def _cli_verify(home: Path) -> tuple[int, dict]:
 
 def test_intact_then_edited(trail: Path) -> None:
     rc, res = _cli_verify(trail)
-    assert rc == 0 and res == {"ok": True, "records": 6, "bad_seq": None, "problem": None}
+    assert rc == 0 and res == {
+        "ok": True, "records": 6, "bad_seq": None, "problem": None, "anchor": 6, "note": None
+    }  # fmt: skip
     with _db(trail) as db:
         db.execute("UPDATE audit_records SET decision='allow' WHERE seq=3")
     rc, res = _cli_verify(trail)
@@ -89,8 +93,8 @@ def test_removed_record(trail: Path) -> None:
 
 
 def test_removed_last_record_then_forged_append_without_key(trail: Path) -> None:
-    # Dropping the newest record leaves a valid shorter chain; appending a fake record without the
-    # key is caught.
+    # Appending a fake record without the key is caught by its hash (the tail tests are in
+    # test_audit_anchor.py).
     with _db(trail) as db:
         prev = db.execute("SELECT hash FROM audit_records WHERE seq=6").fetchone()[0]
         db.execute(

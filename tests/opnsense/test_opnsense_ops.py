@@ -340,7 +340,9 @@ async def test_system_reads(fw2):
     assert "memory" in (await f.resources())["resources"]
     assert {i["identifier"] for i in await f.interfaces()} == {"wan", "lan"}
     assert (await f.gateways())[0]["status_translated"] == "Online"
-    assert {s["name"] for s in await f.services()} == {"unbound", "suricata"}
+    rows = {s["id"]: s for s in await f.services()}
+    assert {"unbound", "suricata", "pf", "webgui", "openssh", "dpinger/WAN_GW"} <= set(rows)
+    assert rows["pf"]["locked"] == 1 and rows["wireguard"]["running"] == 0
 
 
 async def test_backups_keep_time_hash_and_diff(fw2):

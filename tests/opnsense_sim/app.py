@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 from . import rules as rules_mod
 from .models import (
@@ -139,23 +140,37 @@ class Simulator:
         self.states: set[tuple[str, int]] = set()
         self.keep_states = True
         self.filterlog: list[dict[str, Any]] = []  # parsed filterlog lines, oldest first
+        from .system_ops import OpsState  # firmware, CARP, services, history snapshots
+
+        self.ops = OpsState()
+        self.save_config("initial configuration")  # a real install always has one history entry
 
     def add_key(self, key: str, secret: str, **kw: Any) -> ApiKey:
         """Register an API key."""
         self.keys[key] = ApiKey(secret, **kw)
         return self.keys[key]
 
-    def save_config(self) -> None:
-        """Every successful save writes a backup revision (config.xml)."""
-        self.backups.append((self.clock(), self.config_xml()))
+    def save_config(self, description: str = "/api made changes") -> None:
+        """Every successful save writes a backup revision (config.xml with its ``<revision>``) into
+        the history, as core's ``Config::save()`` does; the models are kept for a revert."""
+        from .system_ops import snapshot
 
-    def config_xml(self) -> str:
-        """A config.xml rendering of the staged models."""
+        t = self.clock()
+        self.backups.append((t, self.config_xml(revision=(t, description))))
+        self.ops.backup_state.append(snapshot(self))
+
+    def config_xml(self, revision: tuple[float, str] | None = None) -> str:
+        """A config.xml rendering of the staged models (values XML-escaped, as core writes them)."""
         lines = ['<?xml version="1.0"?>', "<opnsense>", f"  <version>{self.version_text}</version>"]
+        if revision is not None:
+            lines.append(
+                f"  <revision><username>root@127.0.0.1</username><time>{revision[0]:.4f}</time>"
+                f"<description>{escape(revision[1])}</description></revision>"
+            )
         for name, col in self.cols.items():
             lines.append(f"  <{name}s>")
             for u, item in sorted(col.items.items()):
-                attrs = "".join(f"<{k}>{v}</{k}>" for k, v in item.items())
+                attrs = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in item.items())
                 lines.append(f'    <{col.key} uuid="{u}">{attrs}</{col.key}>')
             lines.append(f"  </{name}s>")
         lines.append("</opnsense>")

@@ -14,7 +14,6 @@ from .app import (
     IFACES,
     ROLLBACK_S,
     UUID_RE,
-    RawReply,
     Req,
     Simulator,
     UserException,
@@ -488,14 +487,6 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
         },
     )
     add(
-        "core/firmware/status",
-        lambda req: {
-            "product": product(),
-            "status_msg": "Firmware status requires to check for update first to provide more information.",
-            "status": "none",
-        },
-    )
-    add(
         "core/system/status",
         lambda req: {
             "metadata": {"system": {"status": "OK", "message": "No pending messages", "title": "System"}},
@@ -563,34 +554,12 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
             "status": "ok",
         },
     )
-    add(
-        "core/service/search",
-        lambda req: page(
-            req,
-            [
-                {"id": "unbound", "locked": 0, "running": 1, "description": "Unbound DNS", "name": "unbound"},
-                {
-                    "id": "suricata",
-                    "locked": 0,
-                    "running": 1,
-                    "description": "Intrusion Detection",
-                    "name": "suricata",
-                },
-            ],
-            model_search=False,
-        ),
-    )
-
-    def download(req: Req, host: str, backupfile: str | None = None) -> Any:
-        if host != "this":
-            return RawReply(b"", "application/octet-stream")
-        xml = sim.backups[-1][1] if sim.backups else sim.config_xml()
-        return RawReply(xml.encode(), "application/octet-stream")
-
-    add("core/backup/download", download, 1, 2)
     from .diagnostics import register as register_reads
 
     register_reads(sim, add)
+    from .system_ops import register as register_system_ops
+
+    register_system_ops(sim, add)
     return routes
 
 

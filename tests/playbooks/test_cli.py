@@ -60,19 +60,19 @@ def test_playbook_test_prints_the_plan_and_changes_nothing(tmp_path: Path, netns
         cfg = config(tmp_path, f'[playbooks.nodes.web1]\nkind = "netns"\nnetns = "{ns.path}"\n')
         pb = tmp_path / "pb.yaml"
         pb.write_text(
-            "name: ssh\ntrigger: {alert: {signature_id: 2001219}}\napprovals: {changes_state: secops}\n"
+            "name: ssh\ntrigger: {alert: {signature_id: 2001219}}\napprovals: {changes_state: approver}\n"
             "steps:\n  - nft_block: {nodes: [web1]}\n"
         )
         alert = tmp_path / "alert.json"
         alert.write_text(json.dumps(SSH_SCAN_ALERT))
         p = fazai(cfg, "playbook", "test", str(pb), "--alert", str(alert))
         assert p.returncode == 0, p.stderr
-        assert "1. [nft_block1] nft_block: risk changes_state, needs approval by role 'secops'" in p.stdout
+        assert "1. [nft_block1] nft_block: risk changes_state, needs approval by role 'approver'" in p.stdout
         assert "on web1: $ nft 'add table inet fazai; " in p.stdout and "198.51.100.23" in p.stdout
         assert ns.elements() == [] and "fazai" not in ns.nft("list", "tables").stdout
         p = fazai(cfg, "playbook", "test", str(pb), "--alert", str(alert), "--json")
         plan = json.loads(p.stdout)
-        assert plan["matched"] is True and plan["steps"][0]["approval_role"] == "secops"
+        assert plan["matched"] is True and plan["steps"][0]["approval_role"] == "approver"
     finally:
         ns.close()
 

@@ -44,7 +44,7 @@ steps:
 GATED = """
 name: gated
 trigger: {alert: {signature_id: 999}}
-approvals: {changes_state: secops}
+approvals: {changes_state: approver}
 steps:
   - nft_block: {nodes: [web1]}
 """
@@ -150,7 +150,7 @@ def test_runs_wait_for_approval_and_can_be_aborted(setup) -> None:
         (sid,) = r.json()["sessions"]
         waiting = wait_for(lambda: c.get(f"/agent/sessions/{sid}").json()["waiting_for"], what="approval")
         ev = next(e for e in events_of(c, sid) if e["kind"] == "approval_required")
-        assert ev["data"]["role"] == "secops" and "198.51.100.5" in ev["data"]["summary"]
+        assert ev["data"]["role"] == "approver" and "198.51.100.5" in ev["data"]["summary"]
         assert ns.elements() == []  # nothing before the approval
         r = c.post("/agent/reply", json={"session": sid, "action": waiting[0]["action"], "approved": True})
         assert r.status_code == 200, r.text

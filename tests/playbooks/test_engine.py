@@ -166,15 +166,15 @@ async def test_approvals_by_risk_class_name_the_role() -> None:
     text = """
 name: cleanup
 trigger: {schedule: {every: 1h}}
-approvals: {destructive: secops}
+approvals: {destructive: admin}
 steps:
   - shell: {command: "rm -rf /tmp/fazai-playbook-test-nothing"}
 """
     denied = Approver(answer=False)
     events = await run(text, {"summary": "scheduled"}, env, denied)
     req = next(e for e in events if e.kind == "approval_required")
-    assert req.data["role"] == "secops" and req.data["risk"] == "destructive"
-    assert done(events)["status"] == "failed" and "needs role 'secops'" in done(events)["answer"]
+    assert req.data["role"] == "admin" and req.data["risk"] == "destructive"
+    assert done(events)["status"] == "failed" and "needs role 'admin'" in done(events)["answer"]
     events = await run(text, {"summary": "scheduled"}, env, Approver(answer=True))
     assert done(events)["status"] == "success"
 

@@ -56,6 +56,11 @@ def test_typos_and_bad_values_are_reported_with_their_lines() -> None:
         ("name: x\ntrigger: {alert: {}}\nsteps:\n  - block_ip: {}\n   bad indent\n", 5, "not valid YAML"),
         ("name: x\ntrigger: {alert: {}}\nsteps:\n  - id: a\n    when: {step: later}\n    block_ip: {}\n", 5,
          "not an earlier step"),
+        # An approver role the daemon does not grant (a typo, or a team name): refused at load.
+        ("name: x\ntrigger: {alert: {}}\napprovals:\n  changes_state: secops\nsteps: [{block_ip: {}}]\n", 3,
+         "'secops' cannot approve: name one of approver, admin"),
+        ("name: x\ntrigger: {alert: {}}\napprovals: {destructive: operator}\nsteps: [{block_ip: {}}]\n", 3,
+         "'operator' cannot approve"),
     ],
 )  # fmt: skip
 def test_more_bad_files(text: str, line: int, needle: str) -> None:
@@ -149,7 +154,7 @@ def test_what_if_prints_exactly_what_would_run_and_changes_nothing() -> None:
 name: ssh-scan
 description: block SSH scanners
 trigger: {alert: {signature_id: 2001219}}
-approvals: {changes_state: secops}
+approvals: {changes_state: approver}
 steps:
   - block_ip: {ttl: 1h}
   - nft_block: {nodes: [local]}
@@ -163,7 +168,7 @@ steps:
     env = make_env()
     plan = what_if(pb, ctx, env)
     text = render_text(pb, ctx, plan, matched=True)
-    assert "1. [block_ip1] block_ip: risk changes_state, needs approval by role 'secops'" in text
+    assert "1. [block_ip1] block_ip: risk changes_state, needs approval by role 'approver'" in text
     assert "block 198.51.100.23 on (default firewall) (alias fazai_block) for 3600s" in text
     assert "; add element inet fazai blocklist { 198.51.100.23 }'" in text
     assert "undo: $ nft delete element inet fazai blocklist '{ 198.51.100.23 }'" in text

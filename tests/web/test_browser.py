@@ -1,16 +1,19 @@
 """The console in a real browser (chromium + Playwright) against a real fazaid with the scripted
 provider: sign in, watch a live session, approve an action and see it run, abort another, a viewer
-sees no approve button and gets 403 from the API, hostile text stays text. Screenshots of each page
-go to tests/artifacts/."""
+sees no approve button and gets 403 from the API, hostile text stays text; the fleet pages over a
+seeded fleet (nodes, metrics, alerts, sessions) and a playbook run waiting for its approver role.
+Screenshots of each page go to tests/artifacts/."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from fleet_seed import seed
 
 from daemon_harness import Daemon, action
 from fazai.auth import Role, Scope
@@ -24,6 +27,18 @@ HOSTILE_GOAL = "<img src=x onerror=\"window.__xss='goal'\"><script>window.__xss=
 HOSTILE_OUT = "<script>window.__xss='output'</script>"
 
 
+# A playbook of acme/paris whose one step only an admin may approve.
+GATED = """
+name: gated-probe
+site: acme/paris
+trigger: {alert: {signature_id: 999}}
+approvals: {read_only: admin, changes_state: admin, destructive: admin}
+steps:
+  - id: probe
+    shell: {command: "true", targets: [here]}
+"""
+
+
 def _users(home: Path) -> None:
     async def go() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{home / 'state' / 'fazai.db'}")
@@ -32,9 +47,11 @@ def _users(home: Path) -> None:
             ("alice", Role.approver, "default"),
             ("vic", Role.viewer, "default/default"),
             ("root", Role.admin, "*"),
+            ("paula", Role.viewer, "acme/paris"),
         ):
             await svc.users.add(name, PASSWORD)
             await svc.users.grant(name, role, Scope.parse(scope))
+        await seed(store)
         await store.close()
 
     asyncio.run(go())
@@ -54,7 +71,19 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
         action(action="shell", command=f'echo "{HOSTILE_OUT}"'),
         action(action="done", answer=HOSTILE_OUT, status="success"),
     ]
-    d = Daemon(home, script)
+    books = home / "playbooks"
+    books.mkdir(parents=True)
+    (books / "gated.yaml").write_text(GATED)
+    extra = f"""
+[telemetry]
+sample_interval_s = 0
+[playbooks]
+dir = "{books}"
+detect_local = false
+[playbooks.nodes.here]
+kind = "local"
+"""
+    d = Daemon(home, script, extra)
     (home / "state").mkdir(parents=True, exist_ok=True)
     _users(home)
     d.start(timeout=120)  # a crowded CI machine takes a while to import everything
@@ -186,3 +215,61 @@ def test_console_in_a_browser(daemon, browser, shots) -> None:
     for ctx in (approver, viewer, admin.context):
         ctx.close()
     assert sid3
+
+
+def test_fleet_pages_in_a_browser(daemon, browser, shots) -> None:
+    d, _marker = daemon
+    base = d.url
+    admin_h = {"Authorization": f"Bearer {d.token}"}
+    r = httpx.post(
+        f"{base}/playbooks/gated-probe/run", json={"context": {"summary": "browser"}}, headers=admin_h
+    )
+    assert r.status_code == 201, r.text
+    pb_sid = r.json()["session"]
+    viewer = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = viewer.new_page()
+    _login(page, base, "paula")  # viewer on acme/paris
+    page.goto(base + "/console/fleet")
+    assert page.locator("#node-web-01").count() == 1 and page.locator("#node-here").count() == 1
+    assert page.locator("#node-db-02").count() == 0  # another site's node is not listed
+    assert "2 open alerts" in page.locator("#fleet-totals").inner_text()
+    assert page.locator("h2", has_text="acme / paris / front").count() == 1
+    shots(page, "12-fleet")
+    page.click("#node-web-01 a")
+    page.wait_for_url(re.compile(r".*/console/fleet/web-01$"))
+    assert "<script>" in page.locator("#panel-facts").inner_text()  # shown as text
+    shots(page, "13-node-facts")
+    for tab, check in (
+        ("metrics", "svg.spark polyline"),
+        ("sessions", "#panel-sessions td a"),
+        ("alerts", "tr.alert"),
+        ("kb", "ul.kb-used li"),
+    ):
+        page.click(f"#tab-{tab}")
+        page.wait_for_url(re.compile(rf".*\?tab={tab}$"))
+        assert page.locator(check).count() >= 1, tab
+        assert page.evaluate("window.__xss") is None, tab
+        shots(page, f"14-node-{tab}")
+    assert page.goto(base + "/console/fleet/db-02").status == 403
+    # The playbook run waits for an admin: the viewer sees it, without buttons; the admin has them.
+    page.goto(base + "/console/playbooks")
+    page.wait_for_selector(f"#run-{pb_sid}")
+    assert "waits for an admin" in page.locator(f"#run-{pb_sid}").inner_text()
+    assert page.locator(f"#run-{pb_sid} button.approve").count() == 0
+    shots(page, "15-playbooks-viewer")
+    admin = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone
+    _login(admin, base, "root")
+    admin.goto(base + "/console/fleet")
+    assert admin.locator("#node-db-02").count() == 1
+    shots(admin, "16-fleet-admin-phone")
+    admin.goto(base + "/console/playbooks")
+    admin.click(f"#run-{pb_sid} button.approve")
+    admin.wait_for_selector("text=approved by root")
+    shots(admin, "17-playbook-approved")
+    for _ in range(200):
+        if httpx.get(f"{base}/agent/sessions/{pb_sid}", headers=admin_h).json()["status"] == "done":
+            break
+        time.sleep(0.1)
+    assert httpx.get(f"{base}/agent/sessions/{pb_sid}", headers=admin_h).json()["status"] == "done"
+    for ctx in (viewer, admin.context):
+        ctx.close()

@@ -220,6 +220,10 @@ class AskShell:
         text, results = self._observation(aid, entries)
         statuses = {r["status"] for r in results}
         status = "ok" if statuses <= {"ok", "empty"} else "refused" if statuses == {"refused"} else "partial"
+        if entries and all(e.get("redundant") or e.get("since") is not None for e in entries):
+            # Every command already ran in this question: the model has nothing new to read, and
+            # small models otherwise re-issue the same command until time runs out.
+            status = "repeated"
         yield Outcome(text, status=status, data={"results": results, "commands": commands})
 
     async def _run_parallel(

@@ -330,6 +330,17 @@ def _fail2ban_jail(out: str, slots: dict[str, str], q: str) -> str:
     return f"{m.group(1)} IPs are currently banned in the {slots.get('jail', '')} jail{listed}."  # type: ignore[union-attr]
 
 
+@extractor("fail2ban_ip")
+def _fail2ban_ip(out: str, slots: dict[str, str], q: str) -> str:
+    ip = slots.get("ip", "")
+    jails = re.findall(r"Status for the jail:\s*(\S+)(?:.|\n)*?Banned IP list:[ \t]*([^\n]*)", out)
+    _need(jails, "no jail status with a banned IP list in the output")
+    hits = [j for j, ips in jails if ip in ips.replace(",", " ").split()]
+    if hits:
+        return f"Yes: {ip} is banned in the {_list(hits)} jail{'s' if len(hits) > 1 else ''}."
+    return f"No: {ip} is not in the banned list of any jail ({_list([j for j, _ in jails])})."
+
+
 @extractor("fail2ban_jails")
 def _fail2ban_jails(out: str, slots: dict[str, str], q: str) -> str:
     m = re.search(r"Jail list:\s*(.*)", out)
@@ -340,7 +351,21 @@ def _fail2ban_jails(out: str, slots: dict[str, str], q: str) -> str:
 
 @extractor("apt_upgradable")
 def _apt_upgradable(out: str, slots: dict[str, str], q: str) -> str:
-    pkgs = [ln.split("/", 1)[0] for ln in _lines(out) if "upgradable from" in ln]
+    rows = [ln for ln in _lines(out) if "upgradable from" in ln]
+    # "How many of them are security updates / from backports": the suite after the slash says.
+    suite = re.search(r"\b(security|backports|updates|proposed)\b", q, re.I)
+    if suite:
+        word = suite.group(1).lower()
+        rows = [r for r in rows if word in r.split()[0].split("/", 1)[-1].lower()]
+        pkgs = [r.split("/", 1)[0] for r in rows]
+        if not pkgs:
+            return f"No upgradable package comes from a {word} suite."
+        return _counted(
+            pkgs,
+            f"upgradable package comes from a {word} suite",
+            f"upgradable packages come from a {word} suite",
+        )
+    pkgs = [r.split("/", 1)[0] for r in rows]
     if not pkgs:
         return "No package can be upgraded."
     return f"{len(pkgs)} packages can be upgraded: {_list(pkgs)}."
@@ -348,15 +373,17 @@ def _apt_upgradable(out: str, slots: dict[str, str], q: str) -> str:
 
 @extractor("sshd_setting")
 def _sshd_setting(out: str, slots: dict[str, str], q: str) -> str:
+    """The first value sshd takes (``sshd -T`` or the files, drop-ins first), yes/no questions answered."""
     key = slots.get("setting", "")
     for ln in _lines(out):
-        m = re.match(rf"\s*({re.escape(key)})\s+(\S+)", ln, re.I)
+        m = re.match(rf"\s*({re.escape(key)})\s+(.+?)\s*$", ln, re.I)
         if m:
-            value = m.group(2)
-            if key.lower() == "permitrootlogin":
-                verdict = "No" if value.lower() == "no" else "Yes" if value.lower() == "yes" else "Partly"
-                return f"{verdict}: PermitRootLogin {value}."
-            return f"{m.group(1)} {value}."
+            name, value = m.group(1), m.group(2)
+            low = value.lower()
+            if wants(q) == "yes_no" or key.lower() == "permitrootlogin":
+                verdict = "No" if low == "no" else "Yes" if low == "yes" else "Partly"
+                return f"{verdict}: {name} {value}."
+            return f"{name} {value}."
     raise NoAnswer(f"{key} is not set in the output (the default applies)")
 
 
@@ -366,12 +393,19 @@ def _nft_input(out: str, slots: dict[str, str], q: str) -> str:
     _need(chain, "no input chain")
     body = chain.group(1)  # type: ignore[union-attr]
     policy = re.search(r"policy (\w+);", body)
-    ports: list[str] = []
-    for m in re.finditer(r"tcp dport (\{[^}]*\}|\d+) accept", body):
-        ports += re.findall(r"\d+", m.group(1))
     if re.search(r"polic", q, re.I):
         _need(policy, "no policy")
         return f"The input chain's default policy is `{policy.group(1)}`."  # type: ignore[union-attr]
+    if re.search(r"\b(?:drop|dropp|block|reject|deny|denied|bloque|descart)", q, re.I):
+        rules = [ln.strip() for ln in body.splitlines() if re.search(r"\b(?:drop|reject)\s*$", ln.strip())]
+        sources = [s for r in rules for s in re.findall(r"\bi(?:p6?)? saddr (\S+)", r)]
+        _need(rules, "no drop or reject rule in the input chain")
+        if sources:
+            return "Dropped by the input chain: traffic from " + _list([f"`{x}`" for x in sources]) + "."
+        return "Rules of the input chain that drop: " + "; ".join(f"`{r}`" for r in rules) + "."
+    ports: list[str] = []
+    for m in re.finditer(r"tcp dport (\{[^}]*\}|\d+) accept", body):
+        ports += re.findall(r"\d+", m.group(1))
     _need(ports, "no accepted TCP ports")
     return "TCP ports accepted by the input chain: " + _list(ports) + "."
 
@@ -417,10 +451,32 @@ def _config_value(out: str, slots: dict[str, str], q: str) -> str:
 def _cron_time(out: str, slots: dict[str, str], q: str) -> str:
     for ln in _lines(out):
         f = ln.split()
-        if len(f) >= 6 and f[0].isdigit() and f[1].isdigit():
-            days = "every day" if f[2:5] == ["*", "*", "*"] else f"(day {f[2]}, month {f[3]}, weekday {f[4]})"
-            return f"At {int(f[1]):02d}:{int(f[0]):02d} {days}: {' '.join(f[5:])}"
-    raise NoAnswer("no fixed-time cron line")
+        if f and f[0] in _CRON_NICKNAMES:
+            return f"{_CRON_NICKNAMES[f[0]]} (`{f[0]}`): {' '.join(f[1:])}"
+        if len(f) < 6 or not re.fullmatch(r"[\d*/,-]+", f[0]) or not re.fullmatch(r"[\d*/,-]+", f[1]):
+            continue
+        days = "every day" if f[2:5] == ["*", "*", "*"] else f"(day {f[2]}, month {f[3]}, weekday {f[4]})"
+        what = " ".join(f[5:])
+        if f[0].isdigit() and re.fullmatch(r"\d+(?:,\d+)*", f[1]):
+            times = " and ".join(f"{int(h):02d}:{int(f[0]):02d}" for h in f[1].split(","))
+            return f"At {times} {days}: {what}"
+        if (m := re.fullmatch(r"\*/(\d+)", f[0])) and f[1] == "*":
+            return f"Every {m.group(1)} minutes {days}: {what}"
+        if f[0].isdigit() and (m := re.fullmatch(r"\*/(\d+)", f[1])):
+            return f"Every {m.group(1)} hours at minute {f[0]} {days}: {what}"
+    raise NoAnswer("no cron line with a schedule")
+
+
+_CRON_NICKNAMES = {
+    "@reboot": "At every boot",
+    "@yearly": "Once a year, on 1 January at midnight",
+    "@annually": "Once a year, on 1 January at midnight",
+    "@monthly": "Once a month, on the 1st at midnight",
+    "@weekly": "Once a week, on Sunday at midnight",
+    "@daily": "Once a day, at midnight",
+    "@midnight": "Once a day, at midnight",
+    "@hourly": "Once an hour, at the start of the hour",
+}
 
 
 # Registers the extractors of logs, the network, certificates and containers (kept in their own module).

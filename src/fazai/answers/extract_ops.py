@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 
 from fazai.answers.extract import NoAnswer, _lines, _list, _need, extractor
+from fazai.answers.values import parse_timestamp
 from fazai.facts.collectors import parse_ss
 
 
@@ -122,3 +124,44 @@ def _apt_candidate(out: str, slots: dict[str, str], q: str) -> str:
     _need(m, "the package has no upgrade (or is not installed)")
     pkg, new, old = m.group(1), m.group(2), m.group(3)  # type: ignore[union-attr]
     return f"`{pkg}` can be upgraded from {old} to {new}."
+
+
+@extractor("cert_days")
+def _cert_days(out: str, slots: dict[str, str], q: str) -> str:
+    line = next((ln for ln in _lines(out) if ln.lower().startswith("notafter")), "")
+    when = parse_timestamp(line)
+    _need(when is not None, "no notAfter date")
+    days = (when - time.time()) / 86400  # type: ignore[operator]
+    path = slots.get("path", "The certificate")
+    end = line.split("=", 1)[-1].strip()
+    if days < 0:
+        return f"{path} expired {int(-days)} days ago ({end})."
+    return f"{path} expires in {int(days)} days ({end})."
+
+
+_FAILURE = re.compile(
+    r"\[(?:emerg|alert|crit|error)\]|\b(?:error|fatal|failed|failure|denied|refused|in use|not found|"
+    r"no such|cannot|can't|unable|invalid|timed out|segfault|killed)\b",
+    re.I,
+)
+
+
+@extractor("service_failure")
+def _service_failure(out: str, slots: dict[str, str], q: str) -> str:
+    """Why a unit failed: the last error line the service itself logged (systemd's own lines, which
+    only say that it failed, come second)."""
+    name = slots.get("service", "").removesuffix(".service")
+    _need(name, "no service named")
+    own, manager = [], []
+    for ln in _lines(out):
+        m = re.match(r"^(\w{3} +\d+ [\d:]+) \S+ ([^\[:\s]+)(?:\[\d+\])?: (.*)$", ln)
+        if not m or not _FAILURE.search(m.group(3)):
+            continue
+        unit, text = m.group(2).split("/")[0], m.group(3).strip()
+        if unit == name:
+            own.append((m.group(1), text))
+        elif unit == "systemd" and re.search(rf"\b{re.escape(name)}(?:\.service)?\b", text):
+            manager.append((m.group(1), text))
+    _need(own or manager, f"no error line of {name} in the output")
+    when, text = (own or manager)[-1]
+    return f"`{name}` failed because: `{text}` (logged {when})."

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from fazai.answers.values import (
     content_words,
     duration_seconds,
     extract_values,
+    parse_timestamp,
     short_answer_names,
     words_related,
 )
@@ -38,6 +40,8 @@ _PT_EN = {
     "regra": "rule", "grupo": "group", "linha": "line", "tamanho": "size", "espaço": "space disk",
 }  # fmt: skip
 _MAX_PAIR_NUMBERS = 120  # numbers considered for sums/differences (pairs grow quadratically)
+_MAX_PAIR_SIZES = 40
+_DATED = re.compile(r"not ?after|not ?before|expir|valid|since|until|modif|change|birth|creat|last", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class Verdict:
     grounded: list[Grounding] = field(default_factory=list)
     ungrounded: list[Value] = field(default_factory=list)
     unrelated: dict[str, str] = field(default_factory=dict)  # value text -> the line it was seen on
+    weak: dict[str, str] = field(default_factory=dict)  # value text -> why its only source proves nothing
     contradictions: list[Contradiction] = field(default_factory=list)
     unanswered: str | None = None  # why the answer does not answer the question, if it does not
 
@@ -72,7 +77,9 @@ class Verdict:
         out = []
         for v in self.ungrounded:
             seen = self.unrelated.get(v.text)
-            if seen is not None:
+            if v.text in self.weak:
+                out.append(f"{v.text!r} comes only from {self.weak[v.text]}: check the filter on its input")
+            elif seen is not None:
                 out.append(f"{v.text!r} appears only in unrelated output ({seen.strip()[:80]!r})")
             else:
                 out.append(f"{v.text!r} ({v.kind}) is not in any command output or the facts")
@@ -200,11 +207,15 @@ def _close(v: Value, other: float | None, other_step: float = 0.0) -> bool:
         return abs(v.number - other) <= step / 2 + 1e-9 if step < 1 else v.number == round(other, 6)
     if v.kind == "percent":
         return abs(v.number - other) <= max(1.0, step)
+    if v.kind in ("size", "duration") and (v.number == 0) != (other == 0):
+        return False  # "0 days" is not 3 hours rounded: a zero measure must be read as zero
     if v.kind == "size":
         return abs(v.number - other) <= step * 0.5 + 0.03 * max(abs(v.number), abs(other)) + other_step / 2
     if v.kind == "duration":
         drift = 300.0 if other >= 600 else 2.0  # the clock moves between the command and the answer
-        return abs(v.number - other) <= step + drift
+        # Written to its unit, a duration is rounded ("2 days" for 1.6) or cut ("up 1 day" for 1.9),
+        # never off by a whole unit the other way ("1 day" is not 3 hours).
+        return -step / 2 - drift <= other - v.number <= step + drift
     return False
 
 
@@ -301,6 +312,33 @@ def _find_measure(v: Value, sources: list[Source]) -> Grounding | None:
             nums = [x.number for _, x in _line_values(s, i) if x.kind == "number" and x.number is not None]
             if g := _derive_measure(v, s, ln, nums):
                 return g
+        if v.kind == "size" and (g := _size_difference(v, s)):
+            return g
+    if v.kind == "duration":
+        return _until_or_since_now(v, sources)
+    return None
+
+
+def _size_difference(v: Value, s: Source) -> Grounding | None:
+    """Used = total - available: the difference of two sizes one output gives (MemTotal, MemAvailable)."""
+    sizes = [x for _, x in s.values if x.kind == "size" and x.number is not None][:_MAX_PAIR_SIZES]
+    for a, b in itertools.permutations(sizes, 2):
+        if a.number > b.number and _close(v, a.number - b.number, (a.unit_step or 0) + (b.unit_step or 0)):  # type: ignore[operator]
+            return Grounding(v, s.ref, f"difference {a.text} - {b.text}")
+    return None
+
+
+def _until_or_since_now(v: Value, sources: list[Source]) -> Grounding | None:
+    """Days until a certificate's ``notAfter`` (or since a date): a date in the output and the clock."""
+    now = time.time()
+    for s in sources:
+        for ln in s.lines:
+            # Only a date that says what it is (an expiry, a change time): any log line's date is not.
+            when = parse_timestamp(ln) if _DATED.search(ln) else None
+            if when is not None and _close(v, abs(when - now)):
+                return Grounding(
+                    v, s.ref, f"{'until' if when > now else 'since'} {ln.strip()[:60]!r} from now"
+                )
     return None
 
 
@@ -339,6 +377,10 @@ def _derive_measure(v: Value, s: Source, line: str, nums: list[float]) -> Ground
         for n in nums:
             if n >= 60 and _close(v, n):
                 return Grounding(v, s.ref, f"converted from {n:g} seconds")
+        if (step := re.search(r"(?<!\S)\*/(\d+)\s+(\S+)", line)) and _close(
+            v, int(step.group(1)) * (60 if step.group(2) == "*" else 3600)
+        ):  # a cron step: `*/15 *` runs every 15 minutes, `0 */6` every 6 hours
+            return Grounding(v, s.ref, f"cron step {step.group(0)!r}")
         d = duration_seconds(line)
         if d and _close(v, d[0]):
             return Grounding(v, s.ref, f"converted from {line.strip()[:40]!r}")
@@ -360,6 +402,10 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
     assert v.number is not None
     related: list[tuple[Source, float, str]] = []
     for s in sources:
+        if v.number == 0 and _empty_filter_count(s):
+            why = f"a count of 0 printed by a filter that matched nothing ({s.command[:60]!r})"
+            verdict.weak.setdefault(v.text, why)
+            continue
         short = len(s.lines) <= 2 and len(s.values) <= 2  # `wc -l`, `grep -c`, `nproc`: the value itself
         for i, ev in s.values:
             if ev.kind != "number" or ev.number is None:
@@ -384,6 +430,15 @@ def _find_number(v: Value, sources: list[Source], clause: set[str], verdict: Ver
         if g := _count(v, s, clause):
             return g
     return _sum_or_difference(v, related, verdict)
+
+
+_COUNTING_FILTER = re.compile(r"\bgrep\b[^|]*\|\s*wc\s+-l\b|\bgrep\s+(?:-\w*c\w*|--count)\b|\bawk\b.*\bc\+\+")
+
+
+def _empty_filter_count(s: Source) -> bool:
+    """``… | grep X | wc -l`` printing 0 says the filter matched nothing, which is as likely a wrong
+    filter as a true zero (``dpkg -l | grep '^security'``): it is no evidence for a zero count."""
+    return bool(_COUNTING_FILTER.search(s.command)) and [ln.strip() for ln in s.lines if ln.strip()] == ["0"]
 
 
 def _count(v: Value, s: Source, clause: set[str]) -> Grounding | None:

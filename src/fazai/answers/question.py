@@ -23,7 +23,8 @@ _MEASURE = re.compile(
     r"\bhow (?:long|big|large|full|old)\b|\bhow much (?:space|memory|ram|disk)\b|\bsize\b|\bpercent|%|"
     r"\busage\b|\buptime\b|\bwhen\b|\bwhat time\b|\bat what time\b|\bexpires?\b|\bversion\b|\bports?\b|"
     r"\b(?:status|exit|return|error|response) codes?\b|"
-    r"\bpid\b|\buid\b|\bgid\b|\bload\b|\bh[aá] quanto tempo\b|\btamanho\b|\bvers[aã]o\b|\bportas?\b",
+    r"\bpid\b|\buid\b|\bgid\b|\bload\b|\bh[aá] quanto tempo\b|\btamanho\b|\bvers[aã]o\b|\bportas?\b|"
+    r"\bset to\b|\bvalue of\b|\bvalor de\b",
     re.I,
 )
 _YES_NO = re.compile(

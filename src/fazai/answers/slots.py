@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from fazai.answers.values import Value, content_words, extract_values, words_set
 
 _QUESTION_WORDS = (
-    r"how|what|which|who|whose|when|where|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|"
-    r"quando|onde|como|h[aá]|est[aá]|existe"
+    r"how|what|which|who|whose|when|where|why|is|are|does|do|did|can|has|have|quant[oa]s?|qual|quais|quem|"
+    r"por ?que|quando|onde|como|h[aá]|est[aá]|existe"
 )
 _SPLIT = re.compile(rf"\?\s*|;\s*|,?\s+(?:and|e)\s+(?=(?:{_QUESTION_WORDS})\b)", re.I)
 
@@ -67,6 +67,33 @@ _BAD_NAMES = words_set(
     "members"
 )
 
+
+# sshd_config keywords by the words operators use for them (most specific first).
+_SSHD_KEYS: list[tuple[str, str]] = [
+    (r"empty passwords?|senhas? vazias?", "PermitEmptyPasswords"),
+    (r"keyboard[- ]interactive|\bkbd", "KbdInteractiveAuthentication"),
+    (
+        r"password auth\w*|password (?:login|logins)|(?:log ?in|logins?) with (?:a )?passwords?|"
+        r"autentica\w+ por senha|\bsenhas?\b",
+        "PasswordAuthentication",
+    ),
+    (r"pub ?key|public[- ]key", "PubkeyAuthentication"),
+    (r"root (?:login|log in)|log ?in as root|login de root|\broot\b", "PermitRootLogin"),
+    (r"max\w* auth\w* tries|auth(?:entication)? (?:tries|attempts)", "MaxAuthTries"),
+    (r"max\w* sessions", "MaxSessions"),
+    (r"x11", "X11Forwarding"),
+    (r"agent forwarding", "AllowAgentForwarding"),
+    (r"tcp forwarding|port forwarding", "AllowTcpForwarding"),
+    (r"allowed users|allow ?users", "AllowUsers"),
+    (r"allowed groups|allow ?groups", "AllowGroups"),
+    (r"listen(?:ing)? address|which address", "ListenAddress"),
+    (r"client ?alive ?interval|keep ?alive", "ClientAliveInterval"),
+    (r"login ?grace", "LoginGraceTime"),
+    (r"\bpam\b", "UsePAM"),
+    (r"\bbanner\b", "Banner"),
+    (r"log ?level", "LogLevel"),
+    (r"\bports?\b|\bportas?\b", "Port"),
+]
 
 # Capitals that name a protocol or a unit, not what a log line says.
 _ACRONYMS = words_set("TCP UDP HTTP HTTPS SSH DNS CPU RAM UID GID PID IPS NFT API URL TLS SSL DHCP NTP")
@@ -131,6 +158,19 @@ def _fill_one(question: str, kind: str, found: list[Value], used: set[int]) -> t
             if m.group(0) not in _ACRONYMS and m.start() not in used:
                 return m.group(0), m.start()
         return None
+    if kind == "ip":
+        for v in found:
+            if v.kind == "ip" and v.start not in used:
+                return v.norm, v.start
+        return None
+    if kind == "sshd_key":  # "password authentication" → PasswordAuthentication
+        m = re.search(r"\b[A-Z][a-z]+(?:[A-Z0-9][a-z0-9]*)+\b", question)
+        if m and m.start() not in used:
+            return m.group(0), m.start()
+        for rx, key in _SSHD_KEYS:
+            if (m := re.search(rx, question, re.I)) and m.start() not in used:
+                return key, m.start()
+        return None
     if kind == "size":  # "larger than 10 MB" → 10 (MiB, for find -size +10M)
         for v in found:
             if v.kind == "size" and v.start not in used and v.number is not None:
@@ -140,11 +180,14 @@ def _fill_one(question: str, kind: str, found: list[Value], used: set[int]) -> t
     if words is None:
         raise ValueError(f"unknown slot type {kind!r}")
     candidates: list[tuple[str, int]] = []
-    for rx in (
+    patterns = [
         r"[`'\"]([^`'\"\s]{2,64})[`'\"]",
         rf"\b(?:{words})\s+(?:named\s+|called\s+|chamad[oa]\s+)?[`'\"]?({_NAME})",
         rf"(?:\bthe\s+|\bo\s+|\ba\s+)?[`'\"]?({_NAME})[`'\"]?\s+(?:{words})\b",
-    ):
+    ]
+    if kind == "service":  # "why did nginx fail?": what failed is a service without the word
+        patterns.append(rf"\b(?:did|does|is|do|has)\s+(?:the\s+)?({_NAME})\s+(?:fail|crash|die|stop)")
+    for rx in patterns:
         for m in re.finditer(rx, question, re.I):
             name = m.group(1).rstrip(".,?")
             if name.lower() in _BAD_NAMES or m.start(1) in used:

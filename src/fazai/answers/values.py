@@ -301,3 +301,27 @@ def words_related(a: set[str], b: set[str]) -> bool:
     if a & b:
         return True
     return any(x.startswith(y) or y.startswith(x) for x in a for y in b if min(len(x), len(y)) >= 3)
+
+
+_TIMESTAMPS = (
+    # openssl x509 -enddate, `date`: "Mar  3 12:00:00 2027 GMT"
+    (re.compile(r"\b([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}:\d{2}:\d{2}) (\d{4})(?: (?:GMT|UTC))?\b"),
+     lambda m: f"{m[1]} {m[2]} {m[3]} {m[4]}", "%b %d %H:%M:%S %Y"),
+    # ISO 8601 / journal --output=short-iso: "2027-03-03T12:00:00" or "2027-03-03 12:00:00"
+    (re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})"),
+     lambda m: f"{m[1]} {m[2]}", "%Y-%m-%d %H:%M:%S"),
+)  # fmt: skip
+
+
+def parse_timestamp(text: str) -> float | None:
+    """The first full date-and-time in ``text`` as seconds since the epoch (UTC), or None."""
+    from calendar import timegm
+    from time import strptime
+
+    for pattern, norm, fmt in _TIMESTAMPS:
+        if m := pattern.search(text):
+            try:
+                return float(timegm(strptime(norm(m), fmt)))
+            except ValueError:
+                continue
+    return None

@@ -5,6 +5,10 @@ previous record's hash, and records are numbered 1, 2, 3… without gaps. So an 
 own hash, a removed one leaves a gap (or breaks the next record's link), a reordered pair breaks the
 links, and without the key nobody can recompute a consistent chain. :meth:`AuditLog.verify` names the
 first record that does not hold.
+
+Removing the *newest* records leaves a shorter chain that is still valid; the anchor
+(:mod:`fazai.audit.anchor`, a signed file outside the database naming the newest record this host
+has seen) catches that: ``verify`` requires the chain to reach the anchored record, with its hash.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fazai.audit.anchor import Anchor, AnchorError, anchor_path, locked, read_anchor, write_anchor
 from fazai.audit.schema import records
 from fazai.auth.secrets import ensure_key_file
 from fazai.protocol import utcnow_iso
+
+log = structlog.get_logger("fazai.audit")
 
 GENESIS = "0" * 64
 DECISIONS = ("allow", "deny", "ok", "fail")
@@ -54,6 +62,8 @@ class VerifyResult:
     count: int
     bad_seq: int | None = None
     problem: str | None = None
+    anchor: int | None = None  # the record the (first) anchor names; None without an anchor
+    note: str | None = None  # not a failure, but worth saying (no anchor yet, anchor not updated)
 
 
 def audit_key_path(state_dir: Path) -> Path:
@@ -83,6 +93,7 @@ class AuditLog:
         self.engine = engine
         self._key_path = audit_key_path(state_dir)
         self._key: bytes | None = None
+        self.anchor_path = anchor_path(state_dir)
 
     @property
     def key(self) -> bytes:
@@ -135,6 +146,8 @@ class AuditLog:
                     await conn.execute(insert(records).values(**row))
             except IntegrityError:
                 continue  # another process appended seq first: chain onto it
+            # Only after the commit: the anchor never gets ahead of the chain (see anchor.py).
+            await self._advance(seq, h)
             return AuditRecord(**{**row, "detail": detail or {}})
         raise RuntimeError("could not append to the audit trail (too much contention)")
 
@@ -170,8 +183,23 @@ class AuditLog:
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(records))).scalar() or 0)
 
-    async def verify(self) -> VerifyResult:
-        """Walk the chain; the first record that is edited, missing, out of order or unlinked."""
+    async def verify(self, extra_anchors: Sequence[Path] = (), *, advance: bool = False) -> VerifyResult:
+        """Walk the chain; the first record that is edited, missing, out of order or unlinked — and
+        then whether the chain still reaches this host's anchor (and each of ``extra_anchors``, copies
+        of other replicas' anchor files). With ``advance``, an intact trail moves the anchor forward
+        to its newest record, so this host also vouches for records other replicas appended."""
+        anchors: list[Anchor] = []
+        for path in (self.anchor_path, *extra_anchors):
+            try:
+                a = read_anchor(path, self.key)
+            except AnchorError as e:
+                return VerifyResult(False, 0, None, str(e))
+            if a is not None:
+                anchors.append(a)
+            elif path != self.anchor_path:
+                return VerifyResult(False, 0, None, f"no anchor file {path}")
+        wanted = {a.seq for a in anchors}
+        seen: dict[int, str] = {}
         expected_seq, prev, n = 1, GENESIS, 0
         async for r in self._raw():
             n += 1
@@ -194,8 +222,94 @@ class AuditLog:
                 return VerifyResult(
                     False, n, r.seq, f"record {r.seq} was edited (its hash does not match its content)"
                 )
+            if r.seq in wanted:
+                seen[r.seq] = r.hash
             prev, expected_seq = r.hash, r.seq + 1
-        return VerifyResult(True, n)
+        last = expected_seq - 1
+        for a in sorted(anchors, key=lambda a: -a.seq):
+            where = f"the anchor {a.path} ({a.ts})"
+            if a.seq > last:
+                ends = f"ends at record {last}" if last else "is empty"
+                return VerifyResult(
+                    False, n, last + 1,
+                    f"records after #{last} are missing (anchor says #{a.seq}): the trail {ends} but "
+                    f"{where} saw it reach record {a.seq}",
+                    a.seq,
+                )  # fmt: skip
+            if seen.get(a.seq) != a.hash:
+                return VerifyResult(
+                    False, n, a.seq,
+                    f"record {a.seq} is not the one {where} saw: the records from #{a.seq} on were "
+                    "removed and replaced",
+                    a.seq,
+                )  # fmt: skip
+        mine = next((a.seq for a in anchors if a.path == self.anchor_path), None)
+        note = None
+        if mine is None and n and not advance:
+            note = (
+                f"no anchor file {self.anchor_path} yet (made at this host's next append): the removal "
+                "of the newest records cannot be checked from here"
+            )
+        if advance and n and (mine or 0) < last:
+            try:
+                await self._advance(last, prev, strict=True)
+                mine = last
+            except OSError as e:
+                note = f"the anchor could not be updated: {e}"
+        return VerifyResult(True, n, anchor=mine, note=note)
+
+    async def _hash_at(self, seq: int) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(records.c.hash).where(records.c.seq == seq))).scalar()
+
+    async def _advance(self, seq: int, h: str, *, strict: bool = False) -> None:
+        """Move the anchor to record ``seq`` — only forward, and only when the record it names now is
+        still in the chain with its hash (so a truncated trail keeps its evidence)."""
+        path = self.anchor_path
+        try:
+            cur = read_anchor(path, self.key)
+        except AnchorError as e:
+            log.error("audit_anchor_untrusted", error=str(e))  # kept as evidence, not overwritten
+            return
+        if cur is not None and cur.seq >= seq:
+            return
+        if cur is not None and await self._hash_at(cur.seq) != cur.hash:
+            log.error(
+                "audit_anchor_off_chain",
+                anchor=cur.seq,
+                record=seq,
+                error=f"record {cur.seq} is no longer the one anchored: the anchor stays there",
+            )
+            return
+        try:
+            with locked(path):  # synchronous inside: no await while the lock is held
+                again = read_anchor(path, self.key)
+                if again is None or again.seq < seq:
+                    write_anchor(path, self.key, seq, h, utcnow_iso())
+        except (OSError, AnchorError) as e:
+            if strict and isinstance(e, OSError):
+                raise
+            # The record is stored; the anchor lags behind (not an alarm) until the next append.
+            log.warning("audit_anchor_not_written", record=seq, error=str(e))
+
+    async def reset_anchor(self, actor: str, *, source: str = "local") -> AuditRecord:
+        """Accept the trail as it is now (after a restore from backup, say): an audit record saying
+        so, with the old anchor, then the anchor on that record."""
+        try:
+            old: Anchor | None = read_anchor(self.anchor_path, self.key)
+            why = None
+        except AnchorError as e:
+            old, why = None, str(e)
+        async with self.engine.connect() as conn:
+            last = (await conn.execute(select(func.max(records.c.seq)))).scalar() or 0
+        rec = await self.append(
+            actor, "audit.anchor_reset", str(self.anchor_path), "ok", source=source,
+            detail={"old_seq": old.seq if old else None, "old_hash": old.hash if old else None,
+                    "old_problem": why, "trail_reached": last},
+        )  # fmt: skip
+        with locked(self.anchor_path):
+            write_anchor(self.anchor_path, self.key, rec.seq, rec.hash, utcnow_iso())
+        return rec
 
     async def _raw(self) -> AsyncIterator[Any]:
         last = -1

@@ -9,6 +9,7 @@ from fazai.auth.policy import (
     Principal,
     Role,
     Scope,
+    approval_role,
     authorize,
 )
 from fazai.auth.service import BOOTSTRAP, AuthService, CredentialError, TokenPair
@@ -28,5 +29,6 @@ __all__ = [
     "Role",
     "Scope",
     "TokenPair",
+    "approval_role",
     "authorize",
 ]

@@ -136,17 +136,22 @@ class Decision:
         return self.allowed
 
 
-def authorize(principal: Principal | None, action: str, scope: Scope | None = None) -> Decision:
+def authorize(
+    principal: Principal | None, action: str, scope: Scope | None = None, *, at_least: Role | None = None
+) -> Decision:
     """May ``principal`` do ``action`` on ``scope``? The only place this is decided.
 
     ``scope`` is the site (or organisation) of the resource for site actions; it is ignored for
-    shared and installation-wide actions. Unknown actions are denied (fail closed).
+    shared and installation-wide actions. ``at_least`` is a role the resource itself asks for on top
+    of the action's (a playbook step's approver role): it can raise what is needed, never lower it.
+    Unknown actions are denied (fail closed).
     """
     rule = ACTIONS.get(action)
     if rule is None:
         return Decision(False, f"unknown action {action!r}")
     if principal is None:
         return Decision(False, "not signed in")
+    need = max(rule.role, at_least) if at_least is not None else rule.role
     if rule.reach is Reach.install:
         have = max((g.role for g in principal.grants if g.scope == GLOBAL), default=None)
         where = "the whole installation ('*')"
@@ -157,7 +162,19 @@ def authorize(principal: Principal | None, action: str, scope: Scope | None = No
         target = scope or DEFAULT_SITE
         have = principal.role_at(target)
         where = str(target)
-    if have is not None and have >= rule.role:
+    if have is not None and have >= need:
         return Decision(True, f"{principal.name} is {have.name} on {where}")
     held = have.name if have is not None else "no role"
-    return Decision(False, f"{action} needs {rule.role.name} on {where}; {principal.name} has {held} there")
+    why = " (the role this approval asks for)" if need > rule.role else ""
+    return Decision(False, f"{action} needs {need.name}{why} on {where}; {principal.name} has {held} there")
+
+
+def approval_role(name: str | None) -> Role | None:
+    """The role a playbook approval names (None: the action's own floor). A name FazAI does not know
+    (an old run's, or a typo that got past the schema) fails closed: only an admin may approve."""
+    if not name:
+        return None
+    try:
+        return Role.parse(name)
+    except ValueError:
+        return Role.admin

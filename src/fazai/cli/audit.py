@@ -76,22 +76,88 @@ def export(
 
 
 @audit_app.command("verify")
-def verify(json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Check the whole chain; exit 1 naming the first edited, removed or reordered record."""
+def verify(
+    anchors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--anchor",
+            help="also check a copy of another replica's audit.anchor (repeatable)",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Check the whole chain and the anchor; exit 1 naming the first edited, removed or reordered
+    record, or the newest records missing (the chain no longer reaches the anchor)."""
 
     async def go(settings, store):  # type: ignore[no-untyped-def]
-        return await _log(settings, store).verify()
+        return await _log(settings, store).verify(anchors or (), advance=True)
 
     res = with_store(go)
     if json_out:
         print(
-            json.dumps({"ok": res.ok, "records": res.count, "bad_seq": res.bad_seq, "problem": res.problem})
+            json.dumps(
+                {
+                    "ok": res.ok,
+                    "records": res.count,
+                    "bad_seq": res.bad_seq,
+                    "problem": res.problem,
+                    "anchor": res.anchor,
+                    "note": res.note,
+                }
+            )
         )
     elif res.ok:
-        out.print(f"audit trail intact: {res.count} records")
+        anchored = f", anchored at record {res.anchor}" if res.anchor else ""
+        out.print(f"audit trail intact: {res.count} records{anchored}")
+        if res.note:
+            err.print(f"[yellow]note:[/] {res.note}")
     else:
-        err.print(f"[red]audit trail broken at record {res.bad_seq}:[/] {res.problem}")
+        where = f"at record {res.bad_seq}" if res.bad_seq is not None else "(anchor)"
+        err.print(f"[red]audit trail broken {where}:[/] {res.problem}")
     if not res.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def anchor(
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="accept the trail as it is now (e.g. after a restore from backup): audited",
+        ),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show this host's anchor (the newest record it has seen, kept outside the database)."""
+    from fazai.audit.anchor import AnchorError, read_anchor
+    from fazai.cli.store_access import cli_actor
+
+    async def go(settings, store):  # type: ignore[no-untyped-def]
+        log = _log(settings, store)
+        if reset:
+            rec = await log.reset_anchor(cli_actor())
+            return {"path": str(log.anchor_path), "seq": rec.seq, "hash": rec.hash, "reset": True}
+        try:
+            a = read_anchor(log.anchor_path, log.key)
+        except AnchorError as e:
+            return {"path": str(log.anchor_path), "error": str(e)}
+        if a is None:
+            return {"path": str(log.anchor_path), "seq": None}
+        return {"path": str(log.anchor_path), "seq": a.seq, "hash": a.hash, "ts": a.ts}
+
+    res = with_store(go)
+    if json_out:
+        print(json.dumps(res))
+    elif res.get("error"):
+        err.print(f"[red]{res['error']}[/]: check the trail (`fazai audit verify`), then `--reset`")
+    elif res.get("reset"):
+        out.print(f"anchor reset: {res['path']} now names record {res['seq']} (recorded in the trail)")
+    elif res["seq"] is None:
+        out.print(f"no anchor yet ({res['path']} is written at the next audit record)")
+    else:
+        out.print(f"{res['path']}: record {res['seq']} ({res['hash'][:16]}…), written {res['ts']}")
+    if res.get("error"):
         raise typer.Exit(1)
 
 

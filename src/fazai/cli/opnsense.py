@@ -631,3 +631,8 @@ def backup_show(ident: str = typer.Argument("latest"), firewall: str | None = FW
 
 async def _aread(store: Any, ident: str) -> str:
     return store.read(ident)
+
+
+# The firewall-as-a-system commands (carp, firmware, backup history/revert, service) live in their own
+# module; importing it adds them to this command group.
+from fazai.cli import opnsense_ops as _ops  # noqa: E402,F401

@@ -118,7 +118,7 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
     async def run(args: dict[str, Any], ctx: Any) -> dict[str, Any]:
         conns = _Connections(opener)
         try:
-            result = await tool.run(args, ToolContext(get_firewall=conns.get))
+            result = await tool.run(args, ToolContext(get_firewall=conns.get, log=getattr(ctx, "log", None)))
             for line in change_lines(result)[:_LOG_LINES]:
                 await ctx.log(line)
             if tool.risk != "read_only" and not result.get("dry_run"):
@@ -146,6 +146,8 @@ def as_builtin(tool: ToolDef, opener: Opener) -> BuiltinTool:
 async def _verify(tool: ToolDef, args: dict[str, Any], result: dict[str, Any], conns: _Connections) -> dict:
     """Check the change took: plan it again (nothing left to do), and read the live state back."""
     fw = await conns.get(args.get("firewall"))
+    if tool.verify is not None:
+        return await tool.verify(fw, args, result)
     if tool.name in _APPLY_TOOLS:
         alive = await fw.api_alive()
         status = (result.get("data") or {}).get("status", "applied")

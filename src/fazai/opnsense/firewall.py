@@ -161,6 +161,11 @@ class Firewall(BlocklistMixin):
             raise E.OperationFailed(f"journal entry {item['id']} ({item['action']}) has no undo")
         if item.get("undone"):
             raise E.OperationFailed(f"journal entry {item['id']} was already undone")
+        if u.get("op") == "config_revert":  # a revert is undone by a revert, which an operator confirms
+            raise E.OperationFailed(
+                f"journal entry {item['id']} is a configuration revert; undo it with `{u['cli']}` "
+                "(it asks for confirmation and takes a fresh backup first)"
+            )
         res = Result()
         if u.get("tool") == "opnsense.unblock_ip":
             res = await self.unblock_ip(u["args"]["ip"], dry_run=dry_run)

@@ -1,4 +1,4 @@
-"""Read-only operator views of one firewall: the firewall log, pf states, gateways, DHCP leases,
+"""Read-only operator views of one firewall: the firewall log, pf states, gateways, CARP, DHCP leases,
 ARP/NDP, WireGuard status and firmware status. Nothing here changes the firewall."""
 
 from __future__ import annotations
@@ -89,4 +89,36 @@ async def firmware(fw: Firewall) -> dict[str, Any]:
     product = fs.get("product") or {} if isinstance(fs, dict) else {}
     return {k: fs.get(k) for k in keep if isinstance(fs, dict) and k in fs} | {
         "version": product.get("product_version")
+    }
+
+
+async def carp_status(fw: Firewall) -> dict[str, Any]:
+    """CARP / virtual IP status (``diagnostics/interface/getVipStatus``): each VIP with its
+    interface, vhid, subnet and state (MASTER, BACKUP, INIT, DISABLED), the node's demotion, whether
+    CARP is allowed, maintenance mode, and one line that says it."""
+    reply = await fw.client.get("diagnostics/interface/getVipStatus")
+    rows = _rows(reply)
+    carp = (reply.get("carp") if isinstance(reply, dict) else None) or {}
+    keep = ("interface", "vhid", "subnet", "mode", "status", "advbase", "advskew")
+    vips = [{k: r.get(k) for k in keep} for r in rows]
+    carps = [v for v in vips if v["mode"] == "carp"]
+    states = sorted({str(v["status"]) for v in carps})
+    maintenance = bool(carp.get("maintenancemode"))
+    allowed = str(carp.get("allow", "1")) == "1"
+    if not carps:
+        line = "no CARP virtual IPs on this firewall"
+    else:
+        masters = sum(1 for v in carps if v["status"] == "MASTER")
+        line = f"MASTER for {masters} of {len(carps)} CARP VIPs ({', '.join(states)})"
+    line += "; maintenance mode ON" if maintenance else ""
+    line += "; CARP disabled on this node" if not allowed else ""
+    demotion = str(carp.get("demotion", "0"))
+    line += f"; demotion {demotion}" if demotion not in ("", "0") else ""
+    return {
+        "summary": line,
+        "vips": vips,
+        "maintenance_mode": maintenance,
+        "carp_allowed": allowed,
+        "demotion": demotion,
+        "message": str(carp.get("status_msg") or "").replace("<br />", " "),
     }

@@ -18,7 +18,8 @@ class ToolContext:
 
     get_firewall: Callable[[str | None], Awaitable[Firewall]]
     dry_run: bool = False
-    log: Callable[[str], None] | None = None
+    # Progress lines of a long operation (a firmware update): the use_tool run's ``ctx.log``.
+    log: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ToolDef:
     # Why these arguments are security-critical (open the firewall, disable rules, go live), or None.
     # The safety policy then needs an operator's explicit approval: never --yes, never auto_approve.
     critical: Callable[[dict[str, Any]], str | None] | None = None
+    # ``verify(fw, args, result)``: the tool's own check that its change took, for operations that a
+    # second dry run cannot judge (an update, a restart, a revert); None: plan the change again.
+    verify: Callable[[Firewall, dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     def spec(self) -> dict[str, Any]:
         """What the prompt shows the model (no callables)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from fazai.opnsense.diff import Result
 from fazai.opnsense.firewall import APPLY_PATHS, Firewall
+from fazai.opnsense.ops_tools import OPS_TOOLS
 from fazai.opnsense.read_tools import READ_TOOLS
 from fazai.opnsense.tooldef import (
     _DRY,
@@ -292,6 +293,7 @@ TOOLS: list[ToolDef] = [
 ]
 """Every built-in OPNsense tool, in prompt order."""
 TOOLS += READ_TOOLS
+TOOLS += OPS_TOOLS
 
 
 def get_tool(name: str) -> ToolDef:

@@ -31,6 +31,8 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, Field(ge=0)]
+# Roles (fazai.auth.Role) that may answer an approval; the daemon enforces the one a step names.
+APPROVER_ROLES = ("approver", "admin")
 
 
 class _Strict(BaseModel):
@@ -314,15 +316,33 @@ class Playbook(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     description: str = ""
     enabled: bool = True
+    site: str = Field(
+        default="default/default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="ORG/SITE its runs belong to: who may read, abort and approve them (docs/access.md)",
+    )
     trigger: Trigger
     steps: list[Step] = Field(min_length=1)
     approvals: dict[RiskName, str | None] = Field(
         default_factory=lambda: {"destructive": "admin"},
-        description="risk class → role that must approve (null: runs without approval)",
+        description="risk class → role that must approve: approver or admin (null: runs without approval)",
     )
     exceptions: list[Exception_] = Field(default_factory=list)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     rollout: Rollout = Field(default_factory=Rollout)
+
+    @field_validator("approvals")
+    @classmethod
+    def _roles(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        # The roles of fazai.auth that may approve (viewer and operator never may): checked by the
+        # daemon on every reply, so a name it does not grant would leave only admins able to answer.
+        for risk, role in v.items():
+            if role is not None and role not in APPROVER_ROLES:
+                raise ValueError(
+                    f"{risk}: {role!r} cannot approve: name one of {', '.join(APPROVER_ROLES)} "
+                    "(roles of `fazai users grant`), or null for no approval"
+                )
+        return v
 
     @model_validator(mode="after")
     def _ids(self) -> Playbook:

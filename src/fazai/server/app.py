@@ -392,11 +392,14 @@ def create_app(
             raise HTTPException(400, f"action id {action} is out of range (0..{MAX_SEQ})")
         m = mgr(request)
         fwd = {"op": "reply", "action": action, "approved": body.approved, "answer": body.answer}
-        if m.runs.get(body.session) is None:  # another replica may run it: authorised here, answered there
-            remote = await m.forward(body.session, fwd)
-            if remote is not None:
-                return {"session": body.session, "action": action, **remote}
-        await reply_as(request.app, who, body.session, action, approved=body.approved, answer=body.answer)
+        # Another replica may run it: authorised here (the same policy, the role read from the
+        # shared log), answered there.
+        remote = await reply_as(
+            request.app, who, body.session, action, approved=body.approved, answer=body.answer,
+            forward=lambda: m.forward(body.session, fwd),
+        )  # fmt: skip
+        if remote is not None:
+            return {"session": body.session, "action": action, **remote}
         return {"session": body.session, "action": action, "accepted": True}
 
     from fazai.server import fleet_routes

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from fazai.auth import Scope
 from fazai.opnsense.alerts import parse_eve_record
 from fazai.playbooks.context import alert_context
 from fazai.sessions.automation import Automation
@@ -114,6 +115,9 @@ def router(auth: Any) -> APIRouter:
         pb = next((b for b in a.books if b.name == name), None)
         if pb is None:
             raise HTTPException(404, f"no playbook {name!r} loaded (GET /playbooks lists them)")
+        # Started by hand, the run is the caller's: they must be allowed to run sessions on its site.
+        acc = request.app.state.access
+        await acc.require(await acc.caller(request), "session.run", Scope.parse(pb.site), name)
         alert = None
         ctx = dict(body.context)
         if body.alert is not None:

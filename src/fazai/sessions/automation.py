@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from sqlalchemy import insert, select
 
+from fazai.auth.policy import Scope
+from fazai.auth.users import SessionScopes
 from fazai.config import Settings
 from fazai.opnsense.alerts import SuricataAlert
 from fazai.playbooks import Playbook, PlaybookError, load_dir
@@ -315,6 +317,8 @@ class Automation:
         rec = await self.manager.create(
             f"playbook {pb.name}: {ctx.get('summary') or ctx.get('trigger')}", mode="playbook"
         )
+        # The run belongs to the playbook's site: who may read, abort and approve it.
+        await SessionScopes(self.manager.store.engine).set(rec.id, Scope.parse(pb.site))
         self.loop.pending[rec.id] = PendingRun(pb, ctx, alert)
         trigger = {k: v for k, v in ctx.items() if k in ("alert", "metric", "node", "trigger", "summary")}
         async with self.manager.store.engine.begin() as conn:

@@ -70,6 +70,7 @@ class _Pending:
     kind: str  # "approval" | "ask"
     future: asyncio.Future[Any]
     default: str | None = None
+    role: str | None = None  # the role a playbook step's approval names (fazai.web.access.reply_as)
 
 
 @dataclass
@@ -92,11 +93,13 @@ class Run:
     # Merges the tokens that arrive while the previous event is being written (see coalesce.py).
     tokens: TokenCoalescer | None = None
 
-    def expect(self, action_id: Any, kind: str, default: str | None = None) -> _Pending:
+    def expect(
+        self, action_id: Any, kind: str, default: str | None = None, role: str | None = None
+    ) -> _Pending:
         """Register a reply this run waits for (idempotent)."""
         if action_id not in self.pending:
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self.pending[action_id] = _Pending(kind, fut, default)
+            self.pending[action_id] = _Pending(kind, fut, default, role)
         return self.pending[action_id]
 
 
@@ -494,7 +497,7 @@ class SessionManager(ReplicaMixin):
         ev.seq = run.next_seq
         run.next_seq += 1
         if ev.kind == "approval_required" and not run.options.yes:
-            run.expect(ev.data.get("action"), "approval")
+            run.expect(ev.data.get("action"), "approval", role=ev.data.get("role"))
         elif ev.kind == "ask" and not run.options.yes:
             run.expect(ev.data.get("action"), "ask", ev.data.get("default"))
         return self.writer.submit(ev)

@@ -21,7 +21,16 @@ import structlog
 from fastapi import FastAPI, HTTPException, Request
 
 from fazai.audit import AuditLog
-from fazai.auth import BOOTSTRAP, AuthService, CredentialError, Principal, Scope, authorize
+from fazai.auth import (
+    BOOTSTRAP,
+    AuthService,
+    CredentialError,
+    Principal,
+    Role,
+    Scope,
+    approval_role,
+    authorize,
+)
 from fazai.auth.ratelimit import LoginLimiter
 
 log = structlog.get_logger("fazai.daemon")
@@ -123,10 +132,16 @@ class Access:
         )
 
     async def require(
-        self, caller: Caller, action: str, scope: Scope | None = None, target: str = ""
+        self,
+        caller: Caller,
+        action: str,
+        scope: Scope | None = None,
+        target: str = "",
+        *,
+        at_least: Role | None = None,
     ) -> None:
         """403 unless :func:`authorize` allows it (state-changing denials are audited)."""
-        d = authorize(caller.principal, action, scope)
+        d = authorize(caller.principal, action, scope, at_least=at_least)
         if not d.allowed:
             if action in AUDITED_DENIALS:
                 await self.audit.append(
@@ -139,9 +154,11 @@ class Access:
                 )
             raise HTTPException(403, f"forbidden: {d.reason}")
 
-    def may(self, caller: Caller, action: str, scope: Scope | None = None) -> bool:
+    def may(
+        self, caller: Caller, action: str, scope: Scope | None = None, *, at_least: Role | None = None
+    ) -> bool:
         """The same decision, for showing or hiding a button."""
-        return authorize(caller.principal, action, scope).allowed
+        return authorize(caller.principal, action, scope, at_least=at_least).allowed
 
     async def record(
         self, caller: Caller, action: str, target: str, decision: str = "ok", **detail: Any
@@ -188,10 +205,41 @@ async def visible_sessions(
     ]
 
 
+async def asked_approval(store: Any, session: str, action: int | str) -> dict[str, Any] | None:
+    """The ``approval_required`` event data of ``action`` in the session's log (None: not an approval).
+
+    Read from the store, not the run, so a replica that does not run the session decides the same.
+    """
+    from sqlalchemy import select
+
+    from fazai.store.schema import events
+
+    q = (
+        select(events.c.data)
+        .where(events.c.session == session, events.c.kind == "approval_required")
+        .order_by(events.c.seq.desc())
+        .limit(500)
+    )
+    async with store.engine.connect() as conn:
+        for (data,) in (await conn.execute(q)).all():
+            if isinstance(data, dict) and str(data.get("action")) == str(action):
+                return data
+    return None
+
+
 async def reply_as(
-    app: FastAPI, who: Caller, session: str, action: int | str, *, approved: bool | None, answer: str | None
-) -> None:
-    """Answer a pending approval (needs session.approve) or question (session.answer), audited."""
+    app: FastAPI,
+    who: Caller,
+    session: str,
+    action: int | str,
+    *,
+    approved: bool | None,
+    answer: str | None,
+    forward: Any = None,
+) -> dict[str, Any] | None:
+    """Answer a pending approval (needs session.approve, and the role a playbook step names) or a
+    question (session.answer), audited. ``forward`` (an async callable) hands an authorised reply to
+    the replica that runs the session; its answer is returned (None when answered here)."""
     m: Any = app.state.manager
     acc: Access = app.state.access
     if await m.store.get_session(session) is None:
@@ -199,11 +247,27 @@ async def reply_as(
     site = await acc.auth.scopes.get(session)
     run = m.runs.get(session)
     pending = run.pending.get(action) if run else None
-    is_approval = (pending.kind == "approval") if pending else approved is not None
-    what = "session.approve" if is_approval else "session.answer"
-    await acc.require(who, what, site, f"{session}#{action}")
-    m.reply(session, action, approved=approved, answer=answer)
-    if is_approval:
-        await acc.record(who, "approval", f"{session}#{action}", "allow" if approved else "deny")
+    asked = (
+        await asked_approval(m.store, session, action)
+        if pending is None or pending.kind == "approval"
+        else None
+    )
+    if pending is not None:
+        is_approval = pending.kind == "approval"
     else:
-        await acc.record(who, "answer", f"{session}#{action}")
+        is_approval = asked is not None or approved is not None
+    role = approval_role(getattr(pending, "role", None) or (asked or {}).get("role")) if is_approval else None
+    what = "session.approve" if is_approval else "session.answer"
+    target = f"{session}#{action}"
+    await acc.require(who, what, site, target, at_least=role)
+    extra = {"role": role.name} if role is not None else {}
+    remote = await forward() if forward is not None and run is None else None
+    if remote is None:
+        m.reply(session, action, approved=approved, answer=answer)
+    else:
+        extra["replica"] = remote.get("replica")
+    if is_approval:
+        await acc.record(who, "approval", target, "allow" if approved else "deny", **extra)
+    else:
+        await acc.record(who, "answer", target, **extra)
+    return remote

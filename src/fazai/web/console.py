@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from fazai.auth import CredentialError, Role, Scope, authorize
+from fazai.auth import CredentialError, Role, Scope, approval_role, authorize
 from fazai.protocol import Event
 from fazai.sessions.follow import follow_items
 from fazai.web import render
@@ -266,7 +266,12 @@ def _session_routes(r: APIRouter, settings: Any) -> None:
     async def session_stream(sid: str, request: Request) -> EventSourceResponse:
         caller = await who(request)
         _, site = await _session(request, caller, sid, "session.read")
-        may_approve = _access(request).may(caller, "session.approve", site)
+        acc = _access(request)
+
+        def may_approve(role: str | None) -> bool:
+            # The role a playbook step names raises what is needed (the same check as the reply).
+            return acc.may(caller, "session.approve", site, at_least=approval_role(role))
+
         m = mgr(request)
         try:
             start = max(0, int(request.headers.get("last-event-id") or 0))
@@ -356,16 +361,20 @@ def _session_routes(r: APIRouter, settings: Any) -> None:
                         "command": d.get("summary"),
                         "risk": d.get("risk"),
                         "reasons": d.get("reasons"),
-                        "may_approve": acc.may(caller, "session.approve", site),
+                        "role": d.get("role"),
+                        "may_approve": acc.may(
+                            caller, "session.approve", site, at_least=approval_role(d.get("role"))
+                        ),
                     }
                 )
         return html("approvals.html", **ctx(request, caller, pending=pending))
 
 
-def _fragment(m: Any, ev: Event, may_approve: bool) -> str:
-    pending = False
+def _fragment(m: Any, ev: Event, may_approve: Any) -> str:
+    pending, may = False, False
     if ev.kind == "approval_required":
         run = m.runs.get(ev.session)
         p = run.pending.get(ev.data.get("action")) if run else None
         pending = p is not None and not p.future.done()
-    return render.event_html(ev, pending=pending, may_approve=may_approve)
+        may = may_approve(ev.data.get("role"))
+    return render.event_html(ev, pending=pending, may_approve=may)

@@ -1,4 +1,4 @@
-"""Console pages over other parts of FazAI: knowledge base, audit trail, fleet inventory."""
+"""Console pages over other parts of FazAI: knowledge base, audit trail (fleet: fleet_pages)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import MetaData, Table, inspect, select
 
-from fazai.auth import Scope
 from fazai.web.console import ConsoleError, check, ctx, html, who
-
-# Table names the fleet inventory may use (it is built separately); the first that exists is shown.
-INVENTORY_TABLES = ("fleet_nodes", "inventory_nodes", "nodes")
 
 
 def _kb_access(request: Request) -> Any:
@@ -94,26 +89,12 @@ def add_pages(r: APIRouter, settings: Any) -> None:
         caller = await who(request)
         await check(request, caller, "audit.read")
         log = request.app.state.access.audit
-        records, verify = await log.recent(200), await log.verify()
+        records, verify = await log.recent(200), await log.verify(advance=True)
         return html("audit.html", **ctx(request, caller, records=records, verify=verify))
 
-    @r.get("/fleet")
-    async def fleet(request: Request) -> Response:
-        caller = await who(request)
-        nodes, found = await _nodes(request)
-        acc = request.app.state.access
-        shown = [n for n in nodes if acc.may(caller, "fleet.read", n["scope"])]
-        return html("fleet.html", **ctx(request, caller, nodes=shown, inventory=found))
+    from fazai.web.fleet_pages import add_fleet_pages
 
-    @r.get("/fleet/{node_id}")
-    async def node(node_id: str, request: Request) -> Response:
-        caller = await who(request)
-        nodes, _ = await _nodes(request)
-        match = [n for n in nodes if str(n["id"]) == node_id]
-        if not match:
-            raise ConsoleError(404, f"no node {node_id}")
-        await check(request, caller, "fleet.read", match[0]["scope"], node_id)
-        return html("node.html", **ctx(request, caller, node=match[0]))
+    add_fleet_pages(r, settings)
 
 
 def _access_may(request: Request, caller: Any, action: str) -> bool:
@@ -130,33 +111,3 @@ def _item(item: Any, score: float | None) -> dict[str, Any]:
         "notes": item.notes,
         "score": score,
     }
-
-
-async def _nodes(request: Request) -> tuple[list[dict[str, Any]], bool]:
-    """Nodes of the inventory when its table exists (read generically: its schema is not ours)."""
-    engine = request.app.state.manager.store.engine
-    async with engine.connect() as conn:
-        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        table = next((t for t in INVENTORY_TABLES if t in names), None)
-        if table is None:
-            return [], False
-        t = await conn.run_sync(lambda c: Table(table, MetaData(), autoload_with=c))
-        rows = (await conn.execute(select(t).limit(1000))).mappings().all()
-    out = []
-    for row in rows:
-        d = dict(row)
-        org, site = str(d.get("org") or "default"), str(d.get("site") or "default")
-        out.append(
-            {
-                "id": d.get("id") or d.get("name"),
-                "name": d.get("name") or d.get("hostname") or d.get("id"),
-                "org": org,
-                "site": site,
-                "group": d.get("group") or d.get("node_group") or "",
-                "state": d.get("state") or d.get("status") or "",
-                "last_seen": d.get("last_seen") or d.get("last_heartbeat") or "",
-                "scope": Scope(org, site),
-                "raw": {k: v for k, v in d.items() if "secret" not in k and "key" not in k},
-            }
-        )
-    return out, True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def dom_id(value: Any) -> str:
+    """``value`` as a piece of an HTML id usable in a CSS selector (htmx targets): characters other
+    than letters, digits, ``_`` and ``-`` become ``_<hex>`` (a playbook's action ``probe#1`` →
+    ``probe_231``), so distinct values stay distinct."""
+    return re.sub(r"[^A-Za-z0-9_-]", lambda m: f"_{ord(m.group()):x}", str(value))
+
+
+env.filters["domid"] = dom_id
 
 
 def page(name: str, **ctx: Any) -> str:
