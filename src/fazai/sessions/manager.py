@@ -186,6 +186,7 @@ class SessionManager(ReplicaMixin):
             on_failure=self._on_write_failure,
             urgent_kinds=_DURABLE_BEFORE_GOING_ON,
         )
+        self.metrics.store_commits.set_function(lambda: self.writer.commits)
         # Events sent to followers of other replicas' sessions, by where they came from.
         self.followed = {"bus": 0, "store": 0}
         self._heartbeat: asyncio.Task[None] | None = None

@@ -46,6 +46,10 @@ class AgentMetrics:
         )
         self.running = Gauge("fazai_sessions_running", "Session runs in progress", registry=r)
         self.sse_lagged = Counter("fazai_sse_lagged_total", "SSE clients dropped for lagging", registry=r)
+        # Set to read the event writer's count (SessionManager): transactions of the session log.
+        self.store_commits = Gauge(
+            "fazai_store_commits", "Event-log transactions written since start", registry=r
+        )
         # Question mode (`fazai ask`).
         self.ask_questions = Counter(
             "fazai_ask_questions_total", "Questions answered, by final status and what stopped them",
