@@ -140,3 +140,23 @@ def test_operator_approval_then_reject(tmp_path) -> None:
     finally:
         agent.stop()
         d.stop()
+
+
+def test_agent_telemetry_lands_in_the_metric_store(fleet: FleetDaemon) -> None:
+    import os
+
+    enrolled(fleet, "web-07", "--telemetry", "0.5")
+    deadline, latest = time.monotonic() + 60, {}
+    with fleet.http() as c:
+        while time.monotonic() < deadline:
+            r = c.get("/telemetry/nodes/web-07")
+            latest = r.json().get("latest", {}) if r.status_code == 200 else {}
+            if {"load1", "mem_used_pct", "disk_used_pct", "cpu_pct"} <= set(latest):
+                break
+            time.sleep(0.5)
+    assert {"load1", "mem_used_pct", "disk_used_pct", "cpu_pct"} <= set(latest), latest
+    st = os.statvfs("/")  # the agent runs on this machine: its disk figure is this disk's
+    used = 100.0 * (st.f_blocks - st.f_bavail) / st.f_blocks
+    assert abs(latest["disk_used_pct"]["value"] - used) < 2.0
+    assert 0 <= latest["mem_used_pct"]["value"] <= 100 and latest["load1"]["value"] >= 0
+    assert abs(latest["load1"]["ts"] - time.time()) < 60  # the agent's sample time, not the arrival

@@ -95,6 +95,8 @@ class Hub:
         self.conns: dict[str, AgentConn] = {}
         self.states: dict[str, ActionState] = {}
         self.telemetry: dict[str, list[dict[str, Any]]] = {}
+        # Where telemetry batches are stored (the daemon's metric store); acked only once stored.
+        self.on_telemetry: Callable[[str, list[wire.Metric]], Awaitable[None]] | None = None
         self._results: list[Any] = []
         self._seen: dict[str, dict[str, Any] | None] = {}
         # Certificates known good, refreshed from the store by the revocation watch. A handshake
@@ -251,7 +253,14 @@ class Hub:
             buf = self.telemetry.setdefault(conn.node, [])
             buf.extend(m.model_dump() for m in spec.batch)
             del buf[:-1000]
-            self._credit(conn, [env.id])
+            try:
+                if self.on_telemetry is not None:
+                    await self.on_telemetry(conn.node, spec.batch)
+            except Exception as e:  # not stored: credit back, but no ack, so the agent sends it again
+                log.warning("telemetry_not_stored", node=conn.node, error=str(e)[:300])
+                self._credit(conn)
+            else:
+                self._credit(conn, [env.id])
         elif env.kind == "command.output":
             await self._on_output(conn, env, spec)
         elif env.kind in ("command.exit", "result"):

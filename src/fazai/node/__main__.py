@@ -75,6 +75,8 @@ def _run(args: argparse.Namespace, state: Path) -> int:
         settings.backoff_max_s = args.backoff_max
     if args.backoff_base is not None:
         settings.backoff_base_s = args.backoff_base
+    if args.telemetry is not None:
+        settings.telemetry_s = args.telemetry
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     r.add_argument("--backoff-max", type=float, help="longest reconnect delay in seconds (default 60)")
     r.add_argument("--backoff-base", type=float, help="first reconnect delay bound in seconds (default 0.5)")
+    r.add_argument(
+        "--telemetry", type=float, metavar="S", help="seconds between telemetry samples (default 60; 0: none)"
+    )
     sub.add_parser("status", help="enrollment, certificate expiry, outbox size")
     args = ap.parse_args(argv)
     logging.basicConfig(

@@ -16,6 +16,7 @@ import random
 import socket
 import ssl
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from fazai.node.identity import Identity
 from fazai.node.journal import Journal
 from fazai.node.runner import Runner
 from fazai.node.settings import AgentSettings
+from fazai.telemetry.local import LocalSource
 
 log = logging.getLogger("fazai.agent")
 
@@ -76,6 +78,31 @@ class Agent:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Connect and serve until ``stop`` is set; raises :class:`Refused` when the server says no."""
         self.runner.recover()
+        sampler = asyncio.create_task(self._telemetry(stop)) if self.settings.telemetry_s > 0 else None
+        try:
+            await self._connect_loop(stop)
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(BaseException):
+                    await sampler
+
+    async def _telemetry(self, stop: asyncio.Event) -> None:
+        """Sample this node's load, CPU, memory, disk and network into the outbox, connected or not:
+        the outbox keeps what a disconnected agent measured until the server acks it."""
+        source = LocalSource()
+        source.sample()  # CPU use needs a first reading to diff against
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.telemetry_s)
+                return
+            values = source.sample()
+            ts = datetime.now(UTC).isoformat()
+            batch = [wire.Metric(name=k, value=v, ts=ts) for k, v in values.items()]
+            batch.append(wire.Metric(name="running_actions", value=float(len(self.tasks)), ts=ts))
+            self.runner.emit("telemetry.push", wire.TelemetryPush(batch=batch), None)
+
+    async def _connect_loop(self, stop: asyncio.Event) -> None:
         attempt = 0
         urls = self.settings.gateways()
         turn = 0

@@ -43,6 +43,9 @@ class AgentSettings(BaseModel):
     backoff_max_s: float = Field(default=60.0, gt=0)
     renew_fraction: float = Field(default=1 / 3, gt=0, lt=1, description="renew with this much life left")
     tools_dir: Path | None = None
+    telemetry_s: float = Field(
+        default=60.0, ge=0, description="seconds between telemetry samples pushed to the server (0: none)"
+    )
 
     def gateways(self) -> list[str]:
         """The gateway URLs to dial, in order: ``servers`` (comma lists split), else ``gateway``."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,18 @@ class Automation:
                 log.error("eve_ingest_failed", source=source, error=str(e))
 
     # -- metrics, schedules, node states -----------------------------------------------------------
+
+    async def record_agent_metrics(self, node: str, batch: list[Any]) -> None:
+        """A fleet agent's ``telemetry.push`` batch (``wire.Metric``: name, value, ISO time) as samples."""
+        by_ts: dict[float, dict[str, float]] = {}
+        for m in batch:
+            try:
+                ts = datetime.fromisoformat(m.ts).timestamp()
+            except ValueError:
+                ts = float(m.ts)  # epoch seconds; a bad one raises, and the batch is not acked
+            by_ts.setdefault(ts, {})[m.name] = m.value
+        for ts, values in sorted(by_ts.items()):
+            await self.record_metrics(node, values, ts)
 
     async def record_metrics(self, node: str, values: dict[str, float], ts: float | None = None) -> list[str]:
         """Store samples of ``node``; start metric playbooks whose threshold has held long enough."""
