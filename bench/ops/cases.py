@@ -255,6 +255,19 @@ tzdata/stable-updates 2025b-0+deb12u1 all [upgradable from: 2025a-0+deb12u1]
 EOF
 else exec /usr/bin/apt "$@"; fi
 """,
+    # The same upgradable set as `apt list --upgradable` above: one world, whichever tool reads it.
+    "apt-cache": r"""#!/bin/bash
+if [[ "$1" == "policy" && -n "$2" ]]; then
+  line=$(/usr/local/sbin/apt list --upgradable 2>/dev/null | grep -E "^$2/")
+  if [[ -n "$line" ]]; then
+    cand=$(echo "$line" | awk '{print $2}'); inst=$(echo "$line" | sed -n 's/.*upgradable from: \([^]]*\)].*/\1/p')
+    suite=$(echo "$line" | cut -d' ' -f1 | cut -d/ -f2)
+    printf '%s:\n  Installed: %s\n  Candidate: %s\n  Version table:\n     %s 500\n        500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages\n *** %s 100\n        100 /var/lib/dpkg/status\n' "$2" "$inst" "$cand" "$cand" "$inst"
+    exit 0
+  fi
+fi
+exec /usr/bin/apt-cache "$@"
+""",
 }
 
 _PASSWD = """root:x:0:0:root:/root:/bin/bash

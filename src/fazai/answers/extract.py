@@ -279,7 +279,7 @@ def _files_listed(out: str, slots: dict[str, str], q: str) -> str:
     paths = [ln.strip() for ln in _lines(out)]
     if not paths:
         return "No file matches."
-    return f"{len(paths)} files: {_list(paths)}."
+    return _counted(paths, "file", "files")
 
 
 @extractor("stat_owner")

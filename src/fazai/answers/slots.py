@@ -64,7 +64,7 @@ _BAD_NAMES = words_set(
     "the a an is are of in on at for to by named called running active this that which what any "
     "all most more many how much some every each o a os as de do da no na em run runs ran use "
     "uses used listen listens listening logged configured installed set has have does do member "
-    "members"
+    "members be been can could will would may might should get got was were vers"
 )
 
 
@@ -185,6 +185,8 @@ def _fill_one(question: str, kind: str, found: list[Value], used: set[int]) -> t
         rf"\b(?:{words})\s+(?:named\s+|called\s+|chamad[oa]\s+)?[`'\"]?({_NAME})",
         rf"(?:\bthe\s+|\bo\s+|\ba\s+)?[`'\"]?({_NAME})[`'\"]?\s+(?:{words})\b",
     ]
+    if kind == "package":  # "which version of coreutils is installed?": a package without the word
+        patterns.append(rf"\bversions? (?:of|do|da)\s+(?:the\s+|o\s+)?[`'\"]?({_NAME})")
     if kind == "service":  # "why did nginx fail?": what failed is a service without the word
         patterns.append(rf"\b(?:did|does|is|do|has)\s+(?:the\s+)?({_NAME})\s+(?:fail|crash|die|stop)")
     for rx in patterns:
