@@ -16,6 +16,7 @@ def test_node_imports_only_its_allowed_rooms() -> None:
         "fazai.config",
         "fazai.targets.local",
         "fazai.targets.base",
+        "fazai.telemetry.local",  # the /proc sampler fazaid uses for itself: one way to read a node
     )
     bad = []
     for path in (SRC / "node").rglob("*.py"):

@@ -25,6 +25,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -372,5 +374,11 @@ async def _get_or_create(conn: AsyncConnection, table: Table, keys: dict[str, An
     found = (await conn.execute(select(table.c.id).where(*cond))).scalar()
     if found is not None:
         return int(found)
+    # Two writers may both see no row (an agent's hello upserts while an operator adds nodes): the
+    # insert gives way to the row the other wrote, and that row's id is read back.
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        await conn.execute(dialect_insert(table).values(**keys, created_at=now).on_conflict_do_nothing())
+        return int((await conn.execute(select(table.c.id).where(*cond))).scalar_one())
     res = await conn.execute(insert(table).values(**keys, created_at=now))
     return int(res.inserted_primary_key[0])
