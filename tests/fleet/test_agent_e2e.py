@@ -20,9 +20,15 @@ def test_command_streams_and_exits(fleet: FleetDaemon) -> None:
     assert row["result"]["stdout"] == "out\n" and row["result"]["stderr"] == "err\n"
     ok = fleet.wait_action(fleet.submit("web-01", "uname -s"))
     assert ok["state"] == "done" and ok["result"]["stdout"].strip() == "Linux"
-    # The enrolled agent is in the inventory: transport agent, its version and a heartbeat.
+    # The enrolled agent is in the inventory: transport agent, its version and a heartbeat. Hellos are
+    # written in batches (fleet/registry.py touch_many), so the row may trail the connection a little.
+    deadline, node = time.monotonic() + 20, {}
     with fleet.http() as c:
-        node = c.get("/nodes/web-01").json()
+        while time.monotonic() < deadline:
+            node = c.get("/nodes/web-01").json()
+            if node.get("transport") == "agent" and node.get("version") and node.get("last_heartbeat"):
+                break
+            time.sleep(0.2)
     assert node.get("transport") == "agent" and node.get("version") and node.get("last_heartbeat"), node
 
 
