@@ -21,6 +21,7 @@ from .app import (
     validate,
 )
 from .models import flatten
+from .system_ops import product_block
 
 Route = tuple[Callable[..., Any], int, int, Any, Any]
 
@@ -466,15 +467,6 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
         add("unbound/settings/set", unbound_set)
 
     # ------------------------------------------------------------------ system
-    def product() -> dict[str, Any]:
-        return {
-            "product_name": "OPNsense",
-            "product_version": sim.version_text,
-            "product_abi": sim.version_text,
-            "product_arch": "amd64",
-            "product_series": sim.version_text,
-        }
-
     add(
         "core/firmware/info",
         lambda req: {
@@ -483,7 +475,7 @@ def build_routes(sim: Simulator) -> dict[tuple[str, str, str], Route]:
             "package": [],
             "plugin": [],
             "changelog": [],
-            "product": product(),
+            "product": product_block(sim),
         },
     )
     add(

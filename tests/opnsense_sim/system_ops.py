@@ -161,15 +161,7 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
 
     # ------------------------------------------------------------------ firmware
     def product() -> dict[str, Any]:
-        return {
-            "product_name": "OPNsense",
-            "product_version": sim.version_text,
-            "product_abi": sim.version_text,
-            "product_arch": "amd64",
-            "product_series": sim.version_text,
-            "product_mirror": "https://pkg.opnsense.org/FreeBSD:14:amd64/" + sim.version_text,
-            "product_check": sim.ops.product_check,
-        }
+        return product_block(sim)
 
     def run_check() -> None:
         avail = sim.ops.available or {}
@@ -352,3 +344,16 @@ def register(sim: Simulator, add: Callable[..., None]) -> None:
 
     add("core/service/search", services)
     add("core/service/restart", restart, 1, 2)
+
+
+def product_block(sim: Simulator) -> dict[str, Any]:
+    """The ``product`` block core puts in firmware answers (info, status), one for every endpoint."""
+    return {
+        "product_name": "OPNsense",
+        "product_version": sim.version_text,
+        "product_abi": sim.version_text,
+        "product_arch": "amd64",
+        "product_series": sim.version_text,
+        "product_mirror": "https://pkg.opnsense.org/FreeBSD:14:amd64/" + sim.version_text,
+        "product_check": sim.ops.product_check,
+    }
