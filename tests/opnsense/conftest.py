@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fazai.config import Settings
 from fazai.opnsense.client import ClientOptions, OPNsenseClient
 from fazai.opnsense.firewall import Firewall
+from fazai.opnsense.store import FirewallEntry, FirewallStore
 from opnsense_sim import Simulator, serve
 from opnsense_sim.keys import KEY, SECRET, install_keys
 
@@ -27,6 +29,18 @@ def servers() -> Iterator[dict[str, tuple[Simulator, str]]]:
             sim = Simulator(v)
             out[v] = (sim, stack.enter_context(serve(sim)))
         yield out
+
+
+def registered_firewall(servers, version: str, tmp_path: Path) -> tuple[Simulator, Settings]:
+    """A clean simulator of ``version`` registered as ``fw1`` (as `fazai opnsense add` does), and the
+    settings whose state dir holds it."""
+    sim, url = servers[version]
+    sim.reset()
+    sim.requests.clear()
+    install_keys(sim)
+    settings = Settings(paths={"state_dir": tmp_path / "state"})
+    FirewallStore(settings.paths.state_dir).add(FirewallEntry(name="fw1", url=url), KEY, SECRET)
+    return sim, settings
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from fazai.opnsense.tools import TOOLS
 from fazai.protocol import Event
 from fazai.safety import SafetyPolicy
 from fazai.tools.builtin import make_registry
-from opnsense_sim.keys import KEY, SECRET, install_keys
+from opnsense.conftest import registered_firewall
+from opnsense_sim.keys import KEY, SECRET
 
 ATTACKER = "45.155.205.233"
 EVE = json.dumps(
@@ -61,13 +62,7 @@ def act(kind: str, **fields) -> str:
 @pytest.fixture(params=["25.1", "26.7"])
 def firewall(request, servers, tmp_path: Path):
     """A simulated firewall registered as ``fw1`` (as `fazai opnsense add` does), and the settings."""
-    sim, url = servers[request.param]
-    sim.reset()
-    sim.requests.clear()
-    install_keys(sim)
-    settings = Settings(paths={"state_dir": tmp_path / "state"})
-    FirewallStore(settings.paths.state_dir).add(FirewallEntry(name="fw1", url=url), KEY, SECRET)
-    return sim, settings
+    return registered_firewall(servers, request.param, tmp_path)
 
 
 def deps_for(settings: Settings, outputs: list[str], policy: SafetyPolicy | None = None) -> AgentDeps:

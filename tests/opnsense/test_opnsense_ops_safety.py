@@ -19,11 +19,11 @@ from fazai.agent.tool_executors import ToolServices, tool_executors
 from fazai.cli.main import _register, app
 from fazai.config import SafetySettings, Settings
 from fazai.models.scripted import ScriptedProvider
-from fazai.opnsense.store import FirewallEntry, FirewallStore
 from fazai.opnsense.tools import TOOLS, get_tool
 from fazai.protocol import Event
 from fazai.safety import SafetyPolicy
 from fazai.tools.builtin import make_registry
+from opnsense.conftest import registered_firewall
 from opnsense_sim.keys import KEY, SECRET, install_keys
 
 _register()
@@ -46,13 +46,7 @@ def writes(sim) -> list[str]:
 
 @pytest.fixture(params=["25.7", "26.7"])
 def firewall(request, servers, tmp_path: Path):
-    sim, url = servers[request.param]
-    sim.reset()
-    sim.requests.clear()
-    install_keys(sim)
-    settings = Settings(paths={"state_dir": tmp_path / "state"})
-    FirewallStore(settings.paths.state_dir).add(FirewallEntry(name="fw1", url=url), KEY, SECRET)
-    return sim, settings
+    return registered_firewall(servers, request.param, tmp_path)
 
 
 def unattended(settings: Settings) -> SafetyPolicy:
