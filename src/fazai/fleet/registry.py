@@ -223,6 +223,11 @@ class Registry:
                 .where(fleet_enrollments.c.id == eid)
                 .values(status="issued", cert_serial=issued.serial, decided_at=row.decided_at or now)
             )
+        # An enrolled node is in the inventory from now on, not from its first hello: the hello is
+        # written in batches, and a session aimed at a node that is already connected must find it.
+        from fazai.store.inventory import Inventory
+
+        await Inventory(self.engine).upsert_node(row.node, transport="agent", site=row.site)
         return Outcome("issued", eid, row.node, cert=issued.pem)
 
     @staticmethod
