@@ -104,3 +104,33 @@ async def test_agent_upsert_and_heartbeat_decide_online(inv: Inventory) -> None:
     assert n.tags == ["web"] and n.group == "g1" and n.site == "sp"
     assert not await inv.heartbeat("ghost")
     assert (await inv.add_node("s1", transport="ssh", address="h")).status(90) == "unknown"
+
+
+async def test_a_connected_agent_node_is_reachable_before_its_heartbeat_is_stored(inv: Inventory) -> None:
+    """Heartbeats are written in batches: the gateway's own word that the node is connected counts."""
+    from fazai.config import Settings
+    from fazai.targets.base import Target
+    from fazai.targets.local import LocalTarget
+    from fazai.targets.nodes import NodeTargets, NodeUnavailable
+
+    await inv.upsert_node("edge-1", site="sp")  # enrolled, never heard from
+    made: list[str] = []
+
+    def factory(rec) -> Target:  # type: ignore[no-untyped-def]
+        made.append(rec.name)
+        return LocalTarget(name=rec.name)
+
+    nodes = NodeTargets(Settings(), inv, transports={"agent": factory})
+    with pytest.raises(NodeUnavailable, match="offline \\(never heard from"):
+        await nodes.target_for("edge-1")
+    connected: set[str] = set()
+
+    async def live(name: str) -> bool:
+        return name in connected
+
+    nodes.live["agent"] = live
+    with pytest.raises(NodeUnavailable, match="offline"):
+        await nodes.target_for("edge-1")
+    connected.add("edge-1")
+    rec, _ = await nodes.target_for("edge-1")
+    assert rec.name == "edge-1" and made == ["edge-1"]

@@ -122,6 +122,14 @@ class Hub:
 
     # -- connections ----------------------------------------------------------------------------
 
+    async def is_connected(self, node: str) -> bool:
+        """Whether ``node`` holds a connection now: to this replica, or to a live one (route table)."""
+        if node in self.conns:
+            return True
+        if self.relay is None:
+            return False
+        return node in await self.relay.routes.holders([node], self.relay.stale_s)
+
     async def handle(self, ws: ServerConnection, node: str, serial: str) -> None:
         """Serve one agent connection after TLS and the revocation check: hello first, then frames."""
         try:

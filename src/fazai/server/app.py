@@ -137,6 +137,7 @@ def create_app(
 
             hub = app.state.fleet.hub
             manager.nodes.transports["agent"] = lambda rec: AgentTarget(hub, rec.name)
+            manager.nodes.live["agent"] = hub.is_connected
             hub.on_telemetry = automation.record_agent_metrics  # agents' samples: metrics + playbooks
         app.state.automation = automation
         state_dir = settings.paths.state_dir

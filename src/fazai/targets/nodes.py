@@ -64,6 +64,9 @@ class NodeTargets:
         self.settings = settings
         self.inventory = inventory
         self.transports: dict[str, TransportFactory] = dict(transports or {})
+        # Per transport: whether the node is connected right now. Heard-from times are written in
+        # batches, so a node that has just connected can be live before its heartbeat is stored.
+        self.live: dict[str, Callable[[str], Awaitable[bool]]] = {}
         self._pool: dict[str, tuple[tuple[Any, ...], Target]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -106,7 +109,8 @@ class NodeTargets:
                 )
             age = node.seconds_since_heard()
             limit = self.settings.nodes.offline_after_s
-            if age is None or age > limit:
+            live = self.live.get(node.transport)
+            if (age is None or age > limit) and not (live is not None and await live(node.name)):
                 seen = "never heard from" if age is None else f"last heard from {age:.0f}s ago"
                 raise NodeUnavailable(
                     node.name, "offline", f"node {node.name} is offline ({seen}; limit {limit:g}s)"
