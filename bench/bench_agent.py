@@ -64,10 +64,15 @@ log_level = "info"
     )
     port = 0
     assert proc.stderr
+    said: list[str] = []
     for line in proc.stderr:
+        said.append(line)
         if '"listening"' in line:
             port = json.loads(line)["port"]
             break
+    if not port:  # a refused config, a port in use: say what the daemon said, not a missing token
+        proc.wait(10)
+        sys.exit(f"fazaid did not start (exit {proc.returncode}):\n{''.join(said[-20:])}")
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
     for _ in range(300):
         try:
@@ -113,6 +118,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100)
     args = ap.parse_args()
     n = args.iterations
+    if not 1 <= n <= 995:  # agent.max_iterations allows 1000, and the run needs n + 5
+        ap.error("--iterations must be between 1 and 995 (agent.max_iterations is at most 1000)")
 
     def bare_run() -> float:
         t0 = time.perf_counter()
