@@ -132,7 +132,7 @@ def test_restart_finds_nothing_left_running_and_the_cli_reconnects(tmp_path: Pat
         if cli.poll() is not None:
             o, e = cli.communicate()
             raise AssertionError(o[-2000:] + e[-2000:])
-        # Take the reaper away first (the worst case): only PDEATHSIG and the restart's check remain.
+        # Take the reaper away first (the worst case): only the restart's check remains.
         assert d.proc
         reapers = [p for p in find_procs("declare -A g") if _ppid(p) == d.proc.pid]
         assert reapers, "no reaper process next to fazaid"

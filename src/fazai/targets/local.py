@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fazai.targets.base import ExecResult, OutputCallback, Stream, TargetError
 from fazai.targets.childwatch import use_pidfd_watcher
-from fazai.targets.reaper import OWNER_VAR, REAPER, die_with_parent, owner_mark, pdeathsig_prefix
+from fazai.targets.reaper import OWNER_VAR, REAPER, owner_mark
 
 # Non-interactive defaults: a pager or a prompt would hang a command that has no terminal.
 _QUIET_ENV = {
@@ -106,10 +106,10 @@ class LocalTarget:
         """Run ``command`` in bash in its own process group (see ``Target.run``)."""
         start = time.monotonic()
         use_pidfd_watcher()
-        prefix = pdeathsig_prefix()
         try:
+            # No preexec_fn (it makes Python fork() the whole daemon instead of vfork()) and no
+            # death-signal wrapper: the reaper kills the group if this process dies (reaper.py).
             proc = await asyncio.create_subprocess_exec(
-                *(prefix or ()),
                 *shell_argv(command),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -117,8 +117,6 @@ class LocalTarget:
                 start_new_session=True,
                 cwd=self.cwd,
                 env=self._env,
-                # Only without setpriv: a preexec_fn forks the whole process (see pdeathsig_prefix).
-                preexec_fn=None if prefix else die_with_parent,
             )
         except OSError as e:
             raise TargetError(f"cannot start bash on {self.name}: {e}") from e

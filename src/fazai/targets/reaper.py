@@ -1,9 +1,8 @@
 """No command outlives the process that started it (``kill -9`` of fazaid included).
 
-Each command runs in its own process group (so an abort kills pipes and children too). Three
+Each command runs in its own process group (so an abort kills pipes and children too). Two
 mechanisms make sure a dead daemon leaves no group behind, changing the machine unsupervised:
 
-* the shell gets ``PR_SET_PDEATHSIG`` = SIGKILL: the kernel kills it when its parent dies;
 * a tiny reaper (``bash``, one per process, in its own session) holds the read end of a pipe on
   which this process registers each command's group; when this process dies, however, the pipe
   reaches end of file and the reaper SIGKILLs every group still registered;
@@ -13,12 +12,17 @@ mechanisms make sure a dead daemon leaves no group behind, changing the machine 
   processes of a registered group whose owner no longer runs — the last line, should the reaper
   itself have been killed. What a command left running on purpose after it ended (``nohup srv &``)
   is not registered any more, so it is left alone.
+
+Why no ``PR_SET_PDEATHSIG`` on the shell as a third line: it needs a ``preexec_fn`` (Python then
+``fork()``s the whole daemon, ~15 ms a command) or an exec of ``setpriv --pdeathsig`` (~1 ms a
+command, most of the loop's overhead over a bare ``bash -c``), and it only reaches the shell, not its
+children, which the group kill above does. What it would add is the microseconds between the start
+of a command and its registration; a service manager's cgroup kill (``KillMode=mixed``) covers those.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -30,7 +34,6 @@ import structlog
 log = structlog.get_logger("fazai.targets")
 
 OWNER_VAR = "FAZAI_CMD_OWNER"
-_PR_SET_PDEATHSIG = 1
 
 # Reads "+PGID" / "-PGID" lines; at end of file (the owner died) kills what is still registered.
 _REAPER = r"""
@@ -60,47 +63,6 @@ def owner_mark() -> str:
     if _mark is None or _mark[0] != pid:  # read once per process (a fork has a new pid)
         _mark = (pid, f"{pid}:{_start_time(pid) or 0}")
     return _mark[1]
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: SIGKILL this child when the process that forked it dies (Linux)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-# `setpriv --pdeathsig KILL -- cmd` sets the same death signal, then execs cmd (same pid, same group).
-_SETPRIV = ("setpriv", "--pdeathsig", "KILL", "--")
-_setpriv_ok: bool | None = None
-
-
-def pdeathsig_prefix() -> tuple[str, ...] | None:
-    """An argv prefix that gives a command ``PR_SET_PDEATHSIG`` = SIGKILL without a ``preexec_fn``.
-
-    Why: any ``preexec_fn`` makes Python ``fork()`` the whole daemon (and run Python in the child)
-    instead of ``vfork()``: ~15 ms per command at daemon size against ~1 ms for the extra exec of
-    ``setpriv`` (``bench/bench_agent.py``). ``None`` where util-linux's ``setpriv`` is missing or too
-    old to know ``--pdeathsig``: callers then fall back to :func:`die_with_parent`. Probed once.
-    """
-    global _setpriv_ok
-    if _setpriv_ok is None:
-        try:
-            done = subprocess.run([*_SETPRIV, "true"], capture_output=True, timeout=5, check=False)
-            _setpriv_ok = done.returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            _setpriv_ok = False
-        if not _setpriv_ok:
-            log.info("setpriv_unavailable", fallback="preexec_fn (slower command start)")
-    return _SETPRIV if _setpriv_ok else None
 
 
 class Reaper:
