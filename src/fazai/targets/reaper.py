@@ -111,8 +111,11 @@ class Reaper:
         self._send(f"+{pgid}\n")
         if self.registry is not None:
             with contextlib.suppress(OSError):
-                self.registry.mkdir(parents=True, exist_ok=True, mode=0o700)
-                (self.registry / str(pgid)).write_text(owner_mark())
+                try:
+                    (self.registry / str(pgid)).write_text(owner_mark())
+                except FileNotFoundError:  # the first command (or the folder was removed): make it
+                    self.registry.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    (self.registry / str(pgid)).write_text(owner_mark())
 
     def release(self, pgid: int) -> None:
         """Group ``pgid`` is over (its leader was reaped)."""
