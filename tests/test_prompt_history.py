@@ -117,7 +117,8 @@ def test_a_new_goal_brings_its_own_kb_hits_but_not_the_facts_again():
     h.add_observation("noted", 1)
     h.add_goal("second", {"facts": "System facts: f2", "kb": [{"title": "t2", "snippet": "s2", "id": "b"}]})
     msgs = build_messages(h, CORE)
-    assert "[unverified] t1 (id a): s1" in msgs[1].content and "f1" in msgs[1].content
+    assert "[unverified] t1: s1" in msgs[1].content and "f1" in msgs[1].content
+    assert "(id a)" not in msgs[1].content  # ids are for the log, not for the model to copy
     last = msgs[-1].content
-    assert "[unverified] t2 (id b): s2" in last and last.endswith("New goal: second")
+    assert "[unverified] t2: s2" in last and last.endswith("New goal: second")
     assert "f2" not in last and "t1" not in last

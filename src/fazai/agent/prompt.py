@@ -87,9 +87,12 @@ def system_prompt(offered: Sequence[str]) -> str:
 
 
 def kb_hit_line(hit: dict[str, Any]) -> str:
-    """How one knowledge-base hit appears in the prompt (the KB token budget is counted on this)."""
-    ident = f" (id {hit['id']})" if hit.get("id") else ""
-    return f"- [{hit.get('status', 'unverified')}] {hit.get('title', '')}{ident}: {hit.get('snippet', '')}"
+    """How one knowledge-base hit appears in the prompt (the KB token budget is counted on this).
+
+    No item id: no action takes one, and a small model copied ``starter.answer-user-info`` into a
+    command as the user name it was to fill in (the event log keeps the ids).
+    """
+    return f"- [{hit.get('status', 'unverified')}] {hit.get('title', '')}: {hit.get('snippet', '')}"
 
 
 def context_block(context: dict[str, Any]) -> str:
