@@ -183,10 +183,11 @@ async def test_against_a_real_systemd_and_journald(user_systemd) -> None:  # noq
     assert got.values["units_failed"] == 1.0
     assert got.values["unit_active:fz-web"] == 1.0 and got.values["unit_active:nginx"] == 0.0
     assert got.values["unit_restarts:fz-flap"] >= 3  # restarted every ~0.4 s for 2 s
-    # Each fz-flap start logged one err line, fz-broken one: all after the first sample's mark.
-    assert got.values["journal_errors"] >= got.values["unit_restarts:fz-flap"] + 1
+    # Each fz-flap restart starts a process that logs one err line, and fz-broken logged one; the
+    # newest restart's line may still be on its way (NRestarts counts before the process runs).
+    assert got.values["journal_errors"] >= got.values["unit_restarts:fz-flap"]
     last = got.labels["journal_errors"]
-    assert set(last) <= {f"last{i}" for i in range(1, 6)} and len(last) == 5
+    assert list(last) == [f"last{i}" for i in range(1, min(5, int(got.values["journal_errors"])) + 1)]
     assert all("fz-flap: bind" in m or "fz-broken: no config" in m for m in last.values()), last
     again = await src.sample()
     assert again.values["journal_errors"] <= 3 and again.values["unit_restarts:fz-flap"] <= 3  # only new ones
