@@ -101,7 +101,7 @@ def test_service_telemetry_through_the_hub_fires_playbooks(tmp_path: Path, user_
             assert latest["units_failed"]["value"] == 1.0 and latest["unit_active:fz-web"]["value"] == 1.0
             series = c.get("/telemetry/nodes/web-09", params={"since": 600}).json()["series"]
             assert max(v for _, v in series["unit_restarts:fz-flap"]) >= 1
-            assert sum(v for _, v in series["journal_errors"]) >= 2
+            assert sum(v for _, v in series["journal_errors"]) >= 1  # fz-flap logs one err line a start
             runs = {r["playbook"]: r for r in c.get("/playbooks/runs").json()}
         texts = sorted(b["text"] for b in hook.bodies)
         assert "web-09: 1.0 failed unit(s)" in texts, texts
