@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -191,3 +192,26 @@ async def test_against_a_real_systemd_and_journald(user_systemd) -> None:  # noq
     assert all("fz-flap: bind" in m or "fz-broken: no config" in m for m in last.values()), last
     again = await src.sample()
     assert again.values["journal_errors"] <= 3 and again.values["unit_restarts:fz-flap"] <= 3  # only new ones
+
+
+def _err_stamps(journalctl: list[str]) -> list[int]:
+    """``__REALTIME_TIMESTAMP`` of every err-or-worse entry of the journal, read independently."""
+    argv = [*journalctl, "-p", "err", "-q", "-o", "json", "--no-pager"]
+    dump = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.splitlines()
+    return [int(json.loads(x)["__REALTIME_TIMESTAMP"]) for x in dump]
+
+
+async def test_journal_errors_are_counted_once_across_samples(user_systemd) -> None:  # noqa: F811
+    sd = user_systemd
+    src = ServiceSource([], systemctl=sd.systemctl, journalctl=sd.journalctl)
+    await src.sample()
+    start_mark = src._mark_us
+    sd.run_unit("fz-noisy", 'for i in $(seq 60); do echo "<3>fz-noisy: error $i" >&2; sleep 0.02; done')
+    counted = 0
+    for _ in range(8):  # samples taken while the unit is still writing
+        await asyncio.sleep(0.25)
+        counted += int((await src.sample()).values["journal_errors"])
+    # The truth: every err entry the journal holds after the first sample's mark, up to the last one's.
+    stamps = _err_stamps(sd.journalctl)
+    truth = sum(1 for ts in stamps if start_mark < ts <= src._mark_us)
+    assert counted == truth and truth >= 30, (counted, truth)

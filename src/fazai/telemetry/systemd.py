@@ -11,7 +11,7 @@ Metric names (the metric store has no labels, so a unit's name goes into the met
   carry the newest few messages (``unit: message``, newest first, each cut to :data:`LINE_CHARS`).
 
 Each sample runs three fixed read-only commands at once, each killed after ``timeout_s``:
-``systemctl show -p NFailedUnits -p SystemState``, ``systemctl show -p Id,… UNITS`` and
+``systemctl show -p NFailedUnits``, ``systemctl show -p Id,… UNITS`` and
 ``journalctl -p err --since @T -r -n N -o json``. They get the scrubbed environment of
 :func:`fazai.targets.local.shell_env` (no secrets). Where systemd or journald is missing (a
 container, a machine not booted with systemd) those metrics are left out, logged once at debug.
@@ -191,7 +191,7 @@ class ServiceSource:
         """Run the commands at once; every part that fails is left out of the sample."""
         out = ServiceSample()
         manager, units, journal = await asyncio.gather(
-            self._run("systemd", [*self.systemctl, "show", "-p", "NFailedUnits", "-p", "SystemState"]),
+            self._run("systemd", [*self.systemctl, "show", "-p", "NFailedUnits"]),
             self._units(),
             self._journal(),
         )
