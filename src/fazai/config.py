@@ -221,7 +221,7 @@ class KBSettings(_Section):
         default=True, description="answer a question from a matching verified recipe before asking the model"
     )
     answer_threshold: float = Field(
-        default=0.78,
+        default=0.76,
         ge=0,
         le=1,
         description="least similarity for a recipe to answer (bench/bench_recipes.py)",

@@ -49,7 +49,7 @@ class DirectAnswers:
     """Matches question parts to answerable recipes (``search``: the KB's recipe search)."""
 
     search: RecipeSearch
-    threshold: float = 0.78
+    threshold: float = 0.76  # KBSettings.answer_threshold
     policy: Any = None  # only commands the safety policy classifies read-only are offered
     questions_only: bool = False  # agent mode: only a goal that asks something (not "restart nginx")
     # Embeddings rank "which kernel modules are loaded?" close to the kernel-version recipe; words do not:
@@ -87,6 +87,9 @@ class DirectAnswers:
                 re.search(r, part, re.I) for r in spec.rejects
             ):
                 self.misses.append({"part": part, "recipe": item.id, "why": "its words rule it out"})
+                continue
+            if spec.extract == "count" and wants(part) == "name":  # "top source of failed logins?"
+                self.misses.append({"part": part, "recipe": item.id, "why": "it counts; the part asks which"})
                 continue
             filled = fill_slots(part, spec.slots, spec.defaults)
             if filled is None:

@@ -31,7 +31,7 @@ _YES_NO = re.compile(
     r"^\s*(?:is|are|does|do|did|can|has|have|was|were|will|should|[eé]|est[aá]|existe|h[aá]|tem)\b", re.I
 )
 _NAME = re.compile(
-    r"^\s*(?:which|what|who|whose|where|qual|quais|quem|onde|name|list|show)\b|\bwhich\b|\bwhat is the\b",
+    r"^\s*(?:which|what|who|whose|where|qual|quais|quem|onde|name|list|show|top)\b|\bwhich\b|\bwhat is the\b",
     re.I,
 )
 _YES_WORDS = re.compile(r"\b(?:yes|no|not|none|sim|n[aã]o|nenhum|nenhuma|true|false)\b|n't\b", re.I)
