@@ -110,3 +110,19 @@ def test_metrics_shows_current_values_and_sparklines(tmp_path: Path) -> None:
     assert fazai(cfg, "metrics").stdout.split() == ["web1"]
     p = fazai(cfg, "metrics", "nosuch")
     assert p.returncode == 1 and "no samples of node 'nosuch'" in p.stderr
+
+
+def test_playbook_test_with_metric_labels(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    pb = tmp_path / "journal.yaml"
+    pb.write_text(
+        "name: journal\ntrigger: {metric: {name: journal_errors, above: 20}}\nsteps:\n"
+        "  - webhook: {url: 'http://127.0.0.1:9/hook', message: 'newest: {metric.labels.last1}'}\n"
+    )
+    p = fazai(cfg, "playbook", "test", str(pb), "--metric", "journal_errors=30", "--node", "web1",
+              "--label", "last1=nginx.service: bind() failed")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "newest: nginx.service: bind() failed" in p.stdout
+    # Without the label the what-if says the step would be refused, and why.
+    p = fazai(cfg, "playbook", "test", str(pb), "--metric", "journal_errors=30", "--node", "web1")
+    assert "REFUSED" in p.stdout and "{metric.labels.last1} names nothing" in p.stdout

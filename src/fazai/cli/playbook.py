@@ -91,6 +91,9 @@ def test(
     metric: str | None = typer.Option(None, "--metric", help="NAME=VALUE for a metric trigger"),
     node: str = typer.Option("local", "--node", help="the node of --metric / a node_state trigger"),
     state: str | None = typer.Option(None, "--state", help="the new state for a node_state trigger"),
+    label: list[str] = typer.Option(
+        [], "--label", help="KEY=VALUE the --metric sample carries ({metric.labels.KEY}); repeat"
+    ),
     as_json: bool = typer.Option(False, "--json", help="the plan as JSON"),
 ) -> None:
     """What-if: print exactly what the playbook would do for this trigger — on which targets, with
@@ -122,7 +125,8 @@ def test(
             raise typer.Exit(2) from e
         m = pb.trigger.metric
         threshold = (m.above if m.above is not None else m.below) if m else 0.0
-        ctx = metric_context(node, name, v, float(threshold or 0), m.for_s if m else 0.0)
+        labels = dict(x.partition("=")[::2] for x in label)
+        ctx = metric_context(node, name, v, float(threshold or 0), m.for_s if m else 0.0, labels)
         matched = (
             m is not None and m.name == name and (v > m.above if m.above is not None else v < (m.below or 0))
         )

@@ -77,6 +77,14 @@ def _run(args: argparse.Namespace, state: Path) -> int:
         settings.backoff_base_s = args.backoff_base
     if args.telemetry is not None:
         settings.telemetry_s = args.telemetry
+    if args.watch_unit:
+        try:
+            settings = AgentSettings.model_validate(
+                {**settings.model_dump(), "watch_units": [*settings.watch_units, *args.watch_unit]}
+            )
+        except ValueError as e:
+            print(f"fazai-agent: --watch-unit: {e}", file=sys.stderr)
+            return 2
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -146,6 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--backoff-base", type=float, help="first reconnect delay bound in seconds (default 0.5)")
     r.add_argument(
         "--telemetry", type=float, metavar="S", help="seconds between telemetry samples (default 60; 0: none)"
+    )
+    r.add_argument(
+        "--watch-unit",
+        action="append",
+        metavar="UNIT",
+        help="a systemd unit whose state and restarts go with the telemetry (repeat; adds to agent.json "
+        "watch_units)",
     )
     sub.add_parser("status", help="enrollment, certificate expiry, outbox size")
     args = ap.parse_args(argv)

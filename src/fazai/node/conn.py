@@ -30,6 +30,7 @@ from fazai.node.journal import Journal
 from fazai.node.runner import Runner
 from fazai.node.settings import AgentSettings
 from fazai.telemetry.local import LocalSource
+from fazai.telemetry.systemd import ServiceSource
 
 log = logging.getLogger("fazai.agent")
 
@@ -88,18 +89,37 @@ class Agent:
                     await sampler
 
     async def _telemetry(self, stop: asyncio.Event) -> None:
-        """Sample this node's load, CPU, memory, disk and network into the outbox, connected or not:
-        the outbox keeps what a disconnected agent measured until the server acks it."""
+        """Sample this node's load, CPU, memory, disk, network, service states and journal errors into
+        the outbox, connected or not: the outbox keeps what a disconnected agent measured until the
+        server acks it."""
+        s = self.settings
         source = LocalSource()
         source.sample()  # CPU use needs a first reading to diff against
+        services = (
+            ServiceSource(s.watch_units, systemctl=s.systemctl, journalctl=s.journalctl)
+            if s.service_telemetry
+            else None
+        )
+        if services is not None:
+            await services.sample()  # restarts and journal errors count from here
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.telemetry_s)
+                await asyncio.wait_for(stop.wait(), s.telemetry_s)
                 return
             values = source.sample()
             ts = datetime.now(UTC).isoformat()
             batch = [wire.Metric(name=k, value=v, ts=ts) for k, v in values.items()]
             batch.append(wire.Metric(name="running_actions", value=float(len(self.tasks)), ts=ts))
+            if services is not None:
+                try:
+                    svc = await services.sample()
+                except Exception:  # a sampler bug must not stop the load/CPU/memory figures
+                    log.exception("service telemetry failed")
+                else:
+                    batch += [
+                        wire.Metric(name=k, value=v, ts=ts, labels=svc.labels.get(k, {}))
+                        for k, v in svc.values.items()
+                    ]
             self.runner.emit("telemetry.push", wire.TelemetryPush(batch=batch), None)
 
     async def _connect_loop(self, stop: asyncio.Event) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fazai import wire
 from fazai.config import SafetySettings
@@ -46,6 +46,25 @@ class AgentSettings(BaseModel):
     telemetry_s: float = Field(
         default=60.0, ge=0, description="seconds between telemetry samples pushed to the server (0: none)"
     )
+    # Service telemetry (fazai.telemetry.systemd): units_failed and journal_errors always, and per
+    # watched unit unit_active:NAME / unit_restarts:NAME. The argv prefixes are FazAI's own fixed
+    # read-only commands; they are settings so a node can point them elsewhere (`systemctl --user`).
+    service_telemetry: bool = Field(default=True, description="sample systemd units and journal errors")
+    watch_units: list[str] = Field(
+        default_factory=list, description="systemd units whose state and restarts are sampled, e.g. nginx"
+    )
+    systemctl: list[str] = Field(default_factory=lambda: ["systemctl"], min_length=1)
+    journalctl: list[str] = Field(default_factory=lambda: ["journalctl"], min_length=1)
+
+    @field_validator("watch_units")
+    @classmethod
+    def _unit_names(cls, v: list[str]) -> list[str]:
+        from fazai.telemetry.systemd import UNIT_NAME
+
+        bad = [u for u in v if not UNIT_NAME.match(u)]
+        if bad:
+            raise ValueError(f"not a systemd unit name: {', '.join(map(repr, bad))}")
+        return v
 
     def gateways(self) -> list[str]:
         """The gateway URLs to dial, in order: ``servers`` (comma lists split), else ``gateway``."""

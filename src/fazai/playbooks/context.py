@@ -18,10 +18,25 @@ def alert_context(alert: SuricataAlert, *, alert_id: str | None = None, source: 
     return {"alert": data, "summary": summary, "trigger": "alert"}
 
 
-def metric_context(node: str, name: str, value: float, threshold: float, held_s: float) -> dict[str, Any]:
-    """``{metric: {...}, node, summary}`` for a metric-triggered run."""
+def metric_context(
+    node: str,
+    name: str,
+    value: float,
+    threshold: float,
+    held_s: float,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``{metric: {...}, node, summary}`` for a metric-triggered run (``metric.labels``: what the
+    sample carried besides its value, e.g. ``last1`` … of ``journal_errors``; ``{}`` when nothing)."""
     return {
-        "metric": {"node": node, "name": name, "value": value, "threshold": threshold, "held_s": held_s},
+        "metric": {
+            "node": node,
+            "name": name,
+            "value": value,
+            "threshold": threshold,
+            "held_s": held_s,
+            "labels": dict(labels or {}),
+        },
         "node": {"name": node},
         "summary": f"{name} on {node} is {value:g} (threshold {threshold:g}, held {held_s:g}s)",
         "trigger": "metric",

@@ -224,18 +224,30 @@ class Automation:
     # -- metrics, schedules, node states -----------------------------------------------------------
 
     async def record_agent_metrics(self, node: str, batch: list[Any]) -> None:
-        """A fleet agent's ``telemetry.push`` batch (``wire.Metric``: name, value, ISO time) as samples."""
+        """A fleet agent's ``telemetry.push`` batch (``wire.Metric``: name, value, ISO time) as samples.
+
+        A metric's labels (e.g. the newest journal lines of ``journal_errors``) are not stored — the
+        store keeps numbers — but a playbook started by that sample sees them as ``metric.labels``."""
         by_ts: dict[float, dict[str, float]] = {}
+        labels: dict[float, dict[str, dict[str, str]]] = {}
         for m in batch:
             try:
                 ts = datetime.fromisoformat(m.ts).timestamp()
             except ValueError:
                 ts = float(m.ts)  # epoch seconds; a bad one raises, and the batch is not acked
             by_ts.setdefault(ts, {})[m.name] = m.value
+            if m.labels:
+                labels.setdefault(ts, {})[m.name] = dict(m.labels)
         for ts, values in sorted(by_ts.items()):
-            await self.record_metrics(node, values, ts)
+            await self.record_metrics(node, values, ts, labels.get(ts))
 
-    async def record_metrics(self, node: str, values: dict[str, float], ts: float | None = None) -> list[str]:
+    async def record_metrics(
+        self,
+        node: str,
+        values: dict[str, float],
+        ts: float | None = None,
+        labels: dict[str, dict[str, str]] | None = None,
+    ) -> list[str]:
         """Store samples of ``node``; start metric playbooks whose threshold has held long enough."""
         ts = time.time() if ts is None else ts
         await self.metrics.record(node, values, ts)
@@ -249,7 +261,9 @@ class Automation:
             value = float(values[m.name])
             if self.watch.observe(pb, node, m.name, value, ts):
                 threshold = m.above if m.above is not None else m.below
-                ctx = metric_context(node, m.name, value, float(threshold or 0), m.for_s)
+                ctx = metric_context(
+                    node, m.name, value, float(threshold or 0), m.for_s, (labels or {}).get(m.name)
+                )
                 sid = await self.start_playbook(pb, ctx)
                 if sid:
                     out.append(sid)
