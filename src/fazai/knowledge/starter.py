@@ -87,10 +87,12 @@ def load_vector_cache() -> dict[str, np.ndarray]:
 
 def write_vector_cache(embedder: object, dest: Path | None = None) -> Path:
     """Embed every starter recipe and write the cache file (run after editing recipes)."""
+    from fazai.knowledge.recipe_index import topic_text  # RecipeIndex compares these
+
     model_id = embedder.model_id  # type: ignore[attr-defined]
     recipes = load_starter()
     texts = [r.embed_text() for r in recipes]
-    texts += [e for r in recipes if r.answer is not None for e in r.answer.examples]  # RecipeIndex
+    texts += [topic_text(e) for r in recipes if r.answer is not None for e in r.answer.examples]
     vecs = embedder.embed(texts)  # type: ignore[attr-defined]
     dest = dest or Path(__file__).with_name("recipes") / VECTORS_FILE
     np.savez_compressed(
