@@ -69,6 +69,15 @@ def test_a_counting_recipe_never_answers_a_question_that_asks_which(embedder) ->
     assert any(x["recipe"] == count and "asks which" in x["why"] for x in m.misses)
 
 
+def test_a_recipe_whose_value_the_question_does_not_name_steps_aside(embedder) -> None:
+    """The per-user recipe ranks first for "Which user has UID 1001?" but no user is named: the
+    UID recipe, which uses the number the question gives, answers (before: no recipe at all)."""
+    m = direct(embedder)
+    got = asyncio.run(m.plan("Which user has UID 1001?"))
+    assert [x.item_id for x in got if x] == ["starter.answer-uid-owner"] and got[0].slots == {"uid": "1001"}
+    assert not asyncio.run(m.plan("how many files are in /etc?"))[0]  # largest-file needs "largest"
+
+
 def test_every_recipe_is_read_only_and_names_a_real_extractor() -> None:
     policy = SafetyPolicy(SafetySettings())
     for item in RECIPES:

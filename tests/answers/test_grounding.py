@@ -144,6 +144,17 @@ def test_an_answer_that_does_not_answer() -> None:
     assert not v.ok and v.unanswered == "it gives no value"
 
 
+def test_a_number_the_question_gives_is_not_what_it_asks() -> None:
+    """ "Which user has UID 1001?" asks a name: "alice" answers it (was "it gives no value")."""
+    passwd = ("getent passwd 1001", "alice:x:1001:1001:Alice Ops:/home/alice:/bin/bash\n")
+    assert ground("alice", evidence("Which user has UID 1001?", passwd)).ok
+    ss = ("ss -tlnp 'sport = :22'", 'LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=612,fd=3))')
+    assert ground("sshd", evidence("Which process listens on port 22?", ss)).ok
+    # Asked, not given: a port question still wants the number.
+    v = ground("sshd", evidence("What port does sshd listen on?", ss))
+    assert not v.ok and v.unanswered
+
+
 def test_a_change_goal_is_judged_by_its_values_only() -> None:
     ev = evidence("restart nginx", ("systemctl restart nginx", ""))
     assert ground("nginx was restarted.", ev).ok

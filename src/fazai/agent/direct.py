@@ -78,7 +78,8 @@ class DirectAnswers:
             key=lambda h: -h[1],
         )
         # Only the best: falling back to the runner-up answers another question, unless the best
-        # is ruled out by its own words (``requires``/``rejects``), which tell close recipes apart.
+        # is ruled out by its own words (``requires``/``rejects``), which tell close recipes apart,
+        # or by the question (it names no value the recipe needs, or it asks which and the best counts).
         for item, score in ranked[:2]:
             spec = item.answer
             if spec is None or score < self.threshold:
@@ -92,9 +93,9 @@ class DirectAnswers:
                 self.misses.append({"part": part, "recipe": item.id, "why": "it counts; the part asks which"})
                 continue
             filled = fill_slots(part, spec.slots, spec.defaults)
-            if filled is None:
+            if filled is None:  # the question names no user for a per-user recipe: not what it asks
                 self.misses.append({"part": part, "recipe": item.id, "why": "a value it needs is not named"})
-                return None
+                continue
             extra = unconsumed(part, filled, " ".join([item.title, *spec.examples]))
             if extra:
                 why = "the question names " + ", ".join(v.text for v in extra)

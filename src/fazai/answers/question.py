@@ -37,9 +37,13 @@ _NAME = re.compile(
 _YES_WORDS = re.compile(r"\b(?:yes|no|not|none|sim|n[aã]o|nenhum|nenhuma|true|false)\b|n't\b", re.I)
 
 
+# "Which user has UID 1001?", "which process listens on port 22?": the number is given, not asked.
+_GIVEN = re.compile(r"\b(?:uid|gid|pid|ports?|portas?)\s+\d+\b", re.I)
+
+
 def wants(question: str) -> Wants:
     """The kind of value the question asks for."""
-    q = question.strip()
+    q = _GIVEN.sub("#", question.strip())
     if _YES_NO.search(q) and not _NAME.search(q.split("?")[0][:12]):
         return "yes_no"
     if _NUMBER.search(q):
