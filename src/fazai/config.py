@@ -328,6 +328,11 @@ class FleetSettings(_Section):
     max_output_bytes: int = Field(default=1 << 20, ge=1024, description="output kept per action")
     max_concurrent: int = Field(default=16, ge=1, le=1024, description="actions running at once per node")
     revocation_poll_s: float = Field(default=1.0, gt=0, description="how often revocations are checked")
+    down_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a node disconnected this long, on no replica, is 'down' for node_state playbooks",
+    )
     ca_dir: Path | None = Field(
         default=None,
         description="folder of the fleet CA (default <state_dir>/fleet); replicas share one (docs/scale.md)",

@@ -97,6 +97,11 @@ class Hub:
         self.telemetry: dict[str, list[dict[str, Any]]] = {}
         # Where telemetry batches are stored (the daemon's metric store); acked only once stored.
         self.on_telemetry: Callable[[str, list[wire.Metric]], Awaitable[None]] | None = None
+        # Node state changes (``up`` on a connection, ``down`` after down_after_s on no replica) for
+        # the daemon's node_state playbooks.
+        self.on_node_state: Callable[[str, str], Awaitable[Any]] | None = None
+        self._down_checks: dict[str, asyncio.Task[None]] = {}
+        self._state_tasks: set[asyncio.Task[None]] = set()
         self._results: list[Any] = []
         self._seen: dict[str, dict[str, Any] | None] = {}
         # Certificates known good, refreshed from the store by the revocation watch. A handshake
@@ -183,6 +188,10 @@ class Hub:
             )
         )
         log.info("agent_connected", node=node, version=hello.agent_version, pending=hello.pending)
+        pending_down = self._down_checks.pop(node, None)
+        if pending_down is not None:  # back within the grace: it never was down
+            pending_down.cancel()
+        self._state_change(node, "up")
         acker = asyncio.create_task(self._acker(conn))
         try:
             if self.relay is not None:
@@ -219,7 +228,38 @@ class Hub:
                     with contextlib.suppress(Exception):
                         await self.relay.routes.detach(node, self.relay.replica)
                 await self._pump_nodes(freed)
+                if self.on_node_state is not None and node not in self._down_checks:
+                    self._down_checks[node] = asyncio.create_task(self._down_unless_back(node))
             log.info("agent_disconnected", node=node, code=ws.close_code, reason=ws.close_reason)
+
+    def _state_change(self, node: str, state: str) -> None:
+        if self.on_node_state is None:
+            return
+        task = asyncio.create_task(self._report_state(node, state))
+        self._state_tasks.add(task)
+        task.add_done_callback(self._state_tasks.discard)
+
+    async def _report_state(self, node: str, state: str) -> None:
+        assert self.on_node_state is not None
+        try:
+            await self.on_node_state(node, state)
+        except Exception as e:  # a playbook's failure is its own; the gateway goes on
+            log.error("node_state_failed", node=node, state=state, error=str(e))
+
+    async def _down_unless_back(self, node: str) -> None:
+        """A reconnect (here or to another replica) within ``down_after_s`` is not a node going down."""
+        try:
+            await asyncio.sleep(self.settings.down_after_s)
+            try:
+                back = await self.is_connected(node)
+            except Exception as e:  # the route table unreadable: say nothing rather than a false down
+                log.warning("node_state_unknown", node=node, error=str(e))
+                return
+            if not back:
+                await self._report_state(node, "down")
+        finally:
+            if self._down_checks.get(node) is asyncio.current_task():
+                del self._down_checks[node]
 
     async def _acker(self, conn: AgentConn) -> None:
         """Send coalesced acks: durable ids and returned credit."""
@@ -664,8 +704,8 @@ class Hub:
                         await conn.ws.close(1008, "certificate revoked")
 
     def stop_flush(self) -> None:
-        """Cancel a seen-write still running (fazaid is stopping)."""
-        for t in self._flushers:
+        """Cancel a seen-write and node-state reports still running (fazaid is stopping)."""
+        for t in [*self._flushers, *self._state_tasks, *self._down_checks.values()]:
             t.cancel()
 
     async def _flush_logged(self) -> None:

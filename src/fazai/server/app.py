@@ -139,6 +139,7 @@ def create_app(
             manager.nodes.transports["agent"] = lambda rec: AgentTarget(hub, rec.name)
             manager.nodes.live["agent"] = hub.is_connected
             hub.on_telemetry = automation.record_agent_metrics  # agents' samples: metrics + playbooks
+            hub.on_node_state = automation.node_state  # connected: up; gone past down_after_s: down
         app.state.automation = automation
         state_dir = settings.paths.state_dir
         app.state.access = Access(
