@@ -33,7 +33,9 @@ def topic_text(text: str) -> str:
 
     "What is the home directory of user bob?" and the example "... of user alice?" differ only in the
     name, yet MiniLM puts the name's weight into the cosine (0.57 against that recipe). Paths, IPs and
-    the name after "user"/"group"/"service"/... become one placeholder each, on both sides.
+    the name after "user"/"group"/"process named"/... become one placeholder each, on both sides. Not
+    after "service" or "unit": there the next word says what is asked ("services failed", "service
+    running"), and service names come before the word ("the nginx service").
     """
     out = text
     for v in sorted(extract_values(text), key=lambda v: -v.start):
